@@ -1,0 +1,76 @@
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tf_dualenc import doctor
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_environment_shims_are_set_before_tensorflow():
+    assert os.environ["KERAS_BACKEND"] == "tensorflow"
+    assert os.environ["TF_USE_LEGACY_KERAS"] == "1"
+    import keras
+    import tensorflow as tf
+
+    assert keras.__version__.startswith("3.")
+    assert tf.keras.__name__.startswith("tf_keras")
+
+
+def test_tfdv_stand_in_imports_and_fails_loudly_on_use():
+    code = (
+        "import tf_dualenc\n"
+        "import tensorflow_data_validation as tfdv\n"
+        "from tensorflow_data_validation.utils import schema_util\n"
+        "annotation = tfdv.DatasetListView\n"
+        "try:\n"
+        "    tfdv.generate_statistics_from_tfrecord('x')\n"
+        "except ImportError as e:\n"
+        "    print('ERROR', e)\n"
+        "try:\n"
+        "    schema_util.get_feature(None, 'f')\n"
+        "except ImportError as e:\n"
+        "    print('ERROR', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    lines = [line for line in out.splitlines() if line.startswith("ERROR")]
+    assert len(lines) == 2
+    assert "tensorflow-data-validation" in lines[0] and "generate_statistics_from_tfrecord" in lines[0]
+    assert "schema_util.get_feature" in lines[1]
+
+
+def test_user_environment_settings_win():
+    code = "import os, tf_dualenc; print(os.environ['TF_USE_LEGACY_KERAS'])"
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="0")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "0"
+
+
+def test_doctor_pins_match_requirements_file():
+    pins = {}
+    for line in (REPO / "requirements" / "requirements.in").read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.-]+)(\[[^\]]*\])?==([^\s#]+)", line)
+        if match:
+            pins[match.group(1).lower()] = match.group(3)
+    assert pins == doctor.PINNED
+
+
+@pytest.mark.slow
+def test_doctor_reports_every_check_ok():
+    lines = []
+    assert doctor.run(print_fn=lines.append) == 0, "\n".join(lines)
+    report = "\n".join(lines)
+    for label in ("tensorflow-text ops", "scann TF ops", "tensorflow-recommenders", "tfx"):
+        assert re.search(rf"{re.escape(label)}\s+ok", report), report
+
+
+def test_doctor_flags_a_version_mismatch(monkeypatch):
+    monkeypatch.setitem(doctor.PINNED, "numpy", "0.0.1")
+    monkeypatch.setattr(doctor, "CHECKS", ())
+    lines = []
+    assert doctor.run(print_fn=lines.append) == 1
+    assert any("numpy" in line and "MISMATCH (want 0.0.1)" in line for line in lines)

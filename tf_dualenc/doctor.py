@@ -1,0 +1,124 @@
+"""`tf-dualenc doctor`: what is installed, and whether the parts that break first actually load."""
+
+import importlib
+import importlib.metadata
+import time
+
+# The verified stack (requirements/requirements.in; a test keeps the two in step).
+PINNED = {
+    "tensorflow-cpu": "2.20.0",
+    "tensorflow-text": "2.20.1",
+    "keras": "3.15.1",
+    "keras-hub": "0.32.0",
+    "tf-keras": "2.20.1",
+    "tensorflow-recommenders": "0.7.7",
+    "scann": "1.4.2",
+    "apache-beam": "2.77.0",
+    "tfx": "1.21.0",
+    "ml-pipelines-sdk": "1.21.0",
+    "ml-metadata": "1.17.1",
+    "tfx-bsl": "1.21.0",
+    "tensorflow-transform": "1.21.0",
+    "tensorflow-model-analysis": "0.52.0",
+    "tensorflow-metadata": "1.21.0",
+    "tensorflow-serving-api": "2.19.1",
+    "sentencepiece": "0.2.3",
+    "safetensors": "0.8.0",
+    "numpy": "2.4.6",
+    "protobuf": "6.33.6",
+    "attrs": "25.4.0",
+}
+# Either build of TensorFlow satisfies the stack: tensorflow-cpu here, tensorflow on GPU machines.
+_ALTERNATIVES = {"tensorflow-cpu": ("tensorflow-cpu", "tensorflow")}
+
+
+def installed_version(package):
+    for name in _ALTERNATIVES.get(package, (package,)):
+        try:
+            return name, importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return package, None
+
+
+def _op_registered(name):
+    from tensorflow.python.framework import op_def_registry
+
+    return op_def_registry.get(name) is not None
+
+
+def _check_tensorflow_text():
+    import tensorflow_text  # noqa: F401  (registers the ops)
+
+    missing = [op for op in ("SentencepieceOp", "SentencepieceTokenizeOp") if not _op_registered(op)]
+    if missing:
+        raise RuntimeError(f"ops not registered: {missing}")
+    return "SentencepieceOp, SentencepieceTokenizeOp registered"
+
+
+def _check_scann():
+    from scann.scann_ops.py import scann_ops  # noqa: F401  (loads _scann_ops.so)
+
+    # ScaNN registers its ops under the "Scann>" namespace.
+    if not _op_registered("Scann>ScannSearchBatched"):
+        raise RuntimeError("Scann>ScannSearchBatched op not registered")
+    return "ScaNN TF ops loaded"
+
+
+def _check_tfrs():
+    import tensorflow_recommenders as tfrs
+
+    return f"tfrs {tfrs.__version__} (tf.keras is {importlib.import_module('tensorflow').keras.__name__})"
+
+
+def _check_tfx():
+    import tfx.v1 as tfx  # noqa: F401
+
+    from tf_dualenc import _env
+
+    if _env.tfdv_is_stub():
+        return "tfx.v1 imports; TFDV absent (stand-in active: StatisticsGen/SchemaGen/ExampleValidator unavailable)"
+    return "tfx.v1 imports; TFDV installed"
+
+
+def _check_keras():
+    import keras
+    import tensorflow as tf
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(f"Keras backend is {backend!r}, tf_dualenc needs 'tensorflow'")
+    return f"Keras {keras.__version__} on TensorFlow {tf.__version__}"
+
+
+CHECKS = (
+    ("keras backend", _check_keras),
+    ("tensorflow-text ops", _check_tensorflow_text),
+    ("scann TF ops", _check_scann),
+    ("tensorflow-recommenders", _check_tfrs),
+    ("tfx", _check_tfx),
+)
+
+
+def run(print_fn=print):
+    """Prints the report; returns 0 when every pin matches and every check passes, else 1."""
+    ok = True
+    print_fn("tf_dualenc doctor")
+    print_fn("\nPinned stack (requirements/lock.txt):")
+    for package, want in PINNED.items():
+        name, have = installed_version(package)
+        status = "ok" if have == want else ("MISSING" if have is None else f"MISMATCH (want {want})")
+        ok &= status == "ok"
+        print_fn(f"  {name:<28} {have or '-':<12} {status}")
+    print_fn("\nImports and ops:")
+    for label, check in CHECKS:
+        start = time.perf_counter()
+        try:
+            detail = check()
+            status = "ok"
+        except Exception as error:  # noqa: BLE001 — doctor reports every failure instead of stopping at one
+            detail, status = f"{type(error).__name__}: {error}", "FAILED"
+            ok = False
+        print_fn(f"  {label:<26} {status:<7} {detail} ({time.perf_counter() - start:.1f}s)")
+    print_fn("\nAll checks passed." if ok else "\nSome checks FAILED: see above. Re-run `make setup`.")
+    return 0 if ok else 1
