@@ -1,0 +1,20 @@
+"""Towers and the dual-encoder model."""
+
+from tf_dualenc.models.activations import gelu_approximate
+from tf_dualenc.models.builders import build_t5_dual_encoder
+from tf_dualenc.models.dual_encoder import ARCHITECTURES, DualEncoder
+from tf_dualenc.models.masked_mean_pooling import MaskedMeanPooling
+from tf_dualenc.models.t5_encoder_tower import T5EncoderTower
+from tf_dualenc.models.t5_tower_configs import T5_TOWER_CONFIGS, T5_VOCABULARY_SIZE, t5_tower_config
+
+__all__ = [
+    "ARCHITECTURES",
+    "DualEncoder",
+    "MaskedMeanPooling",
+    "T5EncoderTower",
+    "T5_TOWER_CONFIGS",
+    "T5_VOCABULARY_SIZE",
+    "build_t5_dual_encoder",
+    "gelu_approximate",
+    "t5_tower_config",
+]

@@ -1,0 +1,70 @@
+"""One-call constructors of T5 dual encoders from a size name and a vocabulary file."""
+
+import keras_hub
+
+from tf_dualenc.models.dual_encoder import ARCHITECTURES, DualEncoder
+from tf_dualenc.models.t5_encoder_tower import T5EncoderTower
+from tf_dualenc.models.t5_tower_configs import T5_TOWER_CONFIGS, t5_tower_config
+from tf_dualenc.vocabulary import read_vocabulary
+
+
+def build_t5_dual_encoder(
+    size="tiny",
+    *,
+    vocabulary,
+    architecture="ade_spl",
+    embedding_dim=None,
+    query_sequence_length=64,
+    document_sequence_length=256,
+    preset=None,
+    vocabulary_size=None,
+    **tower_overrides,
+):
+    """Builds a `DualEncoder` with T5 encoder towers.
+
+    Args:
+        size: a key of `T5_TOWER_CONFIGS` ("tiny", "t5_1.1_small", ... "t5_1.1_xxl"); ignored with `preset`.
+        vocabulary: path of a SentencePiece model with T5's special ids (it travels with the saved model).
+        architecture: "sde", "ade" or "ade_spl".
+        embedding_dim: projection size; defaults to the tower's hidden size.
+        query_sequence_length, document_sequence_length: token budgets (EOS included) for each side.
+        preset: a keras-hub T5 preset name or local preset folder to initialise both towers from.
+        vocabulary_size: embedding rows; defaults to the vocabulary's size (from scratch) — a pretrained
+            checkpoint's 32,128 comes with `preset`.
+        **tower_overrides: T5 config overrides, e.g. `dropout=0.0`.
+    """
+    errors = []
+    if preset is None and size not in T5_TOWER_CONFIGS:
+        errors.append(f"size={size!r} is not one of {sorted(T5_TOWER_CONFIGS)}")
+    if architecture not in ARCHITECTURES:
+        errors.append(f"architecture={architecture!r} is not one of {list(ARCHITECTURES)}")
+    for name, value in (("query_sequence_length", query_sequence_length), ("document_sequence_length", document_sequence_length)):
+        if not isinstance(value, int) or value < 2:
+            errors.append(f"{name}={value!r} must be an integer >= 2 (room for one token and EOS)")
+    if errors:
+        raise ValueError("Invalid dual-encoder config: " + "; ".join(errors) + ".")
+
+    proto = read_vocabulary(vocabulary)
+    tokenizer = keras_hub.models.T5Tokenizer(proto=proto)
+    if preset is not None:
+        make_tower = lambda name: T5EncoderTower.from_preset(preset, name=name)  # noqa: E731
+    else:
+        config = t5_tower_config(size, vocabulary_size or tokenizer.vocabulary_size(), **tower_overrides)
+        make_tower = lambda name: T5EncoderTower(**config, name=name)  # noqa: E731
+
+    query_tower = make_tower("query_tower")
+    document_tower = None if architecture == "sde" else make_tower("document_tower")
+    return DualEncoder(
+        query_tower=query_tower,
+        document_tower=document_tower,
+        query_preprocessor=keras_hub.models.T5Preprocessor(
+            tokenizer=tokenizer, sequence_length=query_sequence_length, name="query_preprocessor"
+        ),
+        document_preprocessor=keras_hub.models.T5Preprocessor(
+            tokenizer=keras_hub.models.T5Tokenizer(proto=proto),
+            sequence_length=document_sequence_length,
+            name="document_preprocessor",
+        ),
+        architecture=architecture,
+        embedding_dim=embedding_dim,
+    )

@@ -1,0 +1,222 @@
+"""The dual-encoder task model: preprocessors, query/document towers, projection, L2 normalisation."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+ARCHITECTURES = ("sde", "ade", "ade_spl")
+
+
+def _embedding_layer_input_dim(tower):
+    dim = getattr(tower, "output_dim", None)
+    if dim is None:
+        dim = tower.output.shape[-1]
+    return int(dim)
+
+
+@keras.saving.register_keras_serializable(package="tf_dualenc")
+class DualEncoder(keras.Model):
+    """Maps queries and documents to unit vectors with two towers; similarity is their cosine.
+
+    The paper's architectures (Moiseev et al. 2023, Dong et al. 2022):
+
+    - "sde": one tower and one projection shared by queries and documents;
+    - "ade": two towers, two projections;
+    - "ade_spl": two towers, one shared projection layer (the paper's main setting).
+
+        e_q = normalize(P_q · tower_q(tokens(q)))      e_d = normalize(P_d · tower_d(tokens(d)))
+
+    with P_q = P_d for "sde" and "ade_spl".
+
+    Inputs. `call` takes a dict with "query" and "document" (raw strings [B], or the preprocessors' output
+    dicts), and optionally "negatives" (strings [B, N] or token dicts with [B, N, L] tensors: hard-negative
+    documents). It returns the stacked embeddings [B, 2 + N, D]: `[:, 0]` queries, `[:, 1]` documents,
+    `[:, 2:]` hard negatives — the layout the losses in `tf_dualenc.losses` read as `y_pred`.
+
+    Args:
+        query_tower: a Keras model mapping the query preprocessor's output dict to [B, H].
+        document_tower: the document tower; must be None (or the same object) for "sde".
+        query_preprocessor: a layer mapping raw strings [B] to the query tower's input dict.
+        document_preprocessor: the same for documents (usually a longer sequence length).
+        architecture: one of "sde", "ade", "ade_spl".
+        embedding_dim: size of the projected embedding.
+
+    Example:
+    ```python
+    model = build_t5_dual_encoder("tiny", vocabulary="spiece.model", architecture="ade_spl")
+    model.compile(optimizer=keras.optimizers.Adafactor(1e-3), loss=SamToNeLoss())
+    q = model.encode_queries(["who wrote hamlet"])
+    d = model.encode_documents(["Hamlet is a tragedy by William Shakespeare."])
+    model.similarity(q, d)
+    ```
+    """
+
+    def __init__(
+        self,
+        query_tower,
+        query_preprocessor,
+        document_preprocessor,
+        document_tower=None,
+        architecture="ade_spl",
+        embedding_dim=None,
+        **kwargs,
+    ):
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"`architecture` must be one of {ARCHITECTURES}; got {architecture!r}.")
+        if architecture == "sde" and document_tower is not None and document_tower is not query_tower:
+            raise ValueError("architecture='sde' shares one tower: pass `document_tower=None`.")
+        if architecture != "sde" and (document_tower is None or document_tower is query_tower):
+            raise ValueError(f"architecture={architecture!r} needs a separate `document_tower`.")
+        super().__init__(**kwargs)
+        self.architecture = architecture
+        self.query_tower = query_tower
+        self.document_tower = query_tower if architecture == "sde" else document_tower
+        self.query_preprocessor = query_preprocessor
+        self.document_preprocessor = document_preprocessor
+
+        query_dim = _embedding_layer_input_dim(self.query_tower)
+        document_dim = _embedding_layer_input_dim(self.document_tower)
+        if architecture == "ade_spl" and query_dim != document_dim:
+            raise ValueError(
+                f"architecture='ade_spl' shares one projection, so both towers need the same output size; "
+                f"got query {query_dim} and document {document_dim}."
+            )
+        embedding_dim = int(embedding_dim or query_dim)
+        if embedding_dim <= 0:
+            raise ValueError(f"`embedding_dim` must be positive; got {embedding_dim}.")
+        self.embedding_dim = embedding_dim
+        # Linear projection with no bias, as in t5x_retrieval's dual encoders.
+        self.query_projection = keras.layers.Dense(
+            embedding_dim, use_bias=False, dtype=self.dtype_policy, name="query_projection"
+        )
+        self.query_projection.build((None, query_dim))
+        if architecture == "ade":
+            self.document_projection = keras.layers.Dense(
+                embedding_dim, use_bias=False, dtype=self.dtype_policy, name="document_projection"
+            )
+            self.document_projection.build((None, document_dim))
+        else:
+            self.document_projection = self.query_projection
+        self.built = True
+        self._encode_fns = {}
+
+    # ---- graph-level pieces -------------------------------------------------------------------------
+
+    @staticmethod
+    def _normalize(x):
+        # In float32: a float16 norm of a 768-wide vector can overflow.
+        x = tf.cast(x, tf.float32)
+        return tf.math.l2_normalize(x, axis=-1)
+
+    def _features(self, inputs, preprocessor):
+        if isinstance(inputs, dict):
+            return inputs
+        inputs = tf.convert_to_tensor(inputs)
+        if inputs.dtype != tf.string:
+            raise ValueError(f"Text inputs must be strings; got dtype {inputs.dtype.name}.")
+        return preprocessor(inputs)
+
+    def embed_queries(self, inputs, training=False):
+        """Raw strings [B] or query features → [B, D] unit vectors (graph-friendly)."""
+        features = self._features(inputs, self.query_preprocessor)
+        return self._normalize(self.query_projection(self.query_tower(features, training=training)))
+
+    def embed_documents(self, inputs, training=False):
+        """Raw strings [B] or document features → [B, D] unit vectors (graph-friendly)."""
+        features = self._features(inputs, self.document_preprocessor)
+        return self._normalize(self.document_projection(self.document_tower(features, training=training)))
+
+    def _embed_negatives(self, negatives, training):
+        if isinstance(negatives, dict):
+            first = next(iter(negatives.values()))
+            batch, count = tf.shape(first)[0], tf.shape(first)[1]
+            flat = {k: tf.reshape(v, tf.concat([[-1], tf.shape(v)[2:]], 0)) for k, v in negatives.items()}
+        else:
+            negatives = tf.convert_to_tensor(negatives)
+            batch, count = tf.shape(negatives)[0], tf.shape(negatives)[1]
+            flat = tf.reshape(negatives, [-1])
+        embedded = self.embed_documents(flat, training=training)
+        return tf.reshape(embedded, [batch, count, self.embedding_dim])
+
+    def call(self, inputs, training=None):
+        if not isinstance(inputs, dict) or "query" not in inputs or "document" not in inputs:
+            got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+            raise ValueError(f"DualEncoder expects a dict with 'query' and 'document' (and optional 'negatives'); got {got}.")
+        unknown = set(inputs) - {"query", "document", "negatives"}
+        if unknown:
+            raise ValueError(f"Unknown DualEncoder input keys {sorted(unknown)}; valid: ['document', 'negatives', 'query'].")
+        parts = [
+            self.embed_queries(inputs["query"], training=training)[:, None],
+            self.embed_documents(inputs["document"], training=training)[:, None],
+        ]
+        if inputs.get("negatives") is not None:
+            parts.append(self._embed_negatives(inputs["negatives"], training))
+        return tf.concat(parts, axis=1)
+
+    # ---- user-level encoding -------------------------------------------------------------------------
+
+    def _encode(self, side, texts, batch_size):
+        if isinstance(texts, str):
+            raise ValueError(f"encode_{side}s expects a list of strings, not a single string: {texts[:60]!r}.")
+        texts = list(texts)
+        if batch_size < 1:
+            raise ValueError(f"`batch_size` must be >= 1; got {batch_size}.")
+        for i, text in enumerate(texts):
+            if not isinstance(text, (str, bytes)):
+                raise ValueError(f"encode_{side}s: item {i} is {type(text).__name__}, not a string.")
+        if side not in self._encode_fns:
+            embed = self.embed_queries if side == "query" else self.embed_documents
+            self._encode_fns[side] = tf.function(
+                lambda x: embed(x, training=False),
+                input_signature=[tf.TensorSpec([None], tf.string)],
+                reduce_retracing=True,
+            )
+        fn = self._encode_fns[side]
+        out = [fn(tf.constant(texts[i : i + batch_size], tf.string)).numpy() for i in range(0, len(texts), batch_size)]
+        if not out:
+            return np.zeros((0, self.embedding_dim), np.float32)
+        return np.concatenate(out, axis=0)
+
+    def encode_queries(self, texts, batch_size=64):
+        """Embeds query strings: a list of N strings → float32 array [N, D] of unit vectors."""
+        return self._encode("query", texts, batch_size)
+
+    def encode_documents(self, texts, batch_size=64):
+        """Embeds document strings: a list of N strings → float32 array [N, D] of unit vectors."""
+        return self._encode("document", texts, batch_size)
+
+    @staticmethod
+    def similarity(query_embeddings, document_embeddings):
+        """Cosine similarity matrix [Nq, Nd] (inputs are normalised here, so any embeddings work)."""
+        q = np.asarray(query_embeddings, np.float32)
+        d = np.asarray(document_embeddings, np.float32)
+        if q.ndim != 2 or d.ndim != 2 or q.shape[1] != d.shape[1]:
+            raise ValueError(
+                f"similarity needs [Nq, D] and [Nd, D] arrays with the same D; got {q.shape} and {d.shape}."
+            )
+        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+        return q @ d.T
+
+    # ---- serialisation -------------------------------------------------------------------------------
+
+    def get_config(self):
+        serialize = keras.saving.serialize_keras_object
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "architecture": self.architecture,
+            "embedding_dim": self.embedding_dim,
+            "query_tower": serialize(self.query_tower),
+            "document_tower": None if self.architecture == "sde" else serialize(self.document_tower),
+            "query_preprocessor": serialize(self.query_preprocessor),
+            "document_preprocessor": serialize(self.document_preprocessor),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("query_tower", "document_tower", "query_preprocessor", "document_preprocessor"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
