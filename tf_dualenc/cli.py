@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+import warnings
 
 
 def _doctor(args):
@@ -57,6 +58,9 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     import tf_dualenc  # noqa: F401  (environment shims before any TensorFlow import)
+
+    # keras-hub's T5 attention layers warn about a Keras mask they never use, once per layer and call.
+    warnings.filterwarnings("ignore", message=r".*T5MultiHeadAttention.*does not support masking")
 
     try:
         return args.func(args)
