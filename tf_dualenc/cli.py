@@ -28,6 +28,67 @@ def _train_vocab(args):
     return 0
 
 
+def _evaluate(args):
+    from tf_dualenc.data import load_beir
+    from tf_dualenc.evaluation import evaluate_retrieval, parse_measure
+
+    measures = tuple(m.strip() for m in args.measures.split(","))
+    for m in measures:
+        parse_measure(m)  # fail on a typo before loading anything heavy
+    dataset = load_beir(args.data, args.split, lenient=args.lenient)
+    if dataset.skipped:
+        print(f"lenient mode skipped {sum(dataset.skipped.values())} records: {dict(dataset.skipped)}")
+    model, method = None, "dense"
+    if args.model == "bm25":
+        method = "bm25"
+    else:
+        model = load_retrieval_model(args.model, args.query_length, args.document_length)
+    report = evaluate_retrieval(
+        dataset,
+        model=model,
+        method=method,
+        k=args.k,
+        measures=measures,
+        batch_size=args.batch_size,
+        ignore_identical_ids=args.ignore_identical_ids,
+        output_dir=args.output_dir,
+        model_description=args.model,
+    )
+    print(f"{args.model} on {args.data} ({args.split}: {report['dataset']['queries']} queries, {report['dataset']['documents']} documents)")
+    for name, value in report["metrics"].items():
+        print(f"  {name:<12} {value:.4f}")
+    if "documents_per_second" in report["timings"]:
+        print(f"  encoded {report['timings']['documents_per_second']:.1f} documents/s")
+    print(f"wrote {args.output_dir}/report.json and run.trec")
+    return 0
+
+
+def load_retrieval_model(spec, query_length=None, document_length=None):
+    """A `.keras` DualEncoder file, "all-MiniLM-L6-v2", or a local Hugging Face BERT-family folder (zero-shot SDE)."""
+    import os
+
+    if spec.endswith(".keras"):
+        import keras
+
+        if not os.path.isfile(spec):
+            raise FileNotFoundError(f"Model file not found: {spec}")
+        model = keras.models.load_model(spec)
+        if query_length:
+            model.query_preprocessor.sequence_length = query_length
+        if document_length:
+            model.document_preprocessor.sequence_length = document_length
+        return model
+    if spec == "all-MiniLM-L6-v2" or os.path.isfile(os.path.join(spec, "config.json")):
+        from tf_dualenc.models import build_bert_dual_encoder
+
+        return build_bert_dual_encoder(
+            spec, architecture="sde", query_sequence_length=query_length or 256, document_sequence_length=document_length or 256
+        )
+    raise ValueError(
+        f"--model {spec!r}: expected a .keras file, 'bm25', 'all-MiniLM-L6-v2', or a Hugging Face folder with config.json."
+    )
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="tf-dualenc", description=__doc__.split(".")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -45,6 +106,20 @@ def build_parser():
         help="SentencePiece model; default: ../shared/models/t5/spiece.model if present, else one trained on the sample",
     )
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("evaluate", help="evaluate a retriever on a BEIR-layout split (JSON report + TREC run)")
+    p.add_argument("--model", required=True, help="a .keras dual encoder, 'bm25', 'all-MiniLM-L6-v2', or a HF BERT folder")
+    p.add_argument("--data", required=True, help="BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--output-dir", required=True)
+    p.add_argument("--k", type=int, default=100, help="run depth (default: %(default)s)")
+    p.add_argument("--measures", default="NDCG@10,MRR@10,P@1,Recall@100,MAP@100")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--query-length", type=int, default=None, help="query token budget (default: the model's)")
+    p.add_argument("--document-length", type=int, default=None, help="document token budget (default: the model's)")
+    p.add_argument("--ignore-identical-ids", action="store_true", help="BEIR's option: drop hits whose id equals the query id")
+    p.add_argument("--lenient", action="store_true", help="skip and count bad records instead of failing")
+    p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("train-vocab", help="train a T5-compatible SentencePiece vocabulary on a corpus")
     p.add_argument("--input", nargs="+", required=True, help="text, JSONL or BEIR corpus.jsonl/queries.jsonl files")
@@ -64,7 +139,7 @@ def main(argv=None):
 
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, ImportError) as error:
         print(f"tf-dualenc {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -27,6 +27,8 @@ PINNED = {
     "numpy": "2.4.6",
     "protobuf": "6.33.6",
     "attrs": "25.4.0",
+    "bm25s": "0.3.16",
+    "pystemmer": "3.1.0",
 }
 # Either build of TensorFlow satisfies the stack: tensorflow-cpu here, tensorflow on GPU machines.
 _ALTERNATIVES = {"tensorflow-cpu": ("tensorflow-cpu", "tensorflow")}

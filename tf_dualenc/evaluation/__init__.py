@@ -1,5 +1,18 @@
-"""Retrieval evaluation."""
+"""Retrieval evaluation: exact search, trec_eval metrics, BM25 baseline, reports."""
 
+from tf_dualenc.evaluation.evaluate import dense_run, evaluate_retrieval
+from tf_dualenc.evaluation.exact_search import exact_top_k
 from tf_dualenc.evaluation.ranking_metrics import retrieval_metrics, top_k
+from tf_dualenc.evaluation.trec_metrics import DEFAULT_MEASURES, evaluate_run, parse_measure, write_trec_run
 
-__all__ = ["retrieval_metrics", "top_k"]
+__all__ = [
+    "DEFAULT_MEASURES",
+    "dense_run",
+    "evaluate_retrieval",
+    "evaluate_run",
+    "exact_top_k",
+    "parse_measure",
+    "retrieval_metrics",
+    "top_k",
+    "write_trec_run",
+]

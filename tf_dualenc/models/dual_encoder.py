@@ -40,6 +40,8 @@ class DualEncoder(keras.Model):
         document_preprocessor: the same for documents (usually a longer sequence length).
         architecture: one of "sde", "ade", "ade_spl".
         embedding_dim: size of the projected embedding.
+        projection_initializer: initializer of the projection kernel(s). "identity" (needs embedding_dim equal
+            to the tower size) starts a pretrained tower exactly at its own embeddings.
 
     Example:
     ```python
@@ -59,6 +61,7 @@ class DualEncoder(keras.Model):
         document_tower=None,
         architecture="ade_spl",
         embedding_dim=None,
+        projection_initializer="glorot_uniform",
         **kwargs,
     ):
         if architecture not in ARCHITECTURES:
@@ -84,15 +87,31 @@ class DualEncoder(keras.Model):
         embedding_dim = int(embedding_dim or query_dim)
         if embedding_dim <= 0:
             raise ValueError(f"`embedding_dim` must be positive; got {embedding_dim}.")
+        if keras.initializers.get(projection_initializer).__class__.__name__ == "Identity" and embedding_dim not in (
+            query_dim,
+        ):
+            raise ValueError(
+                f"projection_initializer='identity' needs embedding_dim equal to the tower size {query_dim}; "
+                f"got {embedding_dim}."
+            )
         self.embedding_dim = embedding_dim
+        self.projection_initializer = keras.initializers.get(projection_initializer)
         # Linear projection with no bias, as in t5x_retrieval's dual encoders.
         self.query_projection = keras.layers.Dense(
-            embedding_dim, use_bias=False, dtype=self.dtype_policy, name="query_projection"
+            embedding_dim,
+            use_bias=False,
+            kernel_initializer=self.projection_initializer,
+            dtype=self.dtype_policy,
+            name="query_projection",
         )
         self.query_projection.build((None, query_dim))
         if architecture == "ade":
             self.document_projection = keras.layers.Dense(
-                embedding_dim, use_bias=False, dtype=self.dtype_policy, name="document_projection"
+                embedding_dim,
+                use_bias=False,
+                kernel_initializer=self.projection_initializer,
+                dtype=self.dtype_policy,
+                name="document_projection",
             )
             self.document_projection.build((None, document_dim))
         else:
@@ -207,6 +226,7 @@ class DualEncoder(keras.Model):
             "trainable": self.trainable,
             "architecture": self.architecture,
             "embedding_dim": self.embedding_dim,
+            "projection_initializer": keras.initializers.serialize(self.projection_initializer),
             "query_tower": serialize(self.query_tower),
             "document_tower": None if self.architecture == "sde" else serialize(self.document_tower),
             "query_preprocessor": serialize(self.query_preprocessor),

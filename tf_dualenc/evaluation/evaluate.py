@@ -1,0 +1,120 @@
+"""Evaluate a retriever on a BEIR-layout split: encode, exact top-k, trec_eval metrics, report and run file."""
+
+import json
+import os
+import platform
+import time
+
+from tf_dualenc.evaluation.exact_search import exact_top_k
+from tf_dualenc.evaluation.trec_metrics import DEFAULT_MEASURES, evaluate_run, parse_measure, write_trec_run
+
+
+def _drop_identical(run):
+    return {qid: {d: s for d, s in docs.items() if d != qid} for qid, docs in run.items()}
+
+
+def dense_run(model, dataset, *, k=100, batch_size=64, ignore_identical_ids=False, title_separator=" "):
+    """Encodes the corpus and the split's queries with `model` and returns ({qid: {doc: score}}, timings)."""
+    doc_ids = list(dataset.corpus)
+    query_ids = list(dataset.queries)
+    timings = {}
+    start = time.perf_counter()
+    documents = model.encode_documents([dataset.document_text(d, title_separator) for d in doc_ids], batch_size=batch_size)
+    timings["encode_corpus_seconds"] = time.perf_counter() - start
+    timings["documents_per_second"] = len(doc_ids) / max(timings["encode_corpus_seconds"], 1e-9)
+    start = time.perf_counter()
+    queries = model.encode_queries([dataset.queries[q] for q in query_ids], batch_size=batch_size)
+    timings["encode_queries_seconds"] = time.perf_counter() - start
+    start = time.perf_counter()
+    # One extra hit per query so dropping the query's own id still leaves k.
+    indices, scores = exact_top_k(queries, documents, k + int(ignore_identical_ids))
+    timings["search_seconds"] = time.perf_counter() - start
+    run = {
+        qid: {doc_ids[int(i)]: float(s) for i, s in zip(row_idx, row_scores)}
+        for qid, row_idx, row_scores in zip(query_ids, indices, scores)
+    }
+    if ignore_identical_ids:
+        run = _drop_identical(run)
+    return run, timings
+
+
+def evaluate_retrieval(
+    dataset,
+    *,
+    model=None,
+    method="dense",
+    k=100,
+    measures=DEFAULT_MEASURES,
+    batch_size=64,
+    ignore_identical_ids=False,
+    output_dir=None,
+    model_description=None,
+    title_separator=" ",
+):
+    """Runs one retriever on a `BeirDataset` split and scores it.
+
+    Args:
+        dataset: a `tf_dualenc.data.BeirDataset`.
+        model: a `DualEncoder` (for method="dense").
+        method: "dense" or "bm25".
+        k: depth of the run (at least the largest cut-off in `measures`).
+        measures: trec_eval-style measure names.
+        ignore_identical_ids: BEIR's option: drop a hit whose document id equals the query id.
+        output_dir: when given, writes `report.json` and `run.trec` there.
+        model_description: what to record as the model in the report.
+
+    Returns:
+        The report dict (metrics, dataset, model, config, timings, machine).
+    """
+    if method not in ("dense", "bm25"):
+        raise ValueError(f"`method` must be 'dense' or 'bm25'; got {method!r}.")
+    deepest = max(parse_measure(m)[1] for m in measures)
+    if k < deepest:
+        raise ValueError(f"`k`={k} is smaller than the deepest cut-off in {list(measures)} ({deepest}).")
+    if method == "dense" and model is None:
+        raise ValueError("method='dense' needs a `model`.")
+    start = time.perf_counter()
+    if method == "bm25":
+        from tf_dualenc.evaluation.bm25_baseline import bm25_run
+
+        doc_ids = list(dataset.corpus)
+        run = bm25_run(
+            doc_ids,
+            [dataset.document_text(d, title_separator) for d in doc_ids],
+            list(dataset.queries),
+            list(dataset.queries.values()),
+            k=k + int(ignore_identical_ids),
+        )
+        if ignore_identical_ids:
+            run = _drop_identical(run)
+        timings = {}
+    else:
+        run, timings = dense_run(
+            model, dataset, k=k, batch_size=batch_size, ignore_identical_ids=ignore_identical_ids, title_separator=title_separator
+        )
+    scores = evaluate_run(dataset.qrels, run, measures=measures)
+    timings["total_seconds"] = time.perf_counter() - start
+    report = {
+        "metrics": scores["aggregate"],
+        "dataset": {
+            "path": os.path.abspath(dataset.path),
+            "split": dataset.split,
+            "documents": len(dataset.corpus),
+            "queries": len(dataset.queries),
+            "qrels": sum(len(v) for v in dataset.qrels.values()),
+            "skipped": dict(dataset.skipped),
+        },
+        "model": model_description or ("bm25 (bm25s, lucene, k1=1.5, b=0.75, English stopwords + Snowball)" if method == "bm25" else type(model).__name__),
+        "config": {"method": method, "k": k, "measures": list(measures), "ignore_identical_ids": ignore_identical_ids, "batch_size": batch_size},
+        "timings": {key: round(value, 3) for key, value in timings.items()},
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
+    }
+    if output_dir is not None:
+        os.makedirs(output_dir, exist_ok=True)
+        write_trec_run(os.path.join(output_dir, "run.trec"), run, tag=method)
+        tmp = os.path.join(output_dir, "report.json.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, os.path.join(output_dir, "report.json"))
+    return report

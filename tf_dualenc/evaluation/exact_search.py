@@ -1,0 +1,45 @@
+"""Exact maximum-inner-product top-k by chunked matrix multiplication."""
+
+import numpy as np
+
+
+def exact_top_k(query_embeddings, document_embeddings, k, *, document_chunk=65536, query_chunk=256):
+    """Top-k documents per query by inner product (cosine for unit vectors), exactly.
+
+    Memory stays at query_chunk × (document_chunk + k) scores whatever the corpus size.
+
+    Args:
+        query_embeddings: [Nq, D].
+        document_embeddings: [Nd, D].
+        k: results per query (capped at Nd).
+
+    Returns:
+        (indices [Nq, k] int64, scores [Nq, k] float32), best first; equal scores keep the lower index first.
+    """
+    q = np.asarray(query_embeddings, np.float32)
+    d = np.asarray(document_embeddings, np.float32)
+    if q.ndim != 2 or d.ndim != 2 or q.shape[1] != d.shape[1]:
+        raise ValueError(f"Need [Nq, D] queries and [Nd, D] documents with the same D; got {q.shape} and {d.shape}.")
+    if d.shape[0] == 0:
+        raise ValueError("The document embedding matrix is empty.")
+    k = min(int(k), d.shape[0])
+    if k < 1:
+        raise ValueError(f"`k` must be >= 1; got {k}.")
+    all_idx = np.empty((q.shape[0], k), np.int64)
+    all_scores = np.empty((q.shape[0], k), np.float32)
+    for qs in range(0, q.shape[0], query_chunk):
+        block = q[qs : qs + query_chunk]
+        best_idx = np.empty((block.shape[0], 0), np.int64)
+        best_scores = np.empty((block.shape[0], 0), np.float32)
+        for ds in range(0, d.shape[0], document_chunk):
+            scores = block @ d[ds : ds + document_chunk].T
+            idx = np.broadcast_to(np.arange(ds, ds + scores.shape[1]), scores.shape)
+            cand_scores = np.concatenate([best_scores, scores], axis=1)
+            cand_idx = np.concatenate([best_idx, idx], axis=1)
+            # lexsort: primary key last → score descending, then index ascending.
+            order = np.lexsort((cand_idx, -cand_scores), axis=1)[:, :k]
+            best_scores = np.take_along_axis(cand_scores, order, axis=1)
+            best_idx = np.take_along_axis(cand_idx, order, axis=1)
+        all_idx[qs : qs + block.shape[0]] = best_idx
+        all_scores[qs : qs + block.shape[0]] = best_scores
+    return all_idx, all_scores
