@@ -28,6 +28,16 @@ def _train_vocab(args):
     return 0
 
 
+def _train(args):
+    from tf_dualenc.training import TrainConfig, train
+
+    config = TrainConfig.from_file(args.config, args.set) if args.config else TrainConfig().with_overrides(args.set)
+    if args.output_dir:
+        config = config.with_overrides([f"output_dir={args.output_dir}"])
+    train(config.validate(), stop_after_steps=args.stop_after_steps)
+    return 0
+
+
 def _evaluate(args):
     from tf_dualenc.data import load_beir
     from tf_dualenc.evaluation import evaluate_retrieval, parse_measure
@@ -107,6 +117,13 @@ def build_parser():
     )
     p.set_defaults(func=_demo)
 
+    p = sub.add_parser("train", help="train a dual encoder (resumes from the output folder's last checkpoint)")
+    p.add_argument("--config", help="YAML or JSON file of TrainConfig keys (see docs/training.md)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key; repeatable")
+    p.add_argument("--output-dir", help="shorthand for --set output_dir=...")
+    p.add_argument("--stop-after-steps", type=int, default=None, help="stop this process after N steps (rerun to resume)")
+    p.set_defaults(func=_train)
+
     p = sub.add_parser("evaluate", help="evaluate a retriever on a BEIR-layout split (JSON report + TREC run)")
     p.add_argument("--model", required=True, help="a .keras dual encoder, 'bm25', 'all-MiniLM-L6-v2', or a HF BERT folder")
     p.add_argument("--data", required=True, help="BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/)")
@@ -139,7 +156,7 @@ def main(argv=None):
 
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError) as error:
+    except (ValueError, FileNotFoundError, ImportError, FloatingPointError) as error:
         print(f"tf-dualenc {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,168 @@
+import json
+
+import numpy as np
+import pytest
+
+from tf_dualenc import cli
+from tf_dualenc.data import DataError
+from tf_dualenc.data.pairs import load_training_pairs, read_pair_file
+from tf_dualenc.training import TrainConfig, train
+from tf_dualenc.training.input_pipeline import batches, epoch_batches
+from test_models import PAIRS
+
+
+@pytest.fixture
+def pair_file(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    with open(path, "w") as f:
+        for i, (q, d) in enumerate(PAIRS * 2):
+            # The second copy repeats every document id: no-duplicates batching must keep them apart.
+            f.write(json.dumps({"query_id": f"q{i}", "query": q, "document_id": f"d{i % len(PAIRS)}", "document": d}) + "\n")
+    return path
+
+
+def tiny_config(data, output_dir, vocabulary, **overrides):
+    values = dict(
+        data=str(data), model="t5", size="tiny", vocabulary=vocabulary, query_length=12, document_length=20,
+        batch_size=4, steps=6, checkpoint_every=3, learning_rate=1e-2, dropout=0.0, output_dir=str(output_dir), log_every=1,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_epoch_batches_are_deterministic_full_and_duplicate_free():
+    qids = [f"q{i}" for i in range(20)]
+    dids = [f"d{i % 7}" for i in range(20)]
+    a = epoch_batches(20, 4, seed=3, epoch=0, query_ids=qids, document_ids=dids)
+    b = epoch_batches(20, 4, seed=3, epoch=0, query_ids=qids, document_ids=dids)
+    assert [x.tolist() for x in a] == [x.tolist() for x in b]
+    assert a and all(len(batch) == 4 for batch in a)
+    for batch in a:
+        assert len({dids[i] for i in batch}) == 4 and len({qids[i] for i in batch}) == 4
+    used = np.concatenate(a)
+    assert len(set(used.tolist())) == len(used)  # each pair at most once per epoch
+    other_epoch = epoch_batches(20, 4, seed=3, epoch=1, query_ids=qids, document_ids=dids)
+    assert [x.tolist() for x in other_epoch] != [x.tolist() for x in a]
+    plain = epoch_batches(10, 4, seed=0, epoch=0)
+    assert len(plain) == 2  # drop_remainder
+
+
+def test_batch_stream_resumes_at_any_step():
+    stream = batches(10, 3, seed=1)
+    first = [next(stream).tolist() for _ in range(8)]
+    for start in (0, 2, 3, 5, 7):
+        resumed = batches(10, 3, seed=1, start_step=start)
+        assert [next(resumed).tolist() for _ in range(8 - start)] == first[start:]
+
+
+def test_batch_stream_explains_impossible_batches():
+    with pytest.raises(ValueError, match=r"Not one full batch of 3 pairs.*without repeating"):
+        next(batches(4, 3, seed=0, query_ids=["a", "a", "a", "a"], document_ids=None))
+
+
+def test_pair_file_reader_errors_name_file_and_line(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"query": "a", "document": "b"}\n{"query": "a"}\n')
+    with pytest.raises(DataError, match=r"p\.jsonl:2: missing field\(s\) \['document'\]"):
+        read_pair_file(path)
+    path.write_bytes(b'{"query": "a", "document": "b"}\n{"query": "\xff", "document": "b"}\n{"query": "", "document": "b"}\n')
+    with pytest.raises(DataError, match=r"p\.jsonl:2: invalid UTF-8"):
+        read_pair_file(path)
+    pairs = read_pair_file(path, lenient=True)
+    assert len(pairs) == 1 and sum(pairs.skipped.values()) == 2
+    assert pairs.query_ids == ["a"]  # ids default to the text
+
+
+def test_beir_training_pairs_use_positive_qrels(tmp_path):
+    from test_beir import write_beir
+
+    pairs = load_training_pairs(write_beir(tmp_path, split="train"), split="train")
+    assert list(zip(pairs.query_ids, pairs.document_ids)) == [("q1", "d1"), ("q2", "d2")]
+    assert pairs.documents[0] == "Paris Paris is the capital of France."
+
+
+def test_config_validation_lists_every_problem(tmp_path):
+    config = TrainConfig(data=str(tmp_path / "nowhere"), model="t6", loss="triplet", batch_size=1, temperature=0.0, architecture="twin")
+    with pytest.raises(ValueError) as info:
+        config.validate()
+    message = str(info.value)
+    for expected in (
+        "model='t6' (valid: ['t5', 'bert'])",
+        "loss='triplet' (valid: ['samtone', 'in_batch', 'pair'])",
+        "architecture='twin' (valid: ['sde', 'ade', 'ade_spl'])",
+        "batch_size=1",
+        "temperature=0.0",
+        "does not exist",
+    ):
+        assert expected in message, message
+
+
+def test_config_file_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("batch_size: 32\nloss: in_batch\n")
+    config = TrainConfig.from_file(str(path), ["steps=10", "embedding_dim=none", "bidirectional=false", "learning_rate=0.5"])
+    assert (config.batch_size, config.loss, config.steps, config.embedding_dim, config.bidirectional, config.learning_rate) == (32, "in_batch", 10, None, False, 0.5)
+    assert TrainConfig().temperature == 0.01 and TrainConfig().optimizer == "adafactor" and TrainConfig().batch_size == 512
+    path.write_text("batch_sise: 32\n")
+    with pytest.raises(ValueError, match=r"c\.yaml: unknown key\(s\) \['batch_sise'\]"):
+        TrainConfig.from_file(str(path))
+    with pytest.raises(ValueError, match=r"--set steps='ten': expected a int"):
+        TrainConfig().with_overrides(["steps=ten"])
+    path.write_text("a: [unclosed\n")
+    with pytest.raises(ValueError, match=r"c\.yaml is not valid YAML"):
+        TrainConfig.from_file(str(path))
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_exactly_like_an_uninterrupted_run(tmp_path, pair_file, t5_vocabulary):
+    full_summary, full = train(tiny_config(pair_file, tmp_path / "full", t5_vocabulary), progress=False, print_fn=lambda *_: None)
+    config = tiny_config(pair_file, tmp_path / "split", t5_vocabulary)
+    first, _ = train(config, stop_after_steps=3, progress=False, print_fn=lambda *_: None)
+    assert first["steps_done"] == 3 and not first["finished"]
+    assert not (tmp_path / "split" / "model.keras").exists()
+    second, resumed = train(config, progress=False, print_fn=lambda *_: None)
+    assert second["resumed_from_step"] == 3 and second["finished"]
+    for a, b in zip(full.trainable_variables, resumed.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
+    assert second["last_loss"] == pytest.approx(full_summary["last_loss"], rel=1e-5)
+    assert (tmp_path / "split" / "model.keras").exists()
+    assert list((tmp_path / "split" / "logs").iterdir())
+
+
+@pytest.mark.slow
+def test_resume_with_a_different_config_is_refused(tmp_path, pair_file, t5_vocabulary):
+    config = tiny_config(pair_file, tmp_path / "run", t5_vocabulary, steps=2, checkpoint_every=1)
+    train(config, stop_after_steps=1, progress=False, print_fn=lambda *_: None)
+    changed = tiny_config(pair_file, tmp_path / "run", t5_vocabulary, steps=2, checkpoint_every=1, learning_rate=0.5)
+    with pytest.raises(ValueError, match=r"different config \(learning_rate: 0\.01 → 0\.5\)"):
+        train(changed, progress=False, print_fn=lambda *_: None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["samtone", "in_batch", "pair"])
+def test_train_cli_lowers_the_loss(tmp_path, pair_file, t5_vocabulary, loss):
+    args = ["train", "--output-dir", str(tmp_path / "out")]
+    overrides = dict(data=pair_file, model="t5", size="tiny", vocabulary=t5_vocabulary, query_length=12, document_length=20,
+                     batch_size=8, steps=25, checkpoint_every=25, learning_rate=1e-2, dropout=0.0, loss=loss,
+                     mask_duplicates=loss != "pair", log_every=1)
+    for key, value in overrides.items():
+        args += ["--set", f"{key}={value}"]
+    assert cli.main(args) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["finished"] and summary["model"].endswith("model.keras")
+    first_losses = _tensorboard_scalars(tmp_path / "out" / "logs", "loss")
+    assert len(first_losses) == 25
+    assert np.mean(first_losses[-5:]) < 0.5 * np.mean(first_losses[:5])
+    assert _tensorboard_scalars(tmp_path / "out" / "logs", "learning_rate")[-1] == pytest.approx(0.0, abs=1e-9)
+
+
+def _tensorboard_scalars(logdir, tag):
+    import tensorflow as tf
+
+    values = []
+    for path in sorted(logdir.iterdir()):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    values.append(float(tf.make_ndarray(value.tensor)))
+    return values

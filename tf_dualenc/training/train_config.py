@@ -1,0 +1,197 @@
+"""The training configuration: one flat dataclass, loaded from YAML/JSON and `--set key=value` flags,
+validated as a whole before anything expensive starts."""
+
+import dataclasses
+import json
+import os
+import typing
+
+from tf_dualenc.losses import SAME_TOWER_OPTIONS
+from tf_dualenc.models.dual_encoder import ARCHITECTURES
+from tf_dualenc.models.t5_tower_configs import T5_TOWER_CONFIGS
+
+LOSSES = ("samtone", "in_batch", "pair")
+MODELS = ("t5", "bert")
+OPTIMIZERS = ("adafactor", "adam")
+DATA_FORMATS = ("auto", "beir", "pairs")
+STRATEGIES = ("default",)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything `tf-dualenc train` needs. Defaults are the paper's (Moiseev et al. 2023, Section 3).
+
+    Data:
+        data: BEIR folder (pairs = qrels rows with score > 0) or a JSONL pair file
+            (`{"query_id"?, "query", "document_id"?, "document"}` per line).
+        data_format: "auto" (folder → beir, file → pairs), "beir", "pairs".
+        split: BEIR qrels split to train on.
+        title_separator: joins a BEIR document's title and text.
+        lenient: skip and count bad records instead of failing.
+    Model:
+        model: "t5" (T5 encoder towers) or "bert" (BERT-family, e.g. all-MiniLM-L6-v2).
+        size: T5 size name (ignored for bert or with preset).
+        vocabulary: T5 SentencePiece model (required for t5).
+        preset: keras-hub preset / local folder to initialise towers from ("all-MiniLM-L6-v2" for bert).
+        architecture: "sde", "ade", "ade_spl".
+        embedding_dim: projection size (default: tower size).
+        query_length, document_length: token budgets.
+        dropout: T5 dropout.
+    Loss:
+        loss: "samtone", "in_batch", "pair".
+        same_tower, bidirectional, temperature: as `contrastive_loss` (same_tower applies to "samtone").
+        alpha: PAIR weight.
+        mask_duplicates: drop same-id pairs from the denominators.
+    Optimisation:
+        optimizer: "adafactor" (paper) or "adam"; learning_rate decays linearly to 0 over `steps`.
+        batch_size, steps, seed.
+        no_duplicates: batches never repeat a query id or a document id.
+        jit_compile: XLA-compile the train step.
+    Output:
+        output_dir, checkpoint_every (steps), keep_checkpoints, log_every (steps), strategy.
+    """
+
+    data: str = ""
+    data_format: str = "auto"
+    split: str = "train"
+    title_separator: str = " "
+    lenient: bool = False
+    model: str = "t5"
+    size: str = "t5_1.1_small"
+    vocabulary: typing.Optional[str] = None
+    preset: typing.Optional[str] = None
+    architecture: str = "ade_spl"
+    embedding_dim: typing.Optional[int] = None
+    query_length: int = 64
+    document_length: int = 256
+    dropout: float = 0.1
+    loss: str = "samtone"
+    same_tower: str = "query"
+    bidirectional: bool = True
+    temperature: float = 0.01
+    alpha: float = 0.1
+    mask_duplicates: bool = True
+    optimizer: str = "adafactor"
+    learning_rate: float = 1e-3
+    batch_size: int = 512
+    steps: int = 20000
+    seed: int = 0
+    no_duplicates: bool = True
+    jit_compile: bool = False
+    output_dir: str = "runs/train"
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    log_every: int = 10
+    strategy: str = "default"
+
+    @classmethod
+    def field_names(cls):
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values, source="config"):
+        unknown = sorted(set(values) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"{source}: unknown key(s) {unknown}; valid keys: {cls.field_names()}.")
+        return cls(**values)
+
+    @classmethod
+    def from_file(cls, path, overrides=()):
+        """Reads YAML or JSON, applies `key=value` overrides, validates."""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Config file not found: {path}")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        try:
+            if path.endswith(".json"):
+                values = json.loads(text)
+            else:
+                import yaml
+
+                values = yaml.safe_load(text) or {}
+        except Exception as error:  # yaml and json raise different types
+            raise ValueError(f"Config file {path} is not valid {'JSON' if path.endswith('.json') else 'YAML'}: {error}") from error
+        if not isinstance(values, dict):
+            raise ValueError(f"Config file {path} must hold a mapping of keys to values.")
+        config = cls.from_dict(values, source=path)
+        return config.with_overrides(overrides)
+
+    def with_overrides(self, overrides):
+        values = dataclasses.asdict(self)
+        types = {f.name: f.type for f in dataclasses.fields(self)}
+        for item in overrides:
+            if "=" not in item:
+                raise ValueError(f"--set expects key=value; got {item!r}.")
+            key, raw = item.split("=", 1)
+            if key not in types:
+                raise ValueError(f"--set {key}: unknown key; valid keys: {self.field_names()}.")
+            values[key] = _parse_value(key, raw, types[key])
+        return TrainConfig(**values)
+
+    def validate(self):
+        """Raises one ValueError listing every problem, each with the valid values."""
+        errors = []
+
+        def choice(name, options):
+            if getattr(self, name) not in options:
+                errors.append(f"{name}={getattr(self, name)!r} (valid: {list(options)})")
+
+        choice("data_format", DATA_FORMATS)
+        choice("model", MODELS)
+        choice("architecture", ARCHITECTURES)
+        choice("loss", LOSSES)
+        choice("same_tower", SAME_TOWER_OPTIONS)
+        choice("optimizer", OPTIMIZERS)
+        choice("strategy", STRATEGIES)
+        if not self.data:
+            errors.append("data is empty (a BEIR folder or a JSONL pair file)")
+        elif not os.path.exists(self.data):
+            errors.append(f"data={self.data!r} does not exist")
+        if self.model == "t5":
+            if self.preset is None:
+                choice("size", tuple(T5_TOWER_CONFIGS))
+            if not self.vocabulary:
+                errors.append("vocabulary is required for model='t5' (a SentencePiece model; see `tf-dualenc train-vocab`)")
+            elif not os.path.isfile(self.vocabulary):
+                errors.append(f"vocabulary={self.vocabulary!r} does not exist")
+        if self.model == "bert" and not self.preset:
+            errors.append("preset is required for model='bert' (e.g. 'all-MiniLM-L6-v2' or a Hugging Face folder)")
+        for name, low in (("query_length", 2), ("document_length", 2), ("batch_size", 2), ("steps", 1),
+                          ("checkpoint_every", 1), ("keep_checkpoints", 1), ("log_every", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                errors.append(f"{name}={value!r} (must be an integer >= {low})")
+        if self.embedding_dim is not None and (not isinstance(self.embedding_dim, int) or self.embedding_dim < 1):
+            errors.append(f"embedding_dim={self.embedding_dim!r} (must be a positive integer or null)")
+        for name, low, high in (("temperature", 0.0, None), ("learning_rate", 0.0, None), ("alpha", 0.0, 1.0), ("dropout", 0.0, 1.0)):
+            value = getattr(self, name)
+            bad = not isinstance(value, (int, float)) or isinstance(value, bool)
+            bad = bad or (name in ("temperature", "learning_rate") and value <= low) or (high is not None and not low <= value <= high)
+            if bad:
+                errors.append(f"{name}={value!r} (must be {'> 0' if high is None else f'in [{low}, {high}]'})")
+        if self.loss == "pair" and self.mask_duplicates:
+            errors.append("mask_duplicates=True is not defined for loss='pair' (set mask_duplicates: false)")
+        if errors:
+            raise ValueError("Invalid training config: " + "; ".join(errors) + ".")
+        return self
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _parse_value(key, raw, annotation):
+    base = annotation
+    if typing.get_origin(annotation) is typing.Union:
+        if raw.lower() in ("none", "null"):
+            return None
+        base = [a for a in typing.get_args(annotation) if a is not type(None)][0]
+    try:
+        if base is bool:
+            if raw.lower() in ("true", "1", "yes"):
+                return True
+            if raw.lower() in ("false", "0", "no"):
+                return False
+            raise ValueError
+        return base(raw)
+    except ValueError:
+        raise ValueError(f"--set {key}={raw!r}: expected a {base.__name__}.") from None

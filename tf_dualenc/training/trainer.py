@@ -1,0 +1,223 @@
+"""`tf-dualenc train`: a custom training loop with checkpoints that resume exactly.
+
+A checkpoint holds the model, the optimizer state and the global step; the data position follows from
+the step because the batch order is a pure function of the seed (see `input_pipeline`). So a run killed
+after its checkpoint at step k and restarted continues exactly as an uninterrupted run would.
+"""
+
+import json
+import os
+import resource
+import time
+
+from tf_dualenc.training.train_config import TrainConfig
+
+CONFIG_FILE = "train_config.json"
+# Keys that may differ between a run and its resumption (they do not change the training trajectory).
+_RESUMABLE_DIFFERENCES = {"output_dir", "checkpoint_every", "keep_checkpoints", "log_every", "lenient"}
+
+
+def build_model(config):
+    from tf_dualenc.models import build_bert_dual_encoder, build_t5_dual_encoder
+
+    if config.model == "bert":
+        return build_bert_dual_encoder(
+            config.preset,
+            architecture=config.architecture,
+            embedding_dim=config.embedding_dim,
+            query_sequence_length=config.query_length,
+            document_sequence_length=config.document_length,
+        )
+    return build_t5_dual_encoder(
+        config.size,
+        vocabulary=config.vocabulary,
+        architecture=config.architecture,
+        embedding_dim=config.embedding_dim,
+        query_sequence_length=config.query_length,
+        document_sequence_length=config.document_length,
+        preset=config.preset,
+        **({} if config.preset else {"dropout": config.dropout}),
+    )
+
+
+def make_loss_fn(config):
+    from tf_dualenc.losses import contrastive_loss, pair_loss
+
+    if config.loss == "pair":
+        return lambda q, d, qids, dids: pair_loss(q, d, temperature=config.temperature, alpha=config.alpha)
+    same_tower = config.same_tower if config.loss == "samtone" else "none"
+    masking = config.mask_duplicates
+
+    def loss_fn(q, d, qids, dids):
+        return contrastive_loss(
+            q,
+            d,
+            temperature=config.temperature,
+            bidirectional=config.bidirectional,
+            same_tower=same_tower,
+            query_ids=qids if masking else None,
+            document_ids=dids if masking else None,
+        )
+
+    return loss_fn
+
+
+def make_optimizer(config):
+    import keras
+
+    schedule = keras.optimizers.schedules.PolynomialDecay(
+        config.learning_rate, decay_steps=config.steps, end_learning_rate=0.0, power=1.0
+    )
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=schedule)
+    return keras.optimizers.Adafactor(learning_rate=schedule)
+
+
+def _check_resume_config(output_dir, config):
+    path = os.path.join(output_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        previous = json.load(f)
+    current = config.to_dict()
+    differing = sorted(k for k in set(previous) | set(current) if k not in _RESUMABLE_DIFFERENCES and previous.get(k) != current.get(k))
+    if differing:
+        details = ", ".join(f"{k}: {previous.get(k)!r} → {current.get(k)!r}" for k in differing)
+        raise ValueError(
+            f"{output_dir} holds a run with a different config ({details}). Resume with the same config, or use a new output_dir."
+        )
+
+
+def _write_json(path, value):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
+    """Trains (or resumes) a dual encoder as `config` says; returns the summary dict.
+
+    Args:
+        config: a `TrainConfig` (validated here before anything is built).
+        stop_after_steps: stop this process after that many steps, as a killed run would (tests and
+            time-boxed sessions); rerunning the same config resumes.
+    """
+    config.validate()
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from tf_dualenc.data.pairs import load_training_pairs
+    from tf_dualenc.training.input_pipeline import make_dataset
+
+    os.makedirs(config.output_dir, exist_ok=True)
+    _check_resume_config(config.output_dir, config)
+    pairs = load_training_pairs(
+        config.data, data_format=config.data_format, split=config.split, title_separator=config.title_separator, lenient=config.lenient
+    )
+    if pairs.skipped:
+        print_fn(f"lenient mode skipped {sum(pairs.skipped.values())} records: {dict(pairs.skipped)}")
+    if len(pairs) < config.batch_size:
+        raise ValueError(f"batch_size={config.batch_size} is larger than the {len(pairs)} training pairs in {pairs.source}.")
+    _write_json(os.path.join(config.output_dir, CONFIG_FILE), config.to_dict())
+
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config)
+    optimizer = make_optimizer(config)
+    optimizer.build(model.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(config.output_dir, "checkpoints"), max_to_keep=config.keep_checkpoints
+    )
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        print_fn(f"resumed from {manager.latest_checkpoint} at step {int(step.numpy())}")
+    start_step = int(step.numpy())
+    loss_fn = make_loss_fn(config)
+    variables = model.trainable_variables
+
+    @tf.function(jit_compile=config.jit_compile)
+    def train_step(features, query_ids, document_ids):
+        with tf.GradientTape() as tape:
+            q = model.embed_queries(features["query"], training=True)
+            d = model.embed_documents(features["document"], training=True)
+            loss = loss_fn(q, d, query_ids, document_ids)
+        gradients = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(gradients, variables))
+        # In-batch accuracy: the query's own document scores highest among the batch's documents.
+        hits = tf.equal(tf.argmax(tf.matmul(q, d, transpose_b=True), axis=1), tf.range(tf.shape(q)[0], dtype=tf.int64))
+        return loss, tf.reduce_mean(tf.cast(hits, tf.float32))
+
+    writer = tf.summary.create_file_writer(os.path.join(config.output_dir, "logs"))
+    dataset = make_dataset(pairs, model, config.batch_size, config.seed, start_step, config.no_duplicates)
+    last_step = config.steps if stop_after_steps is None else min(config.steps, start_step + stop_after_steps)
+    bar = keras.utils.Progbar(config.steps, stateful_metrics=["loss", "in_batch_accuracy", "lr"]) if progress else None
+    losses, accuracies = [], []
+    begin = time.perf_counter()
+    first_step_seconds = None
+    if start_step < last_step:
+        for features, query_ids, document_ids in dataset:
+            t0 = time.perf_counter()
+            loss, accuracy = train_step(features, query_ids, document_ids)
+            loss, accuracy = float(loss), float(accuracy)
+            if first_step_seconds is None:
+                first_step_seconds = time.perf_counter() - t0
+            if not np.isfinite(loss):
+                raise FloatingPointError(f"Loss became {loss} at step {int(step.numpy()) + 1}; last checkpoint: {manager.latest_checkpoint}.")
+            step.assign_add(1)
+            current = int(step.numpy())
+            losses.append(loss)
+            accuracies.append(accuracy)
+            lr = float(optimizer.learning_rate) if not callable(optimizer.learning_rate) else float(optimizer.learning_rate(optimizer.iterations))
+            if current % config.log_every == 0 or current == last_step:
+                with writer.as_default(step=current):
+                    tf.summary.scalar("loss", loss)
+                    tf.summary.scalar("learning_rate", lr)
+                    tf.summary.scalar("in_batch_accuracy", accuracy)
+            if bar is not None:
+                bar.update(current, values=[("loss", loss), ("in_batch_accuracy", accuracy), ("lr", lr)])
+            if current % config.checkpoint_every == 0 or current == last_step:
+                manager.save(checkpoint_number=current)
+            if current >= last_step:
+                break
+    writer.flush()
+    seconds = time.perf_counter() - begin
+    done = int(step.numpy())
+    summary = {
+        "steps_done": done,
+        "steps_total": config.steps,
+        "finished": done >= config.steps,
+        "resumed_from_step": start_step,
+        "train_pairs": len(pairs),
+        "data": pairs.source,
+        "last_loss": losses[-1] if losses else None,
+        "mean_loss_last_10": float(np.mean(losses[-10:])) if losses else None,
+        "in_batch_accuracy_last_10": float(np.mean(accuracies[-10:])) if accuracies else None,
+        "seconds_this_run": round(seconds, 2),
+        "first_step_seconds": round(first_step_seconds, 2) if first_step_seconds else None,
+        "pairs_per_second": round(len(losses) * config.batch_size / seconds, 3) if losses and seconds > 0 else None,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "checkpoint": manager.latest_checkpoint,
+    }
+    if summary["finished"]:
+        model_path = os.path.join(config.output_dir, "model.keras")
+        tmp = os.path.join(config.output_dir, "model.tmp.keras")
+        model.save(tmp)
+        os.replace(tmp, model_path)
+        summary["model"] = model_path
+    _write_json(os.path.join(config.output_dir, "summary.json"), summary)
+    print_fn(
+        f"\n{'finished' if summary['finished'] else 'stopped'} at step {done}/{config.steps}; "
+        f"last loss {summary['last_loss']}; {summary['pairs_per_second']} pairs/s; peak RSS {summary['peak_rss_mb']} MB"
+    )
+    if summary["finished"]:
+        print_fn(f"model: {summary['model']}")
+    print_fn(f"checkpoints: {os.path.join(config.output_dir, 'checkpoints')}; TensorBoard: {os.path.join(config.output_dir, 'logs')}")
+    return summary, model
+
+
+def load_config(path, overrides=()):
+    return TrainConfig.from_file(path, overrides).validate()
