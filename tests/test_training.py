@@ -166,3 +166,14 @@ def _tensorboard_scalars(logdir, tag):
                 if value.tag == tag:
                     values.append(float(tf.make_ndarray(value.tensor)))
     return values
+
+
+@pytest.mark.parametrize("name", ["scifact_minilm.yaml", "squad_t5_tiny.yaml"])
+def test_example_configs_validate(name, monkeypatch):
+    from conftest import REPO, SHARED
+
+    if not SHARED.exists():
+        pytest.skip("../shared not present")
+    monkeypatch.chdir(REPO)
+    config = TrainConfig.from_file(str(REPO / "examples" / name)).validate()
+    assert config.steps > 0

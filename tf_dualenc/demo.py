@@ -49,11 +49,14 @@ def _resolve_vocabulary(vocabulary, output_dir, texts):
 
 
 def _evaluate(model, pairs):
-    from tf_dualenc.evaluation import retrieval_metrics
+    from tf_dualenc.evaluation import evaluate_run, exact_top_k
 
     queries = model.encode_queries([q for q, _ in pairs])
     documents = model.encode_documents([d for _, d in pairs])
-    return retrieval_metrics(model.similarity(queries, documents), [[i] for i in range(len(pairs))], k=10)
+    indices, scores = exact_top_k(queries, documents, k=10)
+    run = {str(i): {str(int(j)): float(s) for j, s in zip(row, row_scores)} for i, (row, row_scores) in enumerate(zip(indices, scores))}
+    qrels = {str(i): {str(i): 1} for i in range(len(pairs))}
+    return evaluate_run(qrels, run, measures=("P@1", "MRR@10", "Recall@10"))["aggregate"]
 
 
 def run(output_dir="runs/demo", steps=60, seed=0, vocabulary=None, print_fn=print):

@@ -2,7 +2,6 @@
 
 from tf_dualenc.evaluation.evaluate import dense_run, evaluate_retrieval
 from tf_dualenc.evaluation.exact_search import exact_top_k
-from tf_dualenc.evaluation.ranking_metrics import retrieval_metrics, top_k
 from tf_dualenc.evaluation.trec_metrics import DEFAULT_MEASURES, evaluate_run, parse_measure, write_trec_run
 
 __all__ = [
@@ -12,7 +11,5 @@ __all__ = [
     "evaluate_run",
     "exact_top_k",
     "parse_measure",
-    "retrieval_metrics",
-    "top_k",
     "write_trec_run",
 ]
