@@ -4,6 +4,7 @@ from tf_dualenc.models.activations import gelu_approximate
 from tf_dualenc.models.bert_encoder_tower import BertEncoderTower
 from tf_dualenc.models.builders import build_bert_dual_encoder, build_t5_dual_encoder, minilm_path
 from tf_dualenc.models.dual_encoder import ARCHITECTURES, DualEncoder
+from tf_dualenc.models.hf_t5_converter import t5_tower_from_huggingface
 from tf_dualenc.models.masked_mean_pooling import MaskedMeanPooling
 from tf_dualenc.models.t5_encoder_tower import T5EncoderTower
 from tf_dualenc.models.t5_tower_configs import T5_TOWER_CONFIGS, T5_VOCABULARY_SIZE, t5_tower_config
@@ -21,4 +22,5 @@ __all__ = [
     "build_t5_dual_encoder",
     "gelu_approximate",
     "t5_tower_config",
+    "t5_tower_from_huggingface",
 ]
