@@ -141,3 +141,23 @@ def test_converted_tower_matches_transformers(tmp_path):
         hidden = model(input_ids=torch.tensor(ids, dtype=torch.long), attention_mask=torch.tensor(mask)).last_hidden_state.numpy()
     want = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
     np.testing.assert_allclose(tower({"token_ids": ids, "padding_mask": mask}).numpy(), want, rtol=1e-4, atol=1e-5)
+
+
+def test_dual_encoder_builds_from_a_huggingface_folder(tmp_path, t5_vocabulary):
+    from tf_dualenc.models import build_t5_dual_encoder
+
+    make_checkpoint(tmp_path / "hf", dict(CONFIG, vocab_size=32128))
+    model = build_t5_dual_encoder(vocabulary=t5_vocabulary, preset=str(tmp_path / "hf"), architecture="ade_spl",
+                                  query_sequence_length=8, document_sequence_length=8)
+    features = model.query_preprocessor(["paris"])
+    ids, mask = np.asarray(features["token_ids"]), np.asarray(features["padding_mask"]).astype(np.int32)
+    reference = t5_tower_from_huggingface(tmp_path / "hf")
+    np.testing.assert_allclose(
+        model.query_tower({"token_ids": ids, "padding_mask": mask}).numpy(),
+        reference({"token_ids": ids, "padding_mask": mask}).numpy(),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        model.query_tower.encoder_layers[1].self_attention.query_projector.kernel.numpy(),
+        model.document_tower.encoder_layers[1].self_attention.query_projector.kernel.numpy(),
+    )

@@ -6,9 +6,21 @@ import keras_hub
 
 from tf_dualenc.models.bert_encoder_tower import BertEncoderTower
 from tf_dualenc.models.dual_encoder import ARCHITECTURES, DualEncoder
+from tf_dualenc.models.hf_t5_converter import t5_tower_from_huggingface
 from tf_dualenc.models.t5_encoder_tower import T5EncoderTower
 from tf_dualenc.models.t5_tower_configs import T5_TOWER_CONFIGS, t5_tower_config
 from tf_dualenc.vocabulary import read_vocabulary
+
+
+def _is_huggingface_folder(preset):
+    """Hugging Face configs name a `model_type`; keras-hub preset configs name a `class_name`."""
+    import json
+
+    path = os.path.join(os.fspath(preset), "config.json")
+    if not os.path.isfile(path):
+        return False
+    with open(path, encoding="utf-8") as f:
+        return "model_type" in json.load(f)
 
 
 def build_t5_dual_encoder(
@@ -31,7 +43,8 @@ def build_t5_dual_encoder(
         architecture: "sde", "ade" or "ade_spl".
         embedding_dim: projection size; defaults to the tower's hidden size.
         query_sequence_length, document_sequence_length: token budgets (EOS included) for each side.
-        preset: a keras-hub T5 preset name or local preset folder to initialise both towers from.
+        preset: a keras-hub T5 preset name or local preset folder, or a Hugging Face T5 / T5.1.1 / FLAN-T5
+            folder (config.json + safetensors, converted by `t5_tower_from_huggingface`), to initialise both towers.
         vocabulary_size: embedding rows; defaults to the vocabulary's size (from scratch) — a pretrained
             checkpoint's 32,128 comes with `preset`.
         **tower_overrides: T5 config overrides, e.g. `dropout=0.0`.
@@ -49,7 +62,9 @@ def build_t5_dual_encoder(
 
     proto = read_vocabulary(vocabulary)
     tokenizer = keras_hub.models.T5Tokenizer(proto=proto)
-    if preset is not None:
+    if preset is not None and _is_huggingface_folder(preset):
+        make_tower = lambda name: t5_tower_from_huggingface(preset, name=name)  # noqa: E731
+    elif preset is not None:
         make_tower = lambda name: T5EncoderTower.from_preset(preset, name=name)  # noqa: E731
     else:
         config = t5_tower_config(size, vocabulary_size or tokenizer.vocabulary_size(), **tower_overrides)
