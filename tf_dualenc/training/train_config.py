@@ -14,7 +14,7 @@ LOSSES = ("samtone", "in_batch", "pair")
 MODELS = ("t5", "bert")
 OPTIMIZERS = ("adafactor", "adam")
 DATA_FORMATS = ("auto", "beir", "pairs")
-STRATEGIES = ("default",)
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
 @dataclasses.dataclass

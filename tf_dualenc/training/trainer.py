@@ -17,6 +17,36 @@ CONFIG_FILE = "train_config.json"
 _RESUMABLE_DIFFERENCES = {"output_dir", "checkpoint_every", "keep_checkpoints", "log_every", "lenient"}
 
 
+def make_strategy(name):
+    """The tf.distribute strategy for `TrainConfig.strategy`.
+
+    "mirrored" uses every GPU, or every logical CPU device when there is no GPU (tests split the CPU in two);
+    "multi_worker" reads the cluster from TF_CONFIG; "tpu" connects to the TPU named by TPU_NAME (or the local one).
+    """
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("strategy='multi_worker' needs the TF_CONFIG environment variable (cluster and task).")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ.get("TPU_NAME", ""))
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def _is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
+
+
 def build_model(config):
     from tf_dualenc.models import build_bert_dual_encoder, build_t5_dual_encoder
 
@@ -123,38 +153,74 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
         raise ValueError(f"batch_size={config.batch_size} is larger than the {len(pairs)} training pairs in {pairs.source}.")
     _write_json(os.path.join(config.output_dir, CONFIG_FILE), config.to_dict())
 
+    strategy = make_strategy(config.strategy)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ValueError(f"batch_size={config.batch_size} must be a multiple of the {replicas} replicas of strategy={config.strategy!r}.")
+    chief = _is_chief(strategy)
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config)
-    optimizer = make_optimizer(config)
-    optimizer.build(model.trainable_variables)
-    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    with strategy.scope():
+        model = build_model(config)
+        optimizer = make_optimizer(config)
+        optimizer.build(model.trainable_variables)
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
-    manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(config.output_dir, "checkpoints"), max_to_keep=config.keep_checkpoints
-    )
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        print_fn(f"resumed from {manager.latest_checkpoint} at step {int(step.numpy())}")
+    # Every worker must take part in a save; only the chief's copy is kept.
+    checkpoint_dir = os.path.join(config.output_dir, "checkpoints")
+    if not chief:
+        checkpoint_dir = os.path.join(config.output_dir, f".worker_{strategy.cluster_resolver.task_id}_checkpoints")
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=config.keep_checkpoints)
+    latest = tf.train.latest_checkpoint(os.path.join(config.output_dir, "checkpoints"))
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        print_fn(f"resumed from {latest} at step {int(step.numpy())}")
     start_step = int(step.numpy())
     loss_fn = make_loss_fn(config)
     variables = model.trainable_variables
 
-    @tf.function(jit_compile=config.jit_compile)
-    def train_step(features, query_ids, document_ids):
+    def replica_step(features, query_ids, document_ids):
+        context = tf.distribute.get_replica_context()
         with tf.GradientTape() as tape:
             q = model.embed_queries(features["query"], training=True)
             d = model.embed_documents(features["document"], training=True)
+            if replicas > 1:
+                # Negatives come from the GLOBAL batch: gather every replica's embeddings (gradients flow back
+                # through all_gather) and compute the same global loss on each replica.
+                q, d = context.all_gather(q, axis=0), context.all_gather(d, axis=0)
+                # Collective all_gather rejects int64 under MultiWorkerMirroredStrategy ("destinations can
+                # not be empty"); the id hashes are < 2**52, so float64 carries them exactly.
+                query_ids, document_ids = (
+                    tf.cast(context.all_gather(tf.cast(ids, tf.float64), axis=0), tf.int64) for ids in (query_ids, document_ids)
+                )
             loss = loss_fn(q, d, query_ids, document_ids)
-        gradients = tape.gradient(loss, variables)
+            # all_gather's gradient sums over replicas and Keras sums the replicas' gradients again, so each
+            # replica contributes loss / R: the applied update is exactly ∇loss of the global batch.
+            scaled = loss / replicas
+        gradients = tape.gradient(scaled, variables)
         optimizer.apply_gradients(zip(gradients, variables))
         # In-batch accuracy: the query's own document scores highest among the batch's documents.
         hits = tf.equal(tf.argmax(tf.matmul(q, d, transpose_b=True), axis=1), tf.range(tf.shape(q)[0], dtype=tf.int64))
         return loss, tf.reduce_mean(tf.cast(hits, tf.float32))
 
-    writer = tf.summary.create_file_writer(os.path.join(config.output_dir, "logs"))
+    @tf.function(jit_compile=config.jit_compile and replicas == 1)
+    def train_step(features, query_ids, document_ids):
+        per_replica = config.batch_size // replicas
+
+        def local_slice(context):
+            start = context.replica_id_in_sync_group * per_replica
+            return tf.nest.map_structure(lambda t: t[start : start + per_replica], (features, query_ids, document_ids))
+
+        distributed = strategy.experimental_distribute_values_from_function(local_slice)
+        loss, accuracy = strategy.run(replica_step, args=distributed)
+        # Every replica computed the same global values; take one.
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None), strategy.reduce(
+            tf.distribute.ReduceOp.MEAN, accuracy, axis=None
+        )
+
+    writer = tf.summary.create_file_writer(os.path.join(config.output_dir, "logs") if chief else os.path.join(checkpoint_dir, "logs"))
     dataset = make_dataset(pairs, model, config.batch_size, config.seed, start_step, config.no_duplicates)
     last_step = config.steps if stop_after_steps is None else min(config.steps, start_step + stop_after_steps)
-    bar = keras.utils.Progbar(config.steps, stateful_metrics=["loss", "in_batch_accuracy", "lr"]) if progress else None
+    bar = keras.utils.Progbar(config.steps, stateful_metrics=["loss", "in_batch_accuracy", "lr"]) if progress and chief else None
     losses, accuracies = [], []
     begin = time.perf_counter()
     first_step_seconds = None
@@ -184,6 +250,10 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
             if current >= last_step:
                 break
     writer.flush()
+    if not chief:
+        import shutil
+
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     seconds = time.perf_counter() - begin
     done = int(step.numpy())
     summary = {
@@ -201,7 +271,11 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
         "pairs_per_second": round(len(losses) * config.batch_size / seconds, 3) if losses and seconds > 0 else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "checkpoint": manager.latest_checkpoint,
+        "strategy": config.strategy,
+        "replicas": replicas,
     }
+    if not chief:
+        return summary, model
     if summary["finished"]:
         model_path = os.path.join(config.output_dir, "model.keras")
         tmp = os.path.join(config.output_dir, "model.tmp.keras")
