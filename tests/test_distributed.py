@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from test_training import _tensorboard_scalars, tiny_config
+from test_training import _tensorboard_scalars, pair_file, tiny_config  # noqa: F401  (pair_file is a fixture)
 
 WORKER = pathlib.Path(__file__).with_name("distributed_train_worker.py")
 
@@ -42,25 +42,16 @@ def _finish(process, timeout=600):
     return json.loads(next(line for line in out.splitlines() if line.startswith("SUMMARY "))[8:])
 
 
-@pytest.fixture
-def pairs(tmp_path):
-    from test_models import PAIRS
-
-    path = tmp_path / "pairs.jsonl"
-    with open(path, "w") as f:
-        for i, (q, d) in enumerate(PAIRS * 2):
-            f.write(json.dumps({"query_id": f"q{i}", "query": q, "document_id": f"d{i}", "document": d}) + "\n")
-    return path
-
-
 def _configs(pairs, tmp_path, vocabulary, name, **overrides):
-    return tiny_config(pairs, tmp_path / name, vocabulary, batch_size=8, steps=3, checkpoint_every=3, **overrides)
+    # Plain SGD: Adam and Adafactor normalise the gradient's scale away, so only SGD's steps show whether the
+    # applied update is exactly the global-batch gradient (not R times it).
+    return tiny_config(pairs, tmp_path / name, vocabulary, batch_size=8, steps=3, checkpoint_every=3, optimizer="sgd", learning_rate=0.1, **overrides)
 
 
 @pytest.mark.slow
-def test_mirrored_two_replicas_match_single_process(tmp_path, pairs, t5_vocabulary):
-    single = _finish(_run("single", _configs(pairs, tmp_path, t5_vocabulary, "single")))
-    mirrored = _finish(_run("mirrored", _configs(pairs, tmp_path, t5_vocabulary, "mirrored", strategy="mirrored")))
+def test_mirrored_two_replicas_match_single_process(tmp_path, pair_file, t5_vocabulary):
+    single = _finish(_run("single", _configs(pair_file, tmp_path, t5_vocabulary, "single")))
+    mirrored = _finish(_run("mirrored", _configs(pair_file, tmp_path, t5_vocabulary, "mirrored", strategy="mirrored")))
     assert (single["replicas"], mirrored["replicas"]) == (1, 2)
     want = _tensorboard_scalars(tmp_path / "single" / "logs", "loss")
     got = _tensorboard_scalars(tmp_path / "mirrored" / "logs", "loss")
@@ -69,11 +60,11 @@ def test_mirrored_two_replicas_match_single_process(tmp_path, pairs, t5_vocabula
 
 
 @pytest.mark.slow
-def test_multi_worker_two_processes_match_single_process(tmp_path, pairs, t5_vocabulary):
-    single = _finish(_run("single", _configs(pairs, tmp_path, t5_vocabulary, "single")))
+def test_multi_worker_two_processes_match_single_process(tmp_path, pair_file, t5_vocabulary):
+    single = _finish(_run("single", _configs(pair_file, tmp_path, t5_vocabulary, "single")))
     ports = [_free_port(), _free_port()]
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    config = _configs(pairs, tmp_path, t5_vocabulary, "multi", strategy="multi_worker")
+    config = _configs(pair_file, tmp_path, t5_vocabulary, "multi", strategy="multi_worker")
     workers = [
         _run("multi_worker", config, {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
         for i in range(2)

@@ -12,7 +12,7 @@ from tf_dualenc.models.t5_tower_configs import T5_TOWER_CONFIGS
 
 LOSSES = ("samtone", "in_batch", "pair")
 MODELS = ("t5", "bert")
-OPTIMIZERS = ("adafactor", "adam")
+OPTIMIZERS = ("adafactor", "adam", "sgd")
 DATA_FORMATS = ("auto", "beir", "pairs")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -43,7 +43,7 @@ class TrainConfig:
         alpha: PAIR weight.
         mask_duplicates: drop same-id pairs from the denominators.
     Optimisation:
-        optimizer: "adafactor" (paper) or "adam"; learning_rate decays linearly to 0 over `steps`.
+        optimizer: "adafactor" (paper), "adam" or "sgd"; learning_rate decays linearly to 0 over `steps`.
         batch_size, steps, seed.
         no_duplicates: batches never repeat a query id or a document id.
         jit_compile: XLA-compile the train step.

@@ -100,6 +100,8 @@ def make_optimizer(config):
     )
     if config.optimizer == "adam":
         return keras.optimizers.Adam(learning_rate=schedule)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=schedule)
     return keras.optimizers.Adafactor(learning_rate=schedule)
 
 
