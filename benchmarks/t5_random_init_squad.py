@@ -3,7 +3,7 @@ SDE vs ADE-SPL × in-batch softmax vs SamToNe, trained on squad_reqa_train, eval
 
     .venv/bin/python benchmarks/t5_random_init_squad.py [--size tiny] [--steps 300] [--batch-size 128]
 
-Each result lands in benchmarks/results/t5_<size>_<architecture>_<loss>_squad.json as soon as it is measured.
+Each result lands in benchmarks/results/t5_<size>_<architecture>_<loss>_<steps>steps_squad.json as soon as it is measured.
 """
 
 import argparse
@@ -52,7 +52,7 @@ def main(argv=None):
                                     batch_size=256, model_description=f"T5 {args.size} random init, {architecture}, {loss}")
         report["training"] = {"config": config.to_dict(), "summary": summary}
         report["command"] = "python benchmarks/t5_random_init_squad.py " + " ".join(sys.argv[1:] if argv is None else argv)
-        (HERE / "results" / f"t5_{args.size}_{architecture}_{loss}_squad.json").write_text(json.dumps(report, indent=2) + "\n")
+        (HERE / "results" / f"t5_{args.size}_{architecture}_{loss}_{args.steps}steps_squad.json").write_text(json.dumps(report, indent=2) + "\n")
         metrics = " ".join(f"{k}={v:.4f}" for k, v in report["metrics"].items())
         print(f"{architecture:<8} {loss:<9} {metrics} train {summary['seconds_this_run']}s eval {time.perf_counter() - start:.0f}s", flush=True)
 
