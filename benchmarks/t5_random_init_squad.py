@@ -43,7 +43,7 @@ def main(argv=None):
             vocabulary=str(SHARED / "models" / "t5" / "spiece.model"), architecture=architecture, loss=loss,
             query_length=32, document_length=64, dropout=0.0, batch_size=args.batch_size, steps=args.steps,
             learning_rate=args.learning_rate, seed=args.seed, checkpoint_every=args.steps, log_every=10,
-            output_dir=f"{args.work_dir}/{args.size}_{architecture}_{loss}",
+            output_dir=f"{args.work_dir}/{args.size}_{architecture}_{loss}_{args.steps}steps",
         ).validate()
         summary, _ = train(config, progress=False)
         model = keras.models.load_model(summary["model"])

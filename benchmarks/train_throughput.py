@@ -1,0 +1,113 @@
+"""Training throughput and peak memory: all-MiniLM-L6-v2, batch 32, 256 tokens, SciFact train pairs.
+
+    .venv/bin/python benchmarks/train_throughput.py [--steps 6] [--warmup 2]
+
+Runs each configuration in its own process (clean peak RSS): in-batch softmax and SamToNe without XLA, SamToNe
+with `jit_compile=True`; plus the machine's measured fp32 matmul peak. Writes benchmarks/results/train_throughput.json.
+"""
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "shared" / "data" / "scifact"
+
+
+def matmul_peak_gflops(size=2048, repeats=10):
+    import tensorflow as tf
+
+    a = tf.random.normal([size, size])
+    b = tf.random.normal([size, size])
+    matmul = tf.function(lambda x, y: tf.matmul(x, y))
+    matmul(a, b).numpy()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        result = matmul(a, b)
+    result.numpy()
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def one_config(loss, jit_compile, steps, warmup, batch_size, length):
+    import resource
+
+    import tf_dualenc  # noqa: F401
+    import tensorflow as tf
+
+    from tf_dualenc.data.pairs import load_training_pairs
+    from tf_dualenc.training import TrainConfig
+    from tf_dualenc.training.input_pipeline import make_dataset
+    from tf_dualenc.training.trainer import build_model, make_loss_fn, make_optimizer
+
+    config = TrainConfig(data=str(DATA), model="bert", preset="all-MiniLM-L6-v2", architecture="sde", loss=loss,
+                         query_length=length, document_length=length, batch_size=batch_size, steps=1000,
+                         optimizer="adam", learning_rate=2e-5, temperature=0.05, jit_compile=jit_compile).validate()
+    pairs = load_training_pairs(config.data, split="train")
+    model = build_model(config)
+    optimizer = make_optimizer(config)
+    optimizer.build(model.trainable_variables)
+    loss_fn = make_loss_fn(config)
+    variables = model.trainable_variables
+
+    @tf.function(jit_compile=jit_compile)
+    def step(features, qids, dids):
+        with tf.GradientTape() as tape:
+            q = model.embed_queries(features["query"], training=True)
+            d = model.embed_documents(features["document"], training=True)
+            value = loss_fn(q, d, qids, dids)
+        optimizer.apply_gradients(zip(tape.gradient(value, variables), variables))
+        return value
+
+    times = []
+    for i, (features, qids, dids) in enumerate(make_dataset(pairs, model, batch_size, seed=0)):
+        if i == warmup + steps:
+            break
+        start = time.perf_counter()
+        float(step(features, qids, dids))
+        times.append(time.perf_counter() - start)
+    timed = times[warmup:]
+    return {
+        "loss": loss, "jit_compile": jit_compile, "batch_size": batch_size, "tokens": length,
+        "first_step_seconds": round(times[0], 2), "step_seconds": [round(t, 3) for t in timed],
+        "mean_step_seconds": round(sum(timed) / len(timed), 3), "pairs_per_second": round(batch_size * len(timed) / sum(timed), 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--length", type=int, default=256)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        loss, jit = args.one.split(":")
+        print("RESULT " + json.dumps(one_config(loss, jit == "xla", args.steps, args.warmup, args.batch_size, args.length)), flush=True)
+        return
+    import tf_dualenc  # noqa: F401
+
+    results = {"matmul_fp32_peak_gflops": round(matmul_peak_gflops(), 1), "runs": []}
+    print(f"fp32 matmul peak: {results['matmul_fp32_peak_gflops']} GFLOP/s", flush=True)
+    for one in ("in_batch:eager", "samtone:eager", "samtone:xla"):
+        out = subprocess.run([sys.executable, "-W", "ignore", __file__, "--one", one, "--steps", str(args.steps),
+                              "--warmup", str(args.warmup), "--batch-size", str(args.batch_size), "--length", str(args.length)],
+                             capture_output=True, text=True)
+        line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+        if line is None:
+            print(f"{one}: failed\n{out.stderr[-2000:]}", flush=True)
+            results["runs"].append({"config": one, "error": out.stderr[-2000:]})
+            continue
+        run = json.loads(line[7:])
+        results["runs"].append(run)
+        print(f"{one:<16} {run['pairs_per_second']} pairs/s, {run['mean_step_seconds']} s/step, peak RSS {run['peak_rss_mb']} MB", flush=True)
+    results["command"] = "python benchmarks/train_throughput.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    (HERE / "results" / "train_throughput.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
