@@ -40,7 +40,7 @@ def one_config(loss, jit_compile, steps, warmup, batch_size, length):
     from tf_dualenc.data.pairs import load_training_pairs
     from tf_dualenc.training import TrainConfig
     from tf_dualenc.training.input_pipeline import make_dataset
-    from tf_dualenc.training.trainer import build_model, make_loss_fn, make_optimizer
+    from tf_dualenc.training.trainer import build_model, make_loss_fn, make_optimizer, make_train_step
 
     config = TrainConfig(data=str(DATA), model="bert", preset="all-MiniLM-L6-v2", architecture="sde", loss=loss,
                          query_length=length, document_length=length, batch_size=batch_size, steps=1000,
@@ -49,24 +49,15 @@ def one_config(loss, jit_compile, steps, warmup, batch_size, length):
     model = build_model(config)
     optimizer = make_optimizer(config)
     optimizer.build(model.trainable_variables)
-    loss_fn = make_loss_fn(config)
-    variables = model.trainable_variables
-
-    @tf.function(jit_compile=jit_compile)
-    def step(features, qids, dids):
-        with tf.GradientTape() as tape:
-            q = model.embed_queries(features["query"], training=True)
-            d = model.embed_documents(features["document"], training=True)
-            value = loss_fn(q, d, qids, dids)
-        optimizer.apply_gradients(zip(tape.gradient(value, variables), variables))
-        return value
+    # Exactly the step `tf-dualenc train` runs.
+    step = make_train_step(tf.distribute.get_strategy(), model, optimizer, make_loss_fn(config), batch_size, jit_compile)
 
     times = []
     for i, (features, qids, dids) in enumerate(make_dataset(pairs, model, batch_size, seed=0)):
         if i == warmup + steps:
             break
         start = time.perf_counter()
-        float(step(features, qids, dids))
+        float(step(features, qids, dids)[0])
         times.append(time.perf_counter() - start)
     timed = times[warmup:]
     return {

@@ -96,28 +96,25 @@ class DualEncoder(keras.Model):
             )
         self.embedding_dim = embedding_dim
         self.projection_initializer = keras.initializers.get(projection_initializer)
-        # Linear projection with no bias, as in t5x_retrieval's dual encoders.
-        self.query_projection = keras.layers.Dense(
-            embedding_dim,
-            use_bias=False,
-            kernel_initializer=self.projection_initializer,
-            dtype=self.dtype_policy,
-            name="query_projection",
-        )
-        self.query_projection.build((None, query_dim))
+        self.query_projection = self._projection("query_projection", query_dim)
         if architecture == "ade":
-            self.document_projection = keras.layers.Dense(
-                embedding_dim,
-                use_bias=False,
-                kernel_initializer=self.projection_initializer,
-                dtype=self.dtype_policy,
-                name="document_projection",
-            )
-            self.document_projection.build((None, document_dim))
+            self.document_projection = self._projection("document_projection", document_dim)
         else:
             self.document_projection = self.query_projection
         self.built = True
         self._encode_fns = {}
+
+    def _projection(self, name, input_dim):
+        # Linear projection with no bias, as in t5x_retrieval's dual encoders.
+        layer = keras.layers.Dense(
+            self.embedding_dim,
+            use_bias=False,
+            kernel_initializer=self.projection_initializer,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+        layer.build((None, input_dim))
+        return layer
 
     # ---- graph-level pieces -------------------------------------------------------------------------
 

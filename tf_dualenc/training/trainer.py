@@ -105,6 +105,59 @@ def make_optimizer(config):
     return keras.optimizers.Adafactor(learning_rate=schedule)
 
 
+def make_train_step(strategy, model, optimizer, loss_fn, batch_size, jit_compile=False):
+    """The compiled training step: global batch in, (loss, in-batch accuracy) out, one optimizer update.
+
+    Under several replicas each replica embeds its slice of the global batch, then all-gathers every replica's
+    embeddings so in-batch and same-tower negatives come from the GLOBAL batch.
+    """
+    import tensorflow as tf
+
+    replicas = strategy.num_replicas_in_sync
+    variables = model.trainable_variables
+
+    def replica_step(features, query_ids, document_ids):
+        context = tf.distribute.get_replica_context()
+        with tf.GradientTape() as tape:
+            q = model.embed_queries(features["query"], training=True)
+            d = model.embed_documents(features["document"], training=True)
+            if replicas > 1:
+                # Negatives come from the GLOBAL batch: gather every replica's embeddings (gradients flow back
+                # through all_gather) and compute the same global loss on each replica.
+                q, d = context.all_gather(q, axis=0), context.all_gather(d, axis=0)
+                # Collective all_gather rejects int64 under MultiWorkerMirroredStrategy ("destinations can
+                # not be empty"); the id hashes are < 2**52, so float64 carries them exactly.
+                query_ids, document_ids = (
+                    tf.cast(context.all_gather(tf.cast(ids, tf.float64), axis=0), tf.int64) for ids in (query_ids, document_ids)
+                )
+            loss = loss_fn(q, d, query_ids, document_ids)
+            # all_gather's gradient sums over replicas and Keras sums the replicas' gradients again, so each
+            # replica contributes loss / R: the applied update is exactly ∇loss of the global batch.
+            scaled = loss / replicas
+        gradients = tape.gradient(scaled, variables)
+        optimizer.apply_gradients(zip(gradients, variables))
+        # In-batch accuracy: the query's own document scores highest among the batch's documents.
+        hits = tf.equal(tf.argmax(tf.matmul(q, d, transpose_b=True), axis=1), tf.range(tf.shape(q)[0], dtype=tf.int64))
+        return loss, tf.reduce_mean(tf.cast(hits, tf.float32))
+
+    @tf.function(jit_compile=jit_compile and replicas == 1)
+    def train_step(features, query_ids, document_ids):
+        per_replica = batch_size // replicas
+
+        def local_slice(context):
+            start = context.replica_id_in_sync_group * per_replica
+            return tf.nest.map_structure(lambda t: t[start : start + per_replica], (features, query_ids, document_ids))
+
+        distributed = strategy.experimental_distribute_values_from_function(local_slice)
+        loss, accuracy = strategy.run(replica_step, args=distributed)
+        # Every replica computed the same global values; take one.
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None), strategy.reduce(
+            tf.distribute.ReduceOp.MEAN, accuracy, axis=None
+        )
+
+    return train_step
+
+
 def _check_resume_config(output_dir, config):
     path = os.path.join(output_dir, CONFIG_FILE)
     if not os.path.exists(path):
@@ -178,46 +231,8 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
         print_fn(f"resumed from {latest} at step {int(step.numpy())}")
     start_step = int(step.numpy())
     loss_fn = make_loss_fn(config)
-    variables = model.trainable_variables
 
-    def replica_step(features, query_ids, document_ids):
-        context = tf.distribute.get_replica_context()
-        with tf.GradientTape() as tape:
-            q = model.embed_queries(features["query"], training=True)
-            d = model.embed_documents(features["document"], training=True)
-            if replicas > 1:
-                # Negatives come from the GLOBAL batch: gather every replica's embeddings (gradients flow back
-                # through all_gather) and compute the same global loss on each replica.
-                q, d = context.all_gather(q, axis=0), context.all_gather(d, axis=0)
-                # Collective all_gather rejects int64 under MultiWorkerMirroredStrategy ("destinations can
-                # not be empty"); the id hashes are < 2**52, so float64 carries them exactly.
-                query_ids, document_ids = (
-                    tf.cast(context.all_gather(tf.cast(ids, tf.float64), axis=0), tf.int64) for ids in (query_ids, document_ids)
-                )
-            loss = loss_fn(q, d, query_ids, document_ids)
-            # all_gather's gradient sums over replicas and Keras sums the replicas' gradients again, so each
-            # replica contributes loss / R: the applied update is exactly ∇loss of the global batch.
-            scaled = loss / replicas
-        gradients = tape.gradient(scaled, variables)
-        optimizer.apply_gradients(zip(gradients, variables))
-        # In-batch accuracy: the query's own document scores highest among the batch's documents.
-        hits = tf.equal(tf.argmax(tf.matmul(q, d, transpose_b=True), axis=1), tf.range(tf.shape(q)[0], dtype=tf.int64))
-        return loss, tf.reduce_mean(tf.cast(hits, tf.float32))
-
-    @tf.function(jit_compile=config.jit_compile and replicas == 1)
-    def train_step(features, query_ids, document_ids):
-        per_replica = config.batch_size // replicas
-
-        def local_slice(context):
-            start = context.replica_id_in_sync_group * per_replica
-            return tf.nest.map_structure(lambda t: t[start : start + per_replica], (features, query_ids, document_ids))
-
-        distributed = strategy.experimental_distribute_values_from_function(local_slice)
-        loss, accuracy = strategy.run(replica_step, args=distributed)
-        # Every replica computed the same global values; take one.
-        return strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None), strategy.reduce(
-            tf.distribute.ReduceOp.MEAN, accuracy, axis=None
-        )
+    train_step = make_train_step(strategy, model, optimizer, loss_fn, config.batch_size, config.jit_compile)
 
     writer = tf.summary.create_file_writer(os.path.join(config.output_dir, "logs") if chief else os.path.join(checkpoint_dir, "logs"))
     dataset = make_dataset(pairs, model, config.batch_size, config.seed, start_step, config.no_duplicates)
