@@ -7,7 +7,6 @@ Writes benchmarks/results/baseline_<model>_<set>.json (the evaluate report) and 
 
 import argparse
 import json
-import os
 import pathlib
 import sys
 

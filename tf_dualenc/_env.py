@@ -79,10 +79,8 @@ class _TFDVStubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 def tfdv_is_stub():
     """True when `tensorflow_data_validation` resolves to this module's stand-in."""
-    return any(isinstance(f, _TFDVStubFinder) for f in sys.meta_path) and (
-        importlib.util.find_spec(TFDV_MODULE) is not None
-        and isinstance(importlib.util.find_spec(TFDV_MODULE).loader, _TFDVStubFinder)
-    )
+    spec = importlib.util.find_spec(TFDV_MODULE)
+    return spec is not None and isinstance(spec.loader, _TFDVStubFinder)
 
 
 def _install_tfdv_stub():

@@ -119,10 +119,11 @@ def train_sentencepiece_vocabulary(
     except RuntimeError as error:
         raise ValueError(f"SentencePiece training failed on {list(map(os.fspath, inputs))}: {error}") from error
     output_path = os.fspath(output_path)
+    # Check before writing, so a model T5 cannot use never lands at `output_path`.
+    check_t5_special_pieces(spm.SentencePieceProcessor(model_proto=model.getvalue()), output_path)
     directory = os.path.dirname(os.path.abspath(output_path))
     os.makedirs(directory, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as tmp:
         tmp.write(model.getvalue())
     os.replace(tmp.name, output_path)
-    check_t5_special_pieces(spm.SentencePieceProcessor(model_proto=model.getvalue()), output_path)
     return output_path

@@ -22,8 +22,8 @@ def _check_embeddings(name, x, expected_rank=2):
             f"got shape {x.shape}."
         )
     if tf.executing_eagerly():
-        if not np.all(np.isfinite(x.numpy())):
-            bad = int(np.size(x.numpy()) - np.isfinite(x.numpy()).sum())
+        bad = int(np.size(x) - np.isfinite(x.numpy()).sum())
+        if bad:
             raise ValueError(f"`{name}` contains {bad} non-finite values (NaN or Inf).")
     else:
         x = tf.debugging.assert_all_finite(x, f"`{name}` contains non-finite values (NaN or Inf).")
