@@ -174,11 +174,13 @@ def _check_resume_config(output_dir, config):
 
 
 def _write_json(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    import tempfile
+
+    # A unique temporary name: several workers of one cluster may write the same file at once.
+    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path), suffix=".tmp", delete=False, encoding="utf-8") as f:
         json.dump(value, f, indent=2)
         f.write("\n")
-    os.replace(tmp, path)
+    os.replace(f.name, path)
 
 
 def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
@@ -206,13 +208,14 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
         print_fn(f"lenient mode skipped {sum(pairs.skipped.values())} records: {dict(pairs.skipped)}")
     if len(pairs) < config.batch_size:
         raise ValueError(f"batch_size={config.batch_size} is larger than the {len(pairs)} training pairs in {pairs.source}.")
-    _write_json(os.path.join(config.output_dir, CONFIG_FILE), config.to_dict())
 
     strategy = make_strategy(config.strategy)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise ValueError(f"batch_size={config.batch_size} must be a multiple of the {replicas} replicas of strategy={config.strategy!r}.")
     chief = _is_chief(strategy)
+    if chief:
+        _write_json(os.path.join(config.output_dir, CONFIG_FILE), config.to_dict())
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = build_model(config)
