@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/train_throughput.py [--steps 6] [--warmup 2]
 
-Runs each configuration in its own process (clean peak RSS): in-batch softmax and SamToNe without XLA, SamToNe
-with `jit_compile=True`; plus the machine's measured fp32 matmul peak. Writes benchmarks/results/train_throughput.json.
+Runs each configuration in its own process (clean peak RSS): in-batch softmax and SamToNe with each batch
+trimmed to its longest text (the default), SamToNe padded to the fixed length, and SamToNe with `jit_compile=True`
+(fixed shapes); plus the machine's measured fp32 matmul peak. Writes benchmarks/results/train_throughput.json.
 """
 
 import argparse
@@ -31,7 +32,7 @@ def matmul_peak_gflops(size=2048, repeats=10):
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def one_config(loss, jit_compile, steps, warmup, batch_size, length):
+def one_config(loss, mode, steps, warmup, batch_size, length):
     import resource
 
     import tf_dualenc  # noqa: F401
@@ -44,13 +45,14 @@ def one_config(loss, jit_compile, steps, warmup, batch_size, length):
 
     config = TrainConfig(data=str(DATA), model="bert", preset="all-MiniLM-L6-v2", architecture="sde", loss=loss,
                          query_length=length, document_length=length, batch_size=batch_size, steps=1000,
-                         optimizer="adam", learning_rate=2e-5, temperature=0.05, jit_compile=jit_compile).validate()
+                         optimizer="adam", learning_rate=2e-5, temperature=0.05, jit_compile=mode == "xla",
+                         trim_padding=mode == "trimmed").validate()
     pairs = load_training_pairs(config.data, split="train")
     model = build_model(config)
     optimizer = make_optimizer(config)
     optimizer.build(model.trainable_variables)
     # Exactly the step `tf-dualenc train` runs.
-    step = make_train_step(tf.distribute.get_strategy(), model, optimizer, make_loss_fn(config), batch_size, jit_compile)
+    step = make_train_step(tf.distribute.get_strategy(), model, optimizer, make_loss_fn(config), batch_size, config.jit_compile)
 
     times = []
     for i, (features, qids, dids) in enumerate(make_dataset(pairs, model, batch_size, seed=0)):
@@ -61,7 +63,7 @@ def one_config(loss, jit_compile, steps, warmup, batch_size, length):
         times.append(time.perf_counter() - start)
     timed = times[warmup:]
     return {
-        "loss": loss, "jit_compile": jit_compile, "batch_size": batch_size, "tokens": length,
+        "loss": loss, "padding": "xla (fixed)" if mode == "xla" else mode, "jit_compile": config.jit_compile, "batch_size": batch_size, "tokens": length,
         "first_step_seconds": round(times[0], 2), "step_seconds": [round(t, 3) for t in timed],
         "mean_step_seconds": round(sum(timed) / len(timed), 3), "pairs_per_second": round(batch_size * len(timed) / sum(timed), 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -74,17 +76,19 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--length", type=int, default=256)
+    parser.add_argument("--configs", default="in_batch:trimmed,samtone:trimmed,samtone:fixed,samtone:xla",
+                        help="loss:mode pairs; mode is trimmed (pad to the batch's longest text), fixed (pad to --length) or xla (fixed + jit_compile)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        loss, jit = args.one.split(":")
-        print("RESULT " + json.dumps(one_config(loss, jit == "xla", args.steps, args.warmup, args.batch_size, args.length)), flush=True)
+        loss, mode = args.one.split(":")
+        print("RESULT " + json.dumps(one_config(loss, mode, args.steps, args.warmup, args.batch_size, args.length)), flush=True)
         return
     import tf_dualenc  # noqa: F401
 
     results = {"matmul_fp32_peak_gflops": round(matmul_peak_gflops(), 1), "runs": []}
     print(f"fp32 matmul peak: {results['matmul_fp32_peak_gflops']} GFLOP/s", flush=True)
-    for one in ("in_batch:eager", "samtone:eager", "samtone:xla"):
+    for one in args.configs.split(","):
         out = subprocess.run([sys.executable, "-W", "ignore", __file__, "--one", one, "--steps", str(args.steps),
                               "--warmup", str(args.warmup), "--batch-size", str(args.batch_size), "--length", str(args.length)],
                              capture_output=True, text=True)

@@ -23,10 +23,12 @@ class FakeModel:
     encode_queries = encode_documents = _encode
 
 
-def test_dense_evaluation_matches_direct_computation(tmp_path):
+@pytest.mark.parametrize("search", ["exact", "brute_force"])
+def test_dense_evaluation_matches_direct_computation(tmp_path, search):
     ds = load_beir(write_beir(tmp_path / "data"), "test")
     model = FakeModel()
-    report = evaluate_retrieval(ds, model=model, k=3, measures=("NDCG@3", "P@1"), output_dir=tmp_path / "out")
+    report = evaluate_retrieval(ds, model=model, k=3, measures=("NDCG@3", "P@1"), output_dir=tmp_path / "out", search=search)
+    assert report["config"]["search"] == search
     doc_ids = list(ds.corpus)
     d = model.encode_documents([ds.document_text(x) for x in doc_ids])
     run = {}
@@ -69,6 +71,8 @@ def test_evaluate_cli_errors(tmp_path, capsys):
     assert "nope.keras" in capsys.readouterr().err
     assert cli.main(["evaluate", "--model", "bm25", "--data", str(tmp_path / "missing"), "--output-dir", str(tmp_path)]) == 2
     assert "missing" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"`search` must be one of \['exact', 'brute_force'\]; got 'scann'"):
+        evaluate_retrieval(load_beir(data, "test"), model=FakeModel(), search="scann")
 
 
 @pytest.mark.slow

@@ -139,6 +139,25 @@ def test_embeddings_are_unit_vectors_and_independent_of_batch_padding(t5_vocabul
     assert not np.allclose(model.encode_queries(["x y z"]), model.encode_documents(["x y z"]), atol=1e-3)
 
 
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_trim_padding_gives_the_fixed_padding_embeddings_in_input_order(t5_vocabulary, architecture):
+    model = tiny(t5_vocabulary, architecture)
+    texts = ["short", DOCUMENTS[0], "a b", DOCUMENTS[3] + " " + DOCUMENTS[4], "x"]
+    features = model.document_preprocessor(tf.constant(texts[:2]))
+    assert model._trim(features)["token_ids"].shape[-1] < features["token_ids"].shape[-1]
+    trimmed = (model.encode_queries(texts, batch_size=2), model.encode_documents(texts, batch_size=2))
+    model.trim_padding = False
+    fixed = (model.encode_queries(texts, batch_size=2), model.encode_documents(texts, batch_size=2))
+    one_by_one = np.concatenate([model.encode_documents([t]) for t in texts])
+    for got, want in zip(trimmed, fixed):
+        np.testing.assert_allclose(got, want, atol=2e-5)
+    # Length-sorted batching must hand back vectors in the caller's order.
+    np.testing.assert_allclose(trimmed[1], one_by_one, atol=2e-5)
+    stacked = model({"query": tf.constant(QUERIES[:2]), "document": tf.constant(DOCUMENTS[:2])})
+    model.trim_padding = True
+    np.testing.assert_allclose(model({"query": tf.constant(QUERIES[:2]), "document": tf.constant(DOCUMENTS[:2])}), stacked, atol=2e-5)
+
+
 def test_sequence_lengths_are_separate_for_queries_and_documents(t5_vocabulary):
     model = tiny(t5_vocabulary)
     text = tf.constant([" ".join(["word"] * 50)])

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tf_dualenc.evaluation.exact_search import exact_top_k
+from tf_dualenc.evaluation.exact_search import brute_force_top_k, exact_top_k
 from tf_dualenc.evaluation.trec_metrics import evaluate_run, parse_measure, rank, write_trec_run
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
@@ -75,17 +75,22 @@ def test_trec_run_file(tmp_path):
         write_trec_run(tmp_path / "x", {}, tag="a b")
 
 
-@pytest.mark.parametrize("document_chunk", [7, 1000])
-def test_exact_top_k_matches_brute_force(document_chunk):
+@pytest.mark.parametrize("search", ["exact_chunk_7", "exact_chunk_1000", "tfrs_brute_force"])
+def test_top_k_search_matches_numpy_sort(search):
     rng = np.random.default_rng(0)
     q = rng.normal(size=(13, 8)).astype(np.float32)
     d = rng.normal(size=(50, 8)).astype(np.float32)
     d[10] = d[3]  # an exact tie
-    idx, scores = exact_top_k(q, d, 5, document_chunk=document_chunk, query_chunk=4)
+    if search == "tfrs_brute_force":
+        idx, scores = brute_force_top_k(q, d, 5, query_chunk=4)
+    else:
+        idx, scores = exact_top_k(q, d, 5, document_chunk=int(search.rsplit("_", 1)[1]), query_chunk=4)
     full = q @ d.T
     for i in range(13):
         want = sorted(range(50), key=lambda j: (-full[i, j], j))[:5]
         assert idx[i].tolist() == want
         np.testing.assert_allclose(scores[i], full[i, want], rtol=1e-6)
+    top_k = brute_force_top_k if search == "tfrs_brute_force" else exact_top_k
     with pytest.raises(ValueError, match=r"same D"):
-        exact_top_k(q, d[:, :4], 3)
+        top_k(q, d[:, :4], 3)
+    assert top_k(q, d, 500)[0].shape == (13, 50)  # k is capped at the corpus size

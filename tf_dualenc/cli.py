@@ -62,6 +62,7 @@ def _evaluate(args):
         batch_size=args.batch_size,
         ignore_identical_ids=args.ignore_identical_ids,
         output_dir=args.output_dir,
+        search=args.search,
         model_description=args.model,
     )
     print(f"{args.model} on {args.data} ({args.split}: {report['dataset']['queries']} queries, {report['dataset']['documents']} documents)")
@@ -135,6 +136,8 @@ def build_parser():
     p.add_argument("--query-length", type=int, default=None, help="query token budget (default: the model's)")
     p.add_argument("--document-length", type=int, default=None, help="document token budget (default: the model's)")
     p.add_argument("--ignore-identical-ids", action="store_true", help="BEIR's option: drop hits whose id equals the query id")
+    p.add_argument("--search", choices=["exact", "brute_force"], default="exact",
+                   help="exact: chunked matmul, any corpus size; brute_force: tfrs BruteForce, corpus in memory (default: %(default)s)")
     p.add_argument("--lenient", action="store_true", help="skip and count bad records instead of failing")
     p.set_defaults(func=_evaluate)
 

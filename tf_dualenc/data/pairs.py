@@ -1,11 +1,11 @@
-"""Training pairs: from a BEIR split or a JSONL pair file, as parallel id/text lists."""
+"""Training pairs: a BEIR split in memory (`TrainingPairs`), or pair files streamed (`PairStream`)."""
 
 import collections
 import dataclasses
-import json
 import os
 
 from tf_dualenc.data.beir import DataError, load_beir
+from tf_dualenc.data.pair_records import PAIR_FORMATS, infer_pair_format, iter_pair_records, resolve_pair_files
 
 
 @dataclasses.dataclass
@@ -21,50 +21,64 @@ class TrainingPairs:
         return len(self.queries)
 
 
-def read_pair_file(path, *, lenient=False):
-    """JSONL lines `{"query": str, "document": str, "query_id"?: str, "document_id"?: str}`.
+@dataclasses.dataclass
+class PairStream:
+    """Pair files read as training consumes them (see `tf_dualenc.training.input_pipeline.stream_batches`).
 
-    Missing ids default to the text itself, so duplicate detection still works on repeated texts.
+    `skipped` fills up while the first epoch is read in lenient mode.
     """
+
+    files: list
+    data_format: str = "auto"
+    shuffle_buffer: int = 10_000
+    num_negatives: int = 0
+    lenient: bool = False
+    skipped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+
+    @property
+    def source(self):
+        return ", ".join(os.path.abspath(f) for f in self.files)
+
+
+def read_pair_file(path, *, lenient=False, data_format="auto"):
+    """All pairs of one small pair file in memory, as `TrainingPairs` (training streams instead)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Pair file not found: {path}")
     pairs = TrainingPairs([], [], [], [], source=os.path.abspath(path))
-    with open(path, "rb") as f:
-        for line_number, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8")
-                if not line.strip():
-                    continue
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise DataError(f"expected a JSON object, got {type(record).__name__}")
-                missing = [k for k in ("query", "document") if k not in record]
-                if missing:
-                    raise DataError(f"missing field(s) {missing}")
-                query, document = record["query"], record["document"]
-                if not isinstance(query, str) or not query.strip() or not isinstance(document, str) or not document.strip():
-                    raise DataError("empty or non-string query/document")
-            except (UnicodeDecodeError, json.JSONDecodeError, DataError) as error:
-                reason = {UnicodeDecodeError: "invalid UTF-8", json.JSONDecodeError: "malformed JSON"}.get(type(error), str(error))
-                if not lenient:
-                    raise DataError(f"{path}:{line_number}: {reason if not isinstance(error, DataError) else error}") from error
-                pairs.skipped[reason.split(" [")[0]] += 1
-                continue
-            pairs.queries.append(query.strip())
-            pairs.documents.append(document.strip())
-            pairs.query_ids.append(str(record.get("query_id", query.strip())))
-            pairs.document_ids.append(str(record.get("document_id", document.strip())))
+    for record in iter_pair_records([path], data_format, lenient=lenient, skipped=pairs.skipped):
+        pairs.query_ids.append(record.query_id)
+        pairs.queries.append(record.query)
+        pairs.document_ids.append(record.document_id)
+        pairs.documents.append(record.document)
     if not pairs.queries:
         raise DataError(f"{path}: no training pairs")
     return pairs
 
 
-def load_training_pairs(path, *, data_format="auto", split="train", title_separator=" ", lenient=False):
-    """Pairs from a BEIR folder (qrels rows with score > 0) or a JSONL pair file."""
+def open_pair_stream(data, *, data_format="auto", shuffle_buffer=10_000, num_negatives=0, lenient=False):
+    """Resolves pair files (path, comma list or glob) and checks each one's format and first record now,
+    before any model is built; the rest is read while training."""
+    files = resolve_pair_files(data)
+    for path in files:
+        if data_format == "auto":
+            infer_pair_format(path)
+        # The first good record proves the format; strict mode raises on a bad one with file and line.
+        next(iter(iter_pair_records([path], data_format, lenient=lenient, num_negatives=num_negatives)), None)
+    return PairStream(files, data_format, shuffle_buffer, num_negatives, lenient)
+
+
+def load_training_pairs(path, *, data_format="auto", split="train", title_separator=" ", lenient=False,
+                        shuffle_buffer=10_000, num_negatives=0):
+    """Pairs from a BEIR folder (qrels rows with score > 0, in memory) or pair files (streamed).
+
+    data_format: "auto" (a folder is BEIR, anything else pair files), "beir", or one of PAIR_FORMATS.
+    """
     if data_format == "auto":
-        data_format = "beir" if os.path.isdir(path) else "pairs"
-    if data_format == "pairs":
-        return read_pair_file(path, lenient=lenient)
+        data_format = "beir" if os.path.isdir(path) else "auto"
+    if data_format in PAIR_FORMATS or data_format == "auto":
+        return open_pair_stream(path, data_format=data_format, shuffle_buffer=shuffle_buffer, num_negatives=num_negatives, lenient=lenient)
+    if num_negatives:
+        raise ValueError(f"num_negatives={num_negatives} needs pair files with hard negatives; the BEIR folder {path} has none.")
     dataset = load_beir(path, split, lenient=lenient)
     pairs = TrainingPairs([], [], [], [], source=f"{os.path.abspath(path)} ({split})", skipped=dataset.skipped)
     for qid, query, doc_id, document in dataset.training_pairs(title_separator):

@@ -5,7 +5,7 @@ import os
 import platform
 import time
 
-from tf_dualenc.evaluation.exact_search import exact_top_k
+from tf_dualenc.evaluation.exact_search import SEARCH_METHODS, brute_force_top_k, exact_top_k
 from tf_dualenc.evaluation.trec_metrics import DEFAULT_MEASURES, evaluate_run, parse_measure, write_trec_run
 
 
@@ -13,8 +13,13 @@ def _drop_identical(run):
     return {qid: {d: s for d, s in docs.items() if d != qid} for qid, docs in run.items()}
 
 
-def dense_run(model, dataset, *, k=100, batch_size=64, ignore_identical_ids=False, title_separator=" "):
-    """Encodes the corpus and the split's queries with `model` and returns ({qid: {doc: score}}, timings)."""
+def dense_run(model, dataset, *, k=100, batch_size=64, ignore_identical_ids=False, title_separator=" ", search="exact"):
+    """Encodes the corpus and the split's queries with `model` and returns ({qid: {doc: score}}, timings).
+
+    search: "exact" (chunked NumPy matmul, any corpus size) or "brute_force" (tfrs BruteForce, in memory).
+    """
+    if search not in SEARCH_METHODS:
+        raise ValueError(f"`search` must be one of {list(SEARCH_METHODS)}; got {search!r}.")
     doc_ids = list(dataset.corpus)
     query_ids = list(dataset.queries)
     timings = {}
@@ -27,7 +32,8 @@ def dense_run(model, dataset, *, k=100, batch_size=64, ignore_identical_ids=Fals
     timings["encode_queries_seconds"] = time.perf_counter() - start
     start = time.perf_counter()
     # One extra hit per query so dropping the query's own id still leaves k.
-    indices, scores = exact_top_k(queries, documents, k + int(ignore_identical_ids))
+    top_k = exact_top_k if search == "exact" else brute_force_top_k
+    indices, scores = top_k(queries, documents, k + int(ignore_identical_ids))
     timings["search_seconds"] = time.perf_counter() - start
     run = {
         qid: {doc_ids[int(i)]: float(s) for i, s in zip(row_idx, row_scores)}
@@ -50,6 +56,7 @@ def evaluate_retrieval(
     output_dir=None,
     model_description=None,
     title_separator=" ",
+    search="exact",
 ):
     """Runs one retriever on a `BeirDataset` split and scores it.
 
@@ -62,6 +69,7 @@ def evaluate_retrieval(
         ignore_identical_ids: BEIR's option: drop a hit whose document id equals the query id.
         output_dir: when given, writes `report.json` and `run.trec` there.
         model_description: what to record as the model in the report.
+        search: "exact" or "brute_force" (see `dense_run`).
 
     Returns:
         The report dict (metrics, dataset, model, config, timings, machine).
@@ -71,6 +79,8 @@ def evaluate_retrieval(
     deepest = max(parse_measure(m)[1] for m in measures)
     if k < deepest:
         raise ValueError(f"`k`={k} is smaller than the deepest cut-off in {list(measures)} ({deepest}).")
+    if search not in SEARCH_METHODS:
+        raise ValueError(f"`search` must be one of {list(SEARCH_METHODS)}; got {search!r}.")
     if method == "dense" and model is None:
         raise ValueError("method='dense' needs a `model`.")
     start = time.perf_counter()
@@ -90,7 +100,8 @@ def evaluate_retrieval(
         timings = {}
     else:
         run, timings = dense_run(
-            model, dataset, k=k, batch_size=batch_size, ignore_identical_ids=ignore_identical_ids, title_separator=title_separator
+            model, dataset, k=k, batch_size=batch_size, ignore_identical_ids=ignore_identical_ids, title_separator=title_separator,
+            search=search,
         )
     scores = evaluate_run(dataset.qrels, run, measures=measures)
     timings["total_seconds"] = time.perf_counter() - start
@@ -105,7 +116,8 @@ def evaluate_retrieval(
             "skipped": dict(dataset.skipped),
         },
         "model": model_description or ("bm25 (bm25s, lucene, k1=1.5, b=0.75, English stopwords + Snowball)" if method == "bm25" else type(model).__name__),
-        "config": {"method": method, "k": k, "measures": list(measures), "ignore_identical_ids": ignore_identical_ids, "batch_size": batch_size},
+        "config": {"method": method, "k": k, "measures": list(measures), "ignore_identical_ids": ignore_identical_ids, "batch_size": batch_size,
+                   "search": search if method == "dense" else None},
         "timings": {key: round(value, 3) for key, value in timings.items()},
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
     }

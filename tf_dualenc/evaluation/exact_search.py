@@ -3,6 +3,19 @@
 import numpy as np
 
 
+def _checked(query_embeddings, document_embeddings, k):
+    q = np.asarray(query_embeddings, np.float32)
+    d = np.asarray(document_embeddings, np.float32)
+    if q.ndim != 2 or d.ndim != 2 or q.shape[1] != d.shape[1]:
+        raise ValueError(f"Need [Nq, D] queries and [Nd, D] documents with the same D; got {q.shape} and {d.shape}.")
+    if d.shape[0] == 0:
+        raise ValueError("The document embedding matrix is empty.")
+    k = min(int(k), d.shape[0])
+    if k < 1:
+        raise ValueError(f"`k` must be >= 1; got {k}.")
+    return q, d, k
+
+
 def exact_top_k(query_embeddings, document_embeddings, k, *, document_chunk=65536, query_chunk=256):
     """Top-k documents per query by inner product (cosine for unit vectors), exactly.
 
@@ -16,15 +29,7 @@ def exact_top_k(query_embeddings, document_embeddings, k, *, document_chunk=6553
     Returns:
         (indices [Nq, k] int64, scores [Nq, k] float32), best first; equal scores keep the lower index first.
     """
-    q = np.asarray(query_embeddings, np.float32)
-    d = np.asarray(document_embeddings, np.float32)
-    if q.ndim != 2 or d.ndim != 2 or q.shape[1] != d.shape[1]:
-        raise ValueError(f"Need [Nq, D] queries and [Nd, D] documents with the same D; got {q.shape} and {d.shape}.")
-    if d.shape[0] == 0:
-        raise ValueError("The document embedding matrix is empty.")
-    k = min(int(k), d.shape[0])
-    if k < 1:
-        raise ValueError(f"`k` must be >= 1; got {k}.")
+    q, d, k = _checked(query_embeddings, document_embeddings, k)
     all_idx = np.empty((q.shape[0], k), np.int64)
     all_scores = np.empty((q.shape[0], k), np.float32)
     for qs in range(0, q.shape[0], query_chunk):
@@ -42,4 +47,28 @@ def exact_top_k(query_embeddings, document_embeddings, k, *, document_chunk=6553
             best_idx = np.take_along_axis(cand_idx, order, axis=1)
         all_idx[qs : qs + block.shape[0]] = best_idx
         all_scores[qs : qs + block.shape[0]] = best_scores
+    return all_idx, all_scores
+
+
+SEARCH_METHODS = ("exact", "brute_force")
+
+
+def brute_force_top_k(query_embeddings, document_embeddings, k, *, query_chunk=256):
+    """The same exact top-k through `tfrs.layers.factorized_top_k.BruteForce` (the index the serving export uses).
+
+    Holds the whole [Nd, D] candidate matrix and a [query_chunk, Nd] score block: for corpora that fit in
+    memory. Same return layout and tie order (lower index first) as `exact_top_k`.
+    """
+    import tensorflow as tf
+    import tensorflow_recommenders as tfrs
+
+    q, d, k = _checked(query_embeddings, document_embeddings, k)
+    index = tfrs.layers.factorized_top_k.BruteForce(k=k)
+    index.index(tf.constant(d), identifiers=tf.range(d.shape[0], dtype=tf.int64))
+    all_idx = np.empty((q.shape[0], k), np.int64)
+    all_scores = np.empty((q.shape[0], k), np.float32)
+    for qs in range(0, q.shape[0], query_chunk):
+        scores, ids = index(tf.constant(q[qs : qs + query_chunk]), k=k)
+        all_idx[qs : qs + query_chunk] = ids.numpy()
+        all_scores[qs : qs + query_chunk] = scores.numpy()
     return all_idx, all_scores

@@ -42,6 +42,10 @@ class DualEncoder(keras.Model):
         embedding_dim: size of the projected embedding.
         projection_initializer: initializer of the projection kernel(s). "identity" (needs embedding_dim equal
             to the tower size) starts a pretrained tower exactly at its own embeddings.
+        trim_padding: cut each batch's token tensors to its longest text before the tower runs (the
+            preprocessors pad to a fixed length). Attention and pooling are masked, so embeddings are the same
+            up to float rounding, and short texts cost far less. Turn it off where shapes must be static
+            (TPU, XLA), which the trainer does.
 
     Example:
     ```python
@@ -62,6 +66,7 @@ class DualEncoder(keras.Model):
         architecture="ade_spl",
         embedding_dim=None,
         projection_initializer="glorot_uniform",
+        trim_padding=True,
         **kwargs,
     ):
         if architecture not in ARCHITECTURES:
@@ -95,6 +100,7 @@ class DualEncoder(keras.Model):
                 f"got {embedding_dim}."
             )
         self.embedding_dim = embedding_dim
+        self.trim_padding = bool(trim_padding)
         self.projection_initializer = keras.initializers.get(projection_initializer)
         self.query_projection = self._projection("query_projection", query_dim)
         if architecture == "ade":
@@ -125,12 +131,20 @@ class DualEncoder(keras.Model):
         return tf.math.l2_normalize(x, axis=-1)
 
     def _features(self, inputs, preprocessor):
-        if isinstance(inputs, dict):
-            return inputs
-        inputs = tf.convert_to_tensor(inputs)
-        if inputs.dtype != tf.string:
-            raise ValueError(f"Text inputs must be strings; got dtype {inputs.dtype.name}.")
-        return preprocessor(inputs)
+        if not isinstance(inputs, dict):
+            inputs = tf.convert_to_tensor(inputs)
+            if inputs.dtype != tf.string:
+                raise ValueError(f"Text inputs must be strings; got dtype {inputs.dtype.name}.")
+            inputs = preprocessor(inputs)
+        return self._trim(inputs)
+
+    def _trim(self, features):
+        # The preprocessors pad at the end, so everything past the batch's longest text is padding.
+        mask = features.get("padding_mask")
+        if not self.trim_padding or mask is None:
+            return features
+        length = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(mask, tf.int32), axis=-1)), 1)
+        return {key: value[..., :length] if value.shape.rank and value.shape.rank >= 2 else value for key, value in features.items()}
 
     def embed_queries(self, inputs, training=False):
         """Raw strings [B] or query features → [B, D] unit vectors (graph-friendly)."""
@@ -142,7 +156,8 @@ class DualEncoder(keras.Model):
         features = self._features(inputs, self.document_preprocessor)
         return self._normalize(self.document_projection(self.document_tower(features, training=training)))
 
-    def _embed_negatives(self, negatives, training):
+    def embed_negatives(self, negatives, training=False):
+        """Hard-negative documents, strings [B, N] or token dicts of [B, N, L] tensors → [B, N, D] unit vectors."""
         if isinstance(negatives, dict):
             first = next(iter(negatives.values()))
             batch, count = tf.shape(first)[0], tf.shape(first)[1]
@@ -166,7 +181,7 @@ class DualEncoder(keras.Model):
             self.embed_documents(inputs["document"], training=training)[:, None],
         ]
         if inputs.get("negatives") is not None:
-            parts.append(self._embed_negatives(inputs["negatives"], training))
+            parts.append(self.embed_negatives(inputs["negatives"], training))
         return tf.concat(parts, axis=1)
 
     # ---- user-level encoding -------------------------------------------------------------------------
@@ -188,10 +203,18 @@ class DualEncoder(keras.Model):
                 reduce_retracing=True,
             )
         fn = self._encode_fns[side]
-        out = [fn(tf.constant(texts[i : i + batch_size], tf.string)).numpy() for i in range(0, len(texts), batch_size)]
-        if not out:
+        if not texts:
             return np.zeros((0, self.embedding_dim), np.float32)
-        return np.concatenate(out, axis=0)
+        # Batches of similar length (longest first, so the memory peak comes at once): with trim_padding a
+        # batch costs its longest text, so sorting saves most of the padding of a mixed-length corpus.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i])) if self.trim_padding else list(range(len(texts)))
+        ordered = [texts[i] for i in order]
+        out = np.concatenate(
+            [fn(tf.constant(ordered[i : i + batch_size], tf.string)).numpy() for i in range(0, len(ordered), batch_size)], axis=0
+        )
+        result = np.empty_like(out)
+        result[np.asarray(order)] = out
+        return result
 
     def encode_queries(self, texts, batch_size=64):
         """Embeds query strings: a list of N strings → float32 array [N, D] of unit vectors."""
@@ -224,6 +247,7 @@ class DualEncoder(keras.Model):
             "architecture": self.architecture,
             "embedding_dim": self.embedding_dim,
             "projection_initializer": keras.initializers.serialize(self.projection_initializer),
+            "trim_padding": self.trim_padding,
             "query_tower": serialize(self.query_tower),
             "document_tower": None if self.architecture == "sde" else serialize(self.document_tower),
             "query_preprocessor": serialize(self.query_preprocessor),

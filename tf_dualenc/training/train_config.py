@@ -13,7 +13,7 @@ from tf_dualenc.models.t5_tower_configs import T5_TOWER_CONFIGS
 LOSSES = ("samtone", "in_batch", "pair")
 MODELS = ("t5", "bert")
 OPTIMIZERS = ("adafactor", "adam", "sgd")
-DATA_FORMATS = ("auto", "beir", "pairs")
+DATA_FORMATS = ("auto", "beir", "jsonl", "tsv", "tfrecord")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
@@ -24,7 +24,10 @@ class TrainConfig:
     Data:
         data: BEIR folder (pairs = qrels rows with score > 0) or a JSONL pair file
             (`{"query_id"?, "query", "document_id"?, "document"}` per line).
-        data_format: "auto" (folder → beir, file → pairs), "beir", "pairs".
+        data_format: "auto" (a folder → beir; files → by suffix .jsonl/.tsv/.tfrecord), "beir", "jsonl", "tsv",
+            "tfrecord". Pair files are streamed; `data` may be a comma list or a glob of shards.
+        shuffle_buffer: records in the shuffle buffer when streaming pair files.
+        num_negatives: hard negatives per pair taken from pair files (each record needs at least this many).
         split: BEIR qrels split to train on.
         title_separator: joins a BEIR document's title and text.
         lenient: skip and count bad records instead of failing.
@@ -47,12 +50,15 @@ class TrainConfig:
         batch_size, steps, seed.
         no_duplicates: batches never repeat a query id or a document id.
         jit_compile: XLA-compile the train step.
+        trim_padding: cut each batch to its longest text (off under XLA and TPU, which need static shapes).
     Output:
         output_dir, checkpoint_every (steps), keep_checkpoints, log_every (steps), strategy.
     """
 
     data: str = ""
     data_format: str = "auto"
+    shuffle_buffer: int = 10000
+    num_negatives: int = 0
     split: str = "train"
     title_separator: str = " "
     lenient: bool = False
@@ -78,6 +84,7 @@ class TrainConfig:
     seed: int = 0
     no_duplicates: bool = True
     jit_compile: bool = False
+    trim_padding: bool = True
     output_dir: str = "runs/train"
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
@@ -144,9 +151,18 @@ class TrainConfig:
         choice("optimizer", OPTIMIZERS)
         choice("strategy", STRATEGIES)
         if not self.data:
-            errors.append("data is empty (a BEIR folder or a JSONL pair file)")
-        elif not os.path.exists(self.data):
-            errors.append(f"data={self.data!r} does not exist")
+            errors.append("data is empty (a BEIR folder, or pair files: a path, comma list or glob)")
+        elif not os.path.isdir(self.data):
+            from tf_dualenc.data.pair_records import resolve_pair_files
+
+            try:
+                resolve_pair_files(self.data)
+            except FileNotFoundError:
+                errors.append(f"data={self.data!r} does not exist (a BEIR folder, or pair files: a path, comma list or glob)")
+            if self.data_format == "beir":
+                errors.append(f"data_format='beir' needs a folder; data={self.data!r} is not one")
+        elif self.data_format not in ("auto", "beir"):
+            errors.append(f"data={self.data!r} is a folder, so data_format must be 'auto' or 'beir' (got {self.data_format!r})")
         if self.model == "t5":
             if self.preset is None:
                 choice("size", tuple(T5_TOWER_CONFIGS))
@@ -157,6 +173,7 @@ class TrainConfig:
         if self.model == "bert" and not self.preset:
             errors.append("preset is required for model='bert' (e.g. 'all-MiniLM-L6-v2' or a Hugging Face folder)")
         for name, low in (("query_length", 2), ("document_length", 2), ("batch_size", 2), ("steps", 1),
+                          ("shuffle_buffer", 1), ("num_negatives", 0),
                           ("checkpoint_every", 1), ("keep_checkpoints", 1), ("log_every", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -169,6 +186,14 @@ class TrainConfig:
             bad = bad or (name in ("temperature", "learning_rate") and value <= low) or (high is not None and not low <= value <= high)
             if bad:
                 errors.append(f"{name}={value!r} (must be {'> 0' if high is None else f'in [{low}, {high}]'})")
+        for field in dataclasses.fields(self):
+            if field.type is bool and not isinstance(getattr(self, field.name), bool):
+                errors.append(f"{field.name}={getattr(self, field.name)!r} (must be true or false)")
+        if isinstance(self.num_negatives, int) and self.num_negatives > 0:
+            if self.data and os.path.isdir(self.data):
+                errors.append(f"num_negatives={self.num_negatives} needs pair files with hard negatives; a BEIR folder has none")
+            if self.loss == "pair":
+                errors.append("num_negatives > 0 is not defined for loss='pair' (use 'samtone' or 'in_batch')")
         if self.loss == "pair" and self.mask_duplicates:
             errors.append("mask_duplicates=True is not defined for loss='pair' (set mask_duplicates: false)")
         if errors:

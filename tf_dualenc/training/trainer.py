@@ -48,6 +48,13 @@ def _is_chief(strategy):
 
 
 def build_model(config):
+    model = _build_model(config)
+    # XLA and TPUs want static shapes: keep the preprocessors' fixed padding there.
+    model.trim_padding = config.trim_padding and not config.jit_compile and config.strategy != "tpu"
+    return model
+
+
+def _build_model(config):
     from tf_dualenc.models import build_bert_dual_encoder, build_t5_dual_encoder
 
     if config.model == "bert":
@@ -74,14 +81,15 @@ def make_loss_fn(config):
     from tf_dualenc.losses import contrastive_loss, pair_loss
 
     if config.loss == "pair":
-        return lambda q, d, qids, dids: pair_loss(q, d, temperature=config.temperature, alpha=config.alpha)
+        return lambda q, d, qids, dids, hard_negatives=None: pair_loss(q, d, temperature=config.temperature, alpha=config.alpha)
     same_tower = config.same_tower if config.loss == "samtone" else "none"
     masking = config.mask_duplicates
 
-    def loss_fn(q, d, qids, dids):
+    def loss_fn(q, d, qids, dids, hard_negatives=None):
         return contrastive_loss(
             q,
             d,
+            hard_negative_embeddings=hard_negatives,
             temperature=config.temperature,
             bidirectional=config.bidirectional,
             same_tower=same_tower,
@@ -121,16 +129,18 @@ def make_train_step(strategy, model, optimizer, loss_fn, batch_size, jit_compile
         with tf.GradientTape() as tape:
             q = model.embed_queries(features["query"], training=True)
             d = model.embed_documents(features["document"], training=True)
+            h = model.embed_negatives(features["negatives"], training=True) if "negatives" in features else None
             if replicas > 1:
                 # Negatives come from the GLOBAL batch: gather every replica's embeddings (gradients flow back
                 # through all_gather) and compute the same global loss on each replica.
                 q, d = context.all_gather(q, axis=0), context.all_gather(d, axis=0)
+                h = None if h is None else context.all_gather(h, axis=0)
                 # Collective all_gather rejects int64 under MultiWorkerMirroredStrategy ("destinations can
                 # not be empty"); the id hashes are < 2**52, so float64 carries them exactly.
                 query_ids, document_ids = (
                     tf.cast(context.all_gather(tf.cast(ids, tf.float64), axis=0), tf.int64) for ids in (query_ids, document_ids)
                 )
-            loss = loss_fn(q, d, query_ids, document_ids)
+            loss = loss_fn(q, d, query_ids, document_ids, h)
             # all_gather's gradient sums over replicas and Keras sums the replicas' gradients again, so each
             # replica contributes loss / R: the applied update is exactly ∇loss of the global batch.
             scaled = loss / replicas
@@ -202,11 +212,13 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
     os.makedirs(config.output_dir, exist_ok=True)
     _check_resume_config(config.output_dir, config)
     pairs = load_training_pairs(
-        config.data, data_format=config.data_format, split=config.split, title_separator=config.title_separator, lenient=config.lenient
+        config.data, data_format=config.data_format, split=config.split, title_separator=config.title_separator,
+        lenient=config.lenient, shuffle_buffer=config.shuffle_buffer, num_negatives=config.num_negatives,
     )
+    streamed = not hasattr(pairs, "__len__")
     if pairs.skipped:
         print_fn(f"lenient mode skipped {sum(pairs.skipped.values())} records: {dict(pairs.skipped)}")
-    if len(pairs) < config.batch_size:
+    if not streamed and len(pairs) < config.batch_size:
         raise ValueError(f"batch_size={config.batch_size} is larger than the {len(pairs)} training pairs in {pairs.source}.")
 
     strategy = make_strategy(config.strategy)
@@ -238,14 +250,15 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
     train_step = make_train_step(strategy, model, optimizer, loss_fn, config.batch_size, config.jit_compile)
 
     writer = tf.summary.create_file_writer(os.path.join(config.output_dir, "logs") if chief else os.path.join(checkpoint_dir, "logs"))
-    dataset = make_dataset(pairs, model, config.batch_size, config.seed, start_step, config.no_duplicates)
+    failures = []
+    dataset = make_dataset(pairs, model, config.batch_size, config.seed, start_step, config.no_duplicates, failures)
     last_step = config.steps if stop_after_steps is None else min(config.steps, start_step + stop_after_steps)
     bar = keras.utils.Progbar(config.steps, stateful_metrics=["loss", "in_batch_accuracy", "lr"]) if progress and chief else None
     losses, accuracies = [], []
     begin = time.perf_counter()
     first_step_seconds = None
-    if start_step < last_step:
-        for features, query_ids, document_ids in dataset:
+    try:
+        for features, query_ids, document_ids in dataset if start_step < last_step else ():
             t0 = time.perf_counter()
             loss, accuracy = train_step(features, query_ids, document_ids)
             loss, accuracy = float(loss), float(accuracy)
@@ -269,6 +282,11 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
                 manager.save(checkpoint_number=current)
             if current >= last_step:
                 break
+    except tf.errors.OpError:
+        # tf.data wraps a failing source in an opaque op error; the original names the file and line.
+        if failures:
+            raise failures[0] from None
+        raise
     writer.flush()
     if not chief:
         import shutil
@@ -281,7 +299,8 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
         "steps_total": config.steps,
         "finished": done >= config.steps,
         "resumed_from_step": start_step,
-        "train_pairs": len(pairs),
+        "train_pairs": None if streamed else len(pairs),
+        "skipped_records": dict(pairs.skipped),
         "data": pairs.source,
         "last_loss": losses[-1] if losses else None,
         "mean_loss_last_10": float(np.mean(losses[-10:])) if losses else None,
