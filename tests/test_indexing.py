@@ -1,0 +1,195 @@
+"""The on-disk index (build, atomic write, checksums, search) and the Beam encoding job."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import SHARED
+from tf_dualenc import cli
+from tf_dualenc.evaluation import exact_top_k
+from tf_dualenc.indexing import RetrievalIndex, RetrievalIndexError, build_index
+
+
+def unit_vectors(n, d, seed=0):
+    x = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def records(vectors):
+    return ((f"doc{i}", f"text of document {i}", v) for i, v in enumerate(vectors))
+
+
+@pytest.mark.parametrize("method", ["brute_force", "scann"])
+def test_index_round_trip_matches_exact_search(tmp_path, method):
+    vectors = unit_vectors(600, 16)
+    manifest = build_index(records(vectors), tmp_path / "index", dimension=16, count=600, method=method,
+                           model_info={"export": "x"}, print_fn=lambda *_: None)
+    assert manifest["method"] == method and manifest["count"] == 600 and manifest["model"] == {"export": "x"}
+    assert sorted(os.listdir(tmp_path)) == ["index"]  # no temporary folder left
+    index = RetrievalIndex.load(str(tmp_path / "index"))
+    queries = unit_vectors(40, 16, seed=1)
+    want, want_scores = exact_top_k(queries, vectors, 10)
+    exact_hits = index.search_embeddings(queries, 10, exact=True)
+    assert [[h["id"] for h in hits] for hits in exact_hits] == [[f"doc{j}" for j in row] for row in want]
+    assert exact_hits[0][0]["text"] == f"text of document {want[0][0]}"
+    hits = index.search_embeddings(queries, 10)
+    recall = np.mean([len({h["id"] for h in got} & {f"doc{j}" for j in row}) / 10 for got, row in zip(hits, want)])
+    if method == "brute_force":
+        assert recall == 1.0
+        np.testing.assert_allclose([[h["score"] for h in hits_] for hits_ in hits], want_scores, atol=1e-6)
+    else:
+        # Approximate; isotropic random vectors are the hardest case for a partition tree (0.76 seen here).
+        assert recall >= 0.6, recall
+        assert manifest["build_config"]["num_leaves"] == 24
+    assert 0.0 < manifest["recall_at_10_vs_exact"]["recall"] <= 1.0
+
+
+def test_failed_build_leaves_nothing_and_existing_index_survives(tmp_path):
+    vectors = unit_vectors(50, 8)
+    build_index(records(vectors), tmp_path / "index", dimension=8, count=50, print_fn=lambda *_: None)
+
+    def broken():
+        yield from list(records(vectors))[:10]
+        raise OSError("disk went away")
+
+    with pytest.raises(OSError, match="disk went away"):
+        build_index(broken(), tmp_path / "index", dimension=8, count=50, overwrite=True, print_fn=lambda *_: None)
+    assert sorted(os.listdir(tmp_path)) == ["index"]
+    assert len(RetrievalIndex.load(str(tmp_path / "index"))) == 50  # the old index is untouched
+    with pytest.raises(RetrievalIndexError, match=r"already exists; pass overwrite=True"):
+        build_index(records(vectors), tmp_path / "index", dimension=8, count=50, print_fn=lambda *_: None)
+    with pytest.raises(RetrievalIndexError, match=r"Duplicate document id 'doc0'"):
+        build_index(list(records(vectors[:2])) * 2, tmp_path / "dup", dimension=8, count=4, print_fn=lambda *_: None)
+    with pytest.raises(RetrievalIndexError, match=r"Expected 60 records, got 50"):
+        build_index(records(vectors), tmp_path / "short", dimension=8, count=60, print_fn=lambda *_: None)
+    with pytest.raises(RetrievalIndexError, match=r"method='hnsw'; valid: \['auto', 'scann', 'brute_force'\]"):
+        build_index(records(vectors), tmp_path / "m", dimension=8, count=50, method="hnsw")
+    assert sorted(os.listdir(tmp_path)) == ["index"]
+
+
+def test_corrupted_or_incomplete_index_is_refused(tmp_path):
+    build_index(records(unit_vectors(30, 8)), tmp_path / "index", dimension=8, count=30, print_fn=lambda *_: None)
+    path = tmp_path / "index" / "embeddings.npy"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(RetrievalIndexError, match=r"embeddings\.npy: SHA-256 differs"):
+        RetrievalIndex.load(str(tmp_path / "index"))
+    (tmp_path / "index" / "ids.jsonl").unlink()
+    with pytest.raises(RetrievalIndexError, match=r"ids\.jsonl: missing or of the wrong size"):
+        RetrievalIndex.load(str(tmp_path / "index"), verify_checksums=False)
+    with pytest.raises(RetrievalIndexError, match=r"not an index folder"):
+        RetrievalIndex.load(str(tmp_path))
+
+
+def write_corpus(path, texts):
+    with open(path, "w", encoding="utf-8") as f:
+        for i, text in enumerate(texts):
+            f.write(json.dumps({"_id": f"d{i}", "title": f"Title {i}", "text": text}) + "\n")
+    return str(path)
+
+
+@pytest.fixture
+def tiny_export(tmp_path_factory, t5_vocabulary, _seed):
+    from test_models import tiny
+    from tf_dualenc.export import export_encoder
+
+    model = tiny(t5_vocabulary, "ade_spl")
+    base = tmp_path_factory.mktemp("exports")
+    return model, export_encoder(model, str(base), "tiny").path
+
+
+@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+def test_beam_job_embeds_a_corpus_and_search_answers(tmp_path, tiny_export, mode, capsys):
+    from test_models import DOCUMENTS, QUERIES
+
+    model, export = tiny_export
+    corpus = write_corpus(tmp_path / "corpus.jsonl", DOCUMENTS)
+    argv = ["build-index", "--corpus", corpus, "--model", os.path.dirname(export), "--output", str(tmp_path / "index"),
+            "--num-shards", "2", "--min-batch-size", "2", "--max-batch-size", "3", "--queries", str(tmp_path / "q.txt"),
+            "--runner", "DirectRunner", "--direct_running_mode", mode, "--direct_num_workers", "2"]
+    (tmp_path / "q.txt").write_text("\n".join(QUERIES))
+    assert cli.main(argv) == 0
+    assert len(list((tmp_path / "index-embeddings").glob("part-*-of-00002.tfrecord"))) == 2
+    index = RetrievalIndex.load(str(tmp_path / "index"))
+    assert index.manifest["model"]["version"] == 1 and index.manifest["recall_at_10_vs_exact"]["queries"] == len(QUERIES)
+    # The job's vectors are the model's, with each id kept with its own vector.
+    want = model.encode_documents([f"Title {i} {t}" for i, t in enumerate(DOCUMENTS)])
+    rows = [int(i[1:]) for i in index.ids]
+    np.testing.assert_allclose(np.asarray(index.embeddings), want[rows], atol=1e-5)
+
+    capsys.readouterr()
+    assert cli.main(["search", "--index", str(tmp_path / "index"), "--query", QUERIES[0], "--k", "3", "--json"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    scores = want @ model.encode_queries(QUERIES[:1])[0]
+    assert [h["id"] for h in line["hits"]] == [f"d{j}" for j in np.argsort(-scores)[:3]]
+    assert line["hits"][0]["text"].startswith("Title ")
+
+
+def test_beam_job_reads_tfrecord_corpora_and_checks_input(tmp_path, tiny_export, capsys):
+    import tensorflow as tf
+
+    from tf_dualenc.indexing.build_index_pipeline import ReadCorpus
+
+    _, export = tiny_export
+    with tf.io.TFRecordWriter(str(tmp_path / "corpus-00000-of-00001.tfrecord")) as writer:
+        for i in range(5):
+            writer.write(tf.train.Example(features=tf.train.Features(feature={
+                "id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"t{i}".encode()])),
+                "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"document number {i}".encode()]))})).SerializeToString())
+    assert cli.main(["build-index", "--corpus", str(tmp_path / "corpus-*.tfrecord"), "--model", export,
+                     "--output", str(tmp_path / "index")]) == 0
+    assert sorted(RetrievalIndex.load(str(tmp_path / "index")).ids) == [f"t{i}" for i in range(5)]
+    assert cli.main(["build-index", "--corpus", str(tmp_path / "corpus-*.tfrecord"), "--model", export,
+                     "--output", str(tmp_path / "index")]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match=r"No corpus file matches '.*nothing\.jsonl'"):
+        ReadCorpus(str(tmp_path / "nothing.jsonl"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"_id": "a", "text": "fine"}\n{"_id": "b"}\n')
+    capsys.readouterr()
+    assert cli.main(["build-index", "--corpus", str(bad), "--model", export, "--output", str(tmp_path / "bad_index")]) == 2
+    assert "bad.jsonl: a line lacks '_id' (or 'id') or a string 'text': '{\"_id\": \"b\"}'" in capsys.readouterr().err
+    assert not (tmp_path / "bad_index").exists()
+
+
+def test_pipeline_takes_standard_beam_options_for_other_runners():
+    from apache_beam.options.pipeline_options import FlinkRunnerOptions, GoogleCloudOptions, PipelineOptions, StandardOptions
+
+    from tf_dualenc.indexing.build_index_pipeline import parse_args
+
+    args, beam_args = parse_args(["--corpus", "gs://bucket/corpus-*.tfrecord", "--model", "gs://bucket/exports/m/3", "--output", "/tmp/i",
+                                  "--runner", "DataflowRunner", "--project", "p", "--region", "europe-west4", "--temp_location", "gs://bucket/tmp"])
+    options = PipelineOptions(beam_args)
+    assert options.view_as(StandardOptions).runner == "DataflowRunner"
+    assert options.view_as(GoogleCloudOptions).region == "europe-west4" and args.model.endswith("/3")
+    flink = PipelineOptions(["--runner", "FlinkRunner", "--flink_master", "localhost:8081"])
+    assert flink.view_as(FlinkRunnerOptions).flink_master == "localhost:8081"
+    spark = PipelineOptions(["--runner", "SparkRunner", "--spark_master_url", "spark://h:7077"])
+    assert spark.get_all_options()["spark_master_url"] == "spark://h:7077"
+
+
+@pytest.mark.slow
+def test_scifact_index_from_a_trained_model(tmp_path, t5_vocabulary, capsys):
+    if not (SHARED / "data" / "scifact").exists():
+        pytest.skip("../shared/data/scifact not present")
+    from tf_dualenc.export import export_encoder
+    from tf_dualenc.training import TrainConfig, train
+
+    config = TrainConfig(data=str(SHARED / "data" / "scifact"), model="t5", size="tiny", vocabulary=t5_vocabulary, query_length=32,
+                         document_length=64, batch_size=16, steps=5, checkpoint_every=5, learning_rate=1e-2, dropout=0.0,
+                         output_dir=str(tmp_path / "run")).validate()
+    _, model = train(config, progress=False, print_fn=lambda *_: None)
+    export = export_encoder(model, str(tmp_path / "exports"), "scifact").path
+    assert cli.main(["build-index", "--corpus", str(SHARED / "data" / "scifact" / "corpus.jsonl"), "--model", export,
+                     "--output", str(tmp_path / "index"), "--method", "scann",
+                     "--queries", str(SHARED / "data" / "scifact" / "queries.jsonl")]) == 0
+    index = RetrievalIndex.load(str(tmp_path / "index"))
+    assert len(index) == 5183 and index.manifest["method"] == "scann"
+    assert index.manifest["recall_at_10_vs_exact"]["queries"] == 1000
+    capsys.readouterr()
+    assert cli.main(["search", "--index", str(tmp_path / "index"), "--query", "Vitamin D deficiency and bone density", "--k", "5"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 6 and "  1. " in out

@@ -1,0 +1,265 @@
+"""SavedModels for TF Serving: raw strings in, tokenisation in the graph, `<base>/<model_name>/<version>/` layout.
+
+Two kinds of export:
+
+- `export_encoder`: signatures `serving_default` and `encode_query` (text [B] → embedding [B, D]) and
+  `encode_document` (text [B] → embedding [B, D]).
+- `export_retrieval_model`: the query encoder in front of a document index, signatures `serving_default` /
+  `search` (text [B] → document_ids [B, k], scores [B, k]) and `search_embedding` (embedding [B, D] → the same).
+  Index backends: tfrs `BruteForce` (exact; stock TF Serving runs it) and tfrs `ScaNN` (approximate; needs a
+  model server built with ScaNN's ops — see docs/serving.md).
+
+Each export is written under a temporary name inside `<base>/<model_name>/` (TF Serving ignores folders whose name
+is not a number), audited (`op_audit`), and renamed to its version only when complete: a crash never leaves a
+version folder that TF Serving would try to load. The variables are written once (plain `tf.saved_model.save`
+of a `tf.Module`; Keras 3.15's export paths were seen writing each variable twice). A manifest with the model
+config, the embedding size and the op audit goes to `assets.extra/tf_dualenc_export.json`, which TF Serving
+ignores.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+import uuid
+
+from tf_dualenc.export.op_audit import audit_saved_model
+
+MANIFEST_PATH = os.path.join("assets.extra", "tf_dualenc_export.json")
+INDEX_TYPES = ("brute_force", "scann")
+# ScaNN's asymmetric hashing trains 16 centres per block.
+MIN_SCANN_DOCUMENTS = 16
+
+
+class ExportError(ValueError):
+    """An export that cannot be written as asked (bad arguments, or ops stock TF Serving lacks)."""
+
+
+@dataclasses.dataclass
+class ExportResult:
+    path: str
+    version: int
+    manifest: dict
+
+    @property
+    def op_audit(self):
+        return self.manifest["op_audit"]
+
+
+def next_version(model_dir):
+    """1 + the largest numeric version folder in `model_dir` (1 when there is none)."""
+    if not os.path.isdir(model_dir):
+        return 1
+    versions = [int(name) for name in os.listdir(model_dir) if name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def read_manifest(saved_model_dir):
+    path = os.path.join(saved_model_dir, MANIFEST_PATH)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{saved_model_dir} has no {MANIFEST_PATH}: not a tf_dualenc export.")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _check_name(model_name):
+    if not model_name or os.sep in model_name or model_name.startswith(".") or not model_name.replace("-", "_").replace(".", "_").isidentifier():
+        raise ExportError(f"model_name={model_name!r}: use letters, digits, '_', '-' or '.' (it names a folder and the TF Serving model).")
+
+
+def _save_versioned(module, signatures, export_base, model_name, version, manifest, *, stock_compatible, options=None):
+    import tensorflow as tf
+
+    _check_name(model_name)
+    model_dir = os.path.join(export_base, model_name)
+    version = next_version(model_dir) if version is None else version
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ExportError(f"version={version!r}: TF Serving versions are positive integers.")
+    final = os.path.join(model_dir, str(version))
+    if os.path.exists(final):
+        raise ExportError(f"{final} already exists; a served version is immutable, export a new version instead.")
+    os.makedirs(model_dir, exist_ok=True)
+    tmp = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
+    try:
+        tf.saved_model.save(module, tmp, signatures=signatures, options=options)
+        audit = audit_saved_model(tmp)
+        manifest = dict(manifest, model_name=model_name, version=version, exported_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        signatures=sorted(signatures), op_audit=audit.to_dict(), tensorflow=tf.__version__)
+        if stock_compatible and not audit.stock_serving_compatible:
+            raise ExportError(
+                f"Export of {model_name!r} needs ops stock TF Serving does not register: {audit.not_in_stock_serving}. "
+                "Serve it with a model server built with those ops (docs/serving.md), or export with stock_compatible=False."
+            )
+        os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
+        with open(os.path.join(tmp, MANIFEST_PATH), "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, final)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    return ExportResult(final, version, manifest)
+
+
+def _model_manifest(model):
+    return {
+        "architecture": model.architecture,
+        "embedding_dim": int(model.embedding_dim),
+        "query_sequence_length": int(model.query_preprocessor.sequence_length),
+        "document_sequence_length": int(model.document_preprocessor.sequence_length),
+    }
+
+
+def _string_spec():
+    import tensorflow as tf
+
+    return tf.TensorSpec([None], tf.string, name="text")
+
+
+def export_encoder(model, export_base, model_name="dual_encoder", version=None, *, stock_compatible=True):
+    """Exports the query and document encoders of a `DualEncoder` as one versioned SavedModel.
+
+    Args:
+        model: a `tf_dualenc.models.DualEncoder`.
+        export_base: the TF Serving model base folder; the export goes to `<export_base>/<model_name>/<version>/`.
+        model_name: the TF Serving model name.
+        version: a positive integer; default: one more than the largest existing version.
+        stock_compatible: fail (and write nothing) when the graph needs ops stock TF Serving does not register.
+
+    Returns:
+        `ExportResult(path, version, manifest)`; the manifest holds the op audit.
+
+    Example:
+    ```python
+    result = export_encoder(model, "/models", "scifact")   # /models/scifact/1/
+    loaded = tf.saved_model.load(result.path)              # after `import tensorflow_text`
+    loaded.signatures["encode_document"](text=tf.constant(["Paris is in France."]))["embedding"]
+    ```
+    """
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.model = model
+    module.encode_query = tf.function(lambda text: {"embedding": model.embed_queries(text)}, input_signature=[_string_spec()])
+    module.encode_document = tf.function(lambda text: {"embedding": model.embed_documents(text)}, input_signature=[_string_spec()])
+    signatures = {
+        "serving_default": module.encode_query.get_concrete_function(),
+        "encode_query": module.encode_query.get_concrete_function(),
+        "encode_document": module.encode_document.get_concrete_function(),
+    }
+    manifest = dict(kind="encoder", **_model_manifest(model))
+    return _save_versioned(module, signatures, export_base, model_name, version, manifest, stock_compatible=stock_compatible)
+
+
+def scann_defaults(num_documents, k):
+    """tfrs ScaNN settings for a corpus size: those of the on-disk index (`scann_build_config`)."""
+    from tf_dualenc.indexing.retrieval_index import scann_build_config
+
+    config = scann_build_config(num_documents, k)
+    return {
+        "num_leaves": config["num_leaves"],
+        "num_leaves_to_search": config["num_leaves_to_search"],
+        "dimensions_per_block": config["dimensions_per_block"],
+        "num_reordering_candidates": min(num_documents, config["reordering_num_neighbors"]),
+    }
+
+
+def export_retrieval_model(
+    model,
+    document_ids,
+    document_embeddings,
+    export_base,
+    model_name="dual_encoder_retrieval",
+    version=None,
+    *,
+    index="brute_force",
+    k=10,
+    scann_options=None,
+    stock_compatible=None,
+):
+    """Exports query text → top-k document ids and scores, the corpus embedded in the graph.
+
+    Args:
+        model: the `DualEncoder` whose query tower encodes queries.
+        document_ids: N document ids (strings).
+        document_embeddings: [N, D] document embeddings from the same model.
+        index: "brute_force" (tfrs BruteForce, exact, stock TF Serving) or "scann" (tfrs ScaNN; needs ScaNN's ops in
+            the model server).
+        k: results per query.
+        scann_options: tfrs ScaNN arguments (num_leaves, num_leaves_to_search, dimensions_per_block,
+            num_reordering_candidates); defaults from `scann_defaults`.
+        stock_compatible: fail when stock TF Serving cannot run the export. Default: True for "brute_force",
+            False for "scann" (whose export records that it needs a ScaNN-enabled model server).
+    """
+    import numpy as np
+
+    _check_name(model_name)
+    if index not in INDEX_TYPES:
+        raise ExportError(f"index={index!r}; valid: {list(INDEX_TYPES)}.")
+    document_ids = [str(d) for d in document_ids]
+    embeddings = np.asarray(document_embeddings, np.float32)
+    if embeddings.ndim != 2 or embeddings.shape[0] != len(document_ids) or embeddings.shape[1] != model.embedding_dim:
+        raise ExportError(
+            f"document_embeddings must be [{len(document_ids)}, {model.embedding_dim}] (one row per id, the model's size); got {embeddings.shape}."
+        )
+    if not document_ids:
+        raise ExportError("No documents to index.")
+    if not isinstance(k, int) or not 1 <= k <= len(document_ids):
+        raise ExportError(f"k={k!r} must be an integer in [1, {len(document_ids)}] (the number of documents).")
+    stock_compatible = (index == "brute_force") if stock_compatible is None else stock_compatible
+    if index == "scann":
+        if len(document_ids) < MIN_SCANN_DOCUMENTS:
+            raise ExportError(
+                f"index='scann' needs at least {MIN_SCANN_DOCUMENTS} documents to train its quantiser; got {len(document_ids)}. "
+                "Use index='brute_force' (exact) for so few."
+            )
+        settings = dict(scann_defaults(len(document_ids), k), **(scann_options or {}))
+        unknown = set(settings) - set(scann_defaults(1, 1))
+        if unknown:
+            raise ExportError(f"Unknown scann_options {sorted(unknown)}; valid: {sorted(scann_defaults(1, 1))}.")
+    import tensorflow as tf
+    import tensorflow_recommenders as tfrs
+
+    options = None
+    if index == "brute_force":
+        layer = tfrs.layers.factorized_top_k.BruteForce(k=k)
+        settings = {}
+    else:
+        settings = dict(scann_defaults(len(document_ids), k), **(scann_options or {}))
+        layer = tfrs.layers.factorized_top_k.ScaNN(k=k, distance_measure="dot_product", **settings)
+        # ScaNN's ops live in the "Scann" namespace, which SavedModel refuses unless allowed explicitly.
+        options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
+    layer.index(tf.constant(embeddings), identifiers=tf.constant(document_ids))
+
+    module = tf.Module()
+    module.model = model
+    module.index = layer
+
+    def search_embedding(embedding):
+        scores, ids = layer(embedding, k=k)
+        return {"document_ids": ids, "scores": scores}
+
+    module.search = tf.function(lambda text: search_embedding(model.embed_queries(text)), input_signature=[_string_spec()])
+    module.search_embedding = tf.function(search_embedding, input_signature=[tf.TensorSpec([None, model.embedding_dim], tf.float32, name="embedding")])
+    signatures = {
+        "serving_default": module.search.get_concrete_function(),
+        "search": module.search.get_concrete_function(),
+        "search_embedding": module.search_embedding.get_concrete_function(),
+    }
+    manifest = dict(kind="retrieval", index=index, k=k, num_documents=len(document_ids), index_settings=settings, **_model_manifest(model))
+    manifest["serving_requirements"] = (
+        "stock tensorflow/serving" if index == "brute_force" else "a TF Serving build that links ScaNN's TF ops (Scann> namespace); see docs/serving.md"
+    )
+    return _save_versioned(module, signatures, export_base, model_name, version, manifest, stock_compatible=stock_compatible, options=options)
+
+
+def load_export(saved_model_dir):
+    """Loads an export in any process: registers the custom ops its graph needs first, then `tf.saved_model.load`."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (SentencePiece / WordPiece ops of the in-graph tokenisers)
+
+    manifest = read_manifest(saved_model_dir)
+    if manifest.get("index") == "scann":
+        from scann.scann_ops.py import scann_ops  # noqa: F401  (registers the Scann> ops)
+    return tf.saved_model.load(saved_model_dir)

@@ -1,0 +1,269 @@
+"""A document index on disk: ids, texts, embeddings and a ScaNN searcher (or exact search for small corpora).
+
+Folder layout (everything listed, with sizes and SHA-256, in `manifest.json`):
+
+    manifest.json        model, dimension, count, build config, recall@10 vs exact search, checksums
+    ids.jsonl            one JSON string per line: row i's document id
+    documents.jsonl      row i's {"id", "text"}; documents.offsets.npy holds each line's byte offset
+    embeddings.npy       [N, D] float32 unit vectors (exact search and ScaNN's exact re-scoring)
+    scann/               the serialised ScaNN searcher (method "scann" only)
+
+`build_index` writes into a temporary sibling folder and renames it when complete, so a crashed build never
+leaves a folder that loads; `RetrievalIndex.load` checks every file against the manifest.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+INDEX_METHODS = ("auto", "scann", "brute_force")
+FORMAT_VERSION = 1
+
+
+class RetrievalIndexError(ValueError):
+    """A missing, incomplete or corrupted index folder, or a bad build request."""
+
+
+def _sha256(path, chunk=1 << 22):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _files(folder):
+    for root, _, names in os.walk(folder):
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, folder)
+            if rel != MANIFEST:
+                yield rel, path
+
+
+def scann_build_config(num_documents, k=10):
+    """Tree + asymmetric hashing + exact re-scoring, sized to the corpus: ~√N leaves, a tenth of them searched
+    (at least 8), the best `reordering_num_neighbors` re-scored exactly."""
+    leaves = max(1, min(num_documents, int(round(num_documents**0.5))))
+    return {
+        "num_leaves": leaves,
+        "num_leaves_to_search": max(min(leaves, 8), int(round(leaves / 10))),
+        "training_sample_size": min(num_documents, 250_000),
+        "dimensions_per_block": 2,
+        "anisotropic_quantization_threshold": 0.2,
+        "reordering_num_neighbors": max(100, 10 * k),
+    }
+
+
+def build_scann_searcher(embeddings, config, k=10):
+    from scann.scann_ops.py import scann_ops_pybind
+
+    builder = scann_ops_pybind.builder(embeddings, k, "dot_product")
+    builder = builder.tree(
+        num_leaves=config["num_leaves"],
+        num_leaves_to_search=config["num_leaves_to_search"],
+        training_sample_size=config["training_sample_size"],
+    )
+    builder = builder.score_ah(config["dimensions_per_block"], anisotropic_quantization_threshold=config["anisotropic_quantization_threshold"])
+    return builder.reorder(config["reordering_num_neighbors"]).build()
+
+
+def build_index(records, output_dir, *, dimension, count, model_info=None, method="auto", brute_force_below=20_000, k=10,
+                scann_config=None, recall_queries=None, overwrite=False, print_fn=print):
+    """Writes an index folder from a stream of (id, text, embedding) records.
+
+    Args:
+        records: an iterable of (document_id, text, embedding [D]) — read once, never held as a list: the
+            embeddings go straight into `embeddings.npy` (memory-mapped).
+        output_dir: the index folder to create.
+        dimension, count: D and N (the encoding job knows them; they size the memory map).
+        model_info: recorded in the manifest (export path, version, ...).
+        method: "scann", "brute_force", or "auto" (brute force below `brute_force_below` documents).
+        scann_config: overrides of `scann_build_config(count, k)`.
+        recall_queries: [Nq, D] query vectors for the recall@10 check against exact search (default: 200
+            document vectors).
+        overwrite: replace an existing index folder (the old one is removed only after the new one is in place).
+    """
+    from tf_dualenc.evaluation.exact_search import exact_top_k
+
+    if method not in INDEX_METHODS:
+        raise RetrievalIndexError(f"method={method!r}; valid: {list(INDEX_METHODS)}.")
+    if count < 1 or dimension < 1:
+        raise RetrievalIndexError(f"Nothing to index: count={count}, dimension={dimension}.")
+    output_dir = os.path.abspath(output_dir)
+    if os.path.exists(output_dir) and not overwrite:
+        raise RetrievalIndexError(f"{output_dir} already exists; pass overwrite=True (--overwrite) to replace it.")
+    method = ("brute_force" if count < brute_force_below else "scann") if method == "auto" else method
+    if method == "scann" and count < 16:
+        raise RetrievalIndexError(f"method='scann' needs at least 16 documents to train its quantiser; got {count}. Use 'brute_force'.")
+    config = dict(scann_build_config(count, k), **(scann_config or {})) if method == "scann" else {}
+    tmp = f"{output_dir}.tmp-{uuid.uuid4().hex[:8]}"
+    os.makedirs(tmp)
+    started = time.perf_counter()
+    try:
+        embeddings = np.lib.format.open_memmap(os.path.join(tmp, "embeddings.npy"), mode="w+", dtype=np.float32, shape=(count, dimension))
+        offsets = np.empty(count, np.int64)
+        seen = set()
+        row = 0
+        with open(os.path.join(tmp, "ids.jsonl"), "w", encoding="utf-8") as ids_file, open(os.path.join(tmp, "documents.jsonl"), "wb") as docs_file:
+            for doc_id, text, vector in records:
+                if row >= count:
+                    raise RetrievalIndexError(f"More records than count={count}.")
+                doc_id = str(doc_id)
+                if doc_id in seen:
+                    raise RetrievalIndexError(f"Duplicate document id {doc_id!r} in the corpus.")
+                seen.add(doc_id)
+                vector = np.asarray(vector, np.float32)
+                if vector.shape != (dimension,) or not np.all(np.isfinite(vector)):
+                    raise RetrievalIndexError(f"Document {doc_id!r}: embedding of shape {vector.shape} (want ({dimension},)) or not finite.")
+                embeddings[row] = vector
+                ids_file.write(json.dumps(doc_id) + "\n")
+                offsets[row] = docs_file.tell()
+                docs_file.write((json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n").encode("utf-8"))
+                row += 1
+        if row != count:
+            raise RetrievalIndexError(f"Expected {count} records, got {row}.")
+        embeddings.flush()
+        np.save(os.path.join(tmp, "documents.offsets.npy"), offsets)
+        encode_seconds = time.perf_counter() - started
+
+        build_start = time.perf_counter()
+        searcher = None
+        if method == "scann":
+            searcher = build_scann_searcher(np.asarray(embeddings), config, k)
+            os.makedirs(os.path.join(tmp, "scann"))
+            # Relative paths: the folder is renamed into place after the build.
+            searcher.serialize(os.path.join(tmp, "scann"), relative_path=True)
+        build_seconds = time.perf_counter() - build_start
+
+        # Recall@10 of the searcher against exact search on a sample of queries.
+        rng = np.random.default_rng(0)
+        queries = np.asarray(recall_queries, np.float32) if recall_queries is not None else np.asarray(embeddings[np.sort(rng.choice(count, min(200, count), replace=False))])
+        depth = min(10, count)
+        exact, _ = exact_top_k(queries, embeddings, depth)
+        found = exact if searcher is None else searcher.search_batched(queries, final_num_neighbors=depth)[0]
+        recall = float(np.mean([len(set(a.tolist()) & set(b.tolist())) / depth for a, b in zip(exact, found)]))
+
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "method": method,
+            "count": count,
+            "dimension": dimension,
+            "model": model_info or {},
+            "build_config": config,
+            "recall_at_10_vs_exact": {"recall": round(recall, 4), "queries": int(len(queries)),
+                                      "sample": "given queries" if recall_queries is not None else "document vectors"},
+            "seconds": {"write": round(encode_seconds, 3), "build": round(build_seconds, 3)},
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "files": {rel: {"bytes": os.path.getsize(path), "sha256": _sha256(path)} for rel, path in _files(tmp)},
+        }
+        with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2)
+            f.write("\n")
+        del embeddings
+        if os.path.exists(output_dir):
+            old = f"{output_dir}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(output_dir, old)
+            os.replace(tmp, output_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, output_dir)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    print_fn(f"index: {output_dir} ({method}, {count} x {dimension}); recall@10 vs exact {recall:.4f} on {len(queries)} queries")
+    return manifest
+
+
+class RetrievalIndex:
+    """Loads an index folder and answers top-k searches by embedding or (with a query encoder) by text.
+
+    Example:
+    ```python
+    index = RetrievalIndex.load("indexes/scifact")
+    hits = index.search_embeddings(query_vectors, k=10)      # [[{"id", "score", "text"}, ...], ...]
+    ```
+    """
+
+    def __init__(self, folder, manifest, ids, embeddings, offsets, searcher=None):
+        self.folder = folder
+        self.manifest = manifest
+        self.ids = ids
+        self.embeddings = embeddings
+        self._offsets = offsets
+        self._searcher = searcher
+
+    @classmethod
+    def load(cls, folder, *, verify_checksums=True):
+        manifest_path = os.path.join(folder, MANIFEST)
+        if not os.path.isfile(manifest_path):
+            raise RetrievalIndexError(f"{folder} is not an index folder (no {MANIFEST}).")
+        with open(manifest_path, encoding="utf-8") as f:
+            manifest = json.load(f)
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise RetrievalIndexError(f"{manifest_path}: format_version {manifest.get('format_version')!r}; this tf_dualenc reads {FORMAT_VERSION}.")
+        for rel, expected in manifest["files"].items():
+            path = os.path.join(folder, rel)
+            if not os.path.isfile(path) or os.path.getsize(path) != expected["bytes"]:
+                raise RetrievalIndexError(f"{path}: missing or of the wrong size; the index is incomplete.")
+            if verify_checksums and _sha256(path) != expected["sha256"]:
+                raise RetrievalIndexError(f"{path}: SHA-256 differs from {MANIFEST}; the index is corrupted.")
+        with open(os.path.join(folder, "ids.jsonl"), encoding="utf-8") as f:
+            ids = [json.loads(line) for line in f]
+        embeddings = np.load(os.path.join(folder, "embeddings.npy"), mmap_mode="r")
+        offsets = np.load(os.path.join(folder, "documents.offsets.npy"))
+        searcher = None
+        if manifest["method"] == "scann":
+            from scann.scann_ops.py import scann_ops_pybind
+
+            searcher = scann_ops_pybind.load_searcher(os.path.join(folder, "scann"))
+        return cls(folder, manifest, ids, embeddings, offsets, searcher)
+
+    def __len__(self):
+        return len(self.ids)
+
+    @property
+    def dimension(self):
+        return int(self.manifest["dimension"])
+
+    def document(self, row):
+        with open(os.path.join(self.folder, "documents.jsonl"), "rb") as f:
+            f.seek(int(self._offsets[row]))
+            return json.loads(f.readline())
+
+    def search_embeddings(self, query_embeddings, k=10, *, exact=False, with_text=True):
+        """Top-k hits per query vector: lists of {"id", "score"[, "text"]}, best first."""
+        from tf_dualenc.evaluation.exact_search import exact_top_k
+
+        queries = np.asarray(query_embeddings, np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.dimension:
+            raise ValueError(f"Query embeddings must be [Nq, {self.dimension}]; got {queries.shape}.")
+        k = min(int(k), len(self))
+        if k < 1:
+            raise ValueError(f"k must be >= 1; got {k}.")
+        if self._searcher is None or exact:
+            rows, scores = exact_top_k(queries, self.embeddings, k)
+        else:
+            rows, scores = self._searcher.search_batched(queries, final_num_neighbors=k)
+        results = []
+        for row_list, score_list in zip(rows, scores):
+            hits = []
+            for row, score in zip(row_list, score_list):
+                hit = {"id": self.ids[int(row)], "score": float(score)}
+                if with_text:
+                    hit["text"] = self.document(int(row))["text"]
+                hits.append(hit)
+            results.append(hits)
+        return results
+
+    def search(self, texts, query_encoder, k=10, **kwargs):
+        """Encodes query texts with `query_encoder` (a callable: list of strings → [Nq, D]) and searches."""
+        if isinstance(texts, str):
+            texts = [texts]
+        return self.search_embeddings(query_encoder(list(texts)), k, **kwargs)
