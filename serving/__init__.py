@@ -1,4 +1,3 @@
-"""TF Serving configuration, the gRPC/REST client and the local PredictionService server.
-
-Empty until the serving-path issue lands; the package exists so the project layout is fixed from the start.
-"""
+"""Serving: TF Serving deployment files (models.config, Dockerfile, docker-compose.yml, kubernetes.yaml), a client for
+TF Serving's gRPC PredictionService and REST API (`serving.client`), and a local server speaking the same API over
+exports (`serving.local_server`) for machines without `tensorflow_model_server`."""

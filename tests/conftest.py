@@ -17,9 +17,24 @@ def t5_vocabulary():
     return str(T5_VOCABULARY)
 
 
+def pytest_configure(config):
+    import tf_dualenc  # noqa: F401  (environment shims before TensorFlow)
+    import tensorflow as tf
+
+    tf.random.set_seed(1234)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
-    import keras
+    # What keras.utils.set_random_seed does, except TF's global seed, which pytest_configure sets once:
+    # tf.random.set_seed clears TF's kernel cache, which deletes TF Text's kernel-owned SentencePiece resource of
+    # every T5 model already built (module-scoped fixtures, served exports); see docs/design.md.
+    import random
 
-    keras.utils.set_random_seed(1234)
+    import numpy as np
+    from keras.src.backend.common import global_state
+
+    global_state.set_global_attribute("global_random_seed", 1234)
+    random.seed(1234)
+    np.random.seed(1234)
     os.environ.setdefault("PYTHONHASHSEED", "0")

@@ -43,9 +43,7 @@ def folder_bytes(path):
 
 
 @pytest.fixture
-def tiny_ade_spl(t5_vocabulary, _seed):
-    # Built after the seed: tf.random.set_seed clears TF's kernel cache, which deletes TF Text's kernel-owned
-    # SentencePiece resource under any model built before it (see docs/design.md).
+def tiny_ade_spl(t5_vocabulary):
     return tiny(t5_vocabulary, "ade_spl")
 
 

@@ -92,7 +92,7 @@ def write_corpus(path, texts):
 
 
 @pytest.fixture
-def tiny_export(tmp_path_factory, t5_vocabulary, _seed):
+def tiny_export(tmp_path_factory, t5_vocabulary):
     from test_models import tiny
     from tf_dualenc.export import export_encoder
 

@@ -95,6 +95,13 @@ def _build_index(args):
     return 0
 
 
+def _serve(args):
+    from serving import local_server
+
+    local_server.main(args.server_args)
+    return 0
+
+
 def _search(args):
     import json
 
@@ -107,15 +114,16 @@ def _search(args):
             texts += [line.strip() for line in f if line.strip()]
     if not texts:
         raise ValueError("Give --query TEXT (repeatable) or --queries-file.")
-    model_dir = args.model or index.manifest.get("model", {}).get("export")
-    if not model_dir:
-        raise ValueError(f"{args.index} records no query encoder; pass --model <encoder export version folder>.")
-    from tf_dualenc.export import load_export
+    from tf_dualenc.indexing.query_encoders import local_query_encoder, serving_query_encoder
 
-    import tensorflow as tf
-
-    encoder = load_export(model_dir).signatures["encode_query"]
-    results = index.search(texts, lambda batch: encoder(text=tf.constant(batch))["embedding"].numpy(), k=args.k, exact=args.exact)
+    if args.server:
+        encoder = serving_query_encoder(args.server, args.model_name or index.manifest.get("model", {}).get("model_name"))
+    else:
+        model_dir = args.model or index.manifest.get("model", {}).get("export")
+        if not model_dir:
+            raise ValueError(f"{args.index} records no query encoder; pass --model <encoder export version folder>.")
+        encoder = local_query_encoder(model_dir)
+    results = index.search(texts, encoder, k=args.k, exact=args.exact)
     for text, hits in zip(texts, results):
         if args.json:
             print(json.dumps({"query": text, "hits": hits}, ensure_ascii=False))
@@ -207,12 +215,18 @@ def build_parser():
                        help="Beam job: embed a corpus with an encoder export and build a ScaNN / exact index (--help for options)")
     p.set_defaults(func=_build_index)
 
+    p = sub.add_parser("serve", add_help=False,
+                       help="local TF Serving-compatible gRPC/REST server over exports (--help for options)")
+    p.set_defaults(func=_serve)
+
     p = sub.add_parser("search", help="search an index folder by query text")
     p.add_argument("--index", required=True, help="index folder written by build-index")
     p.add_argument("--query", action="append", help="query text; repeatable")
     p.add_argument("--queries-file", help="one query per line")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--model", default=None, help="encoder export (default: the one recorded in the index)")
+    p.add_argument("--server", default=None, help="encode queries through TF Serving: host:port (gRPC) or http://host:port (REST)")
+    p.add_argument("--model-name", default=None, help="served model name with --server (default: the index's)")
     p.add_argument("--exact", action="store_true", help="exact search instead of ScaNN")
     p.add_argument("--json", action="store_true", help="one JSON line per query")
     p.add_argument("--skip-checksums", action="store_true", help="do not verify file checksums on load")
@@ -233,6 +247,8 @@ def main(argv=None):
     args, extra = parser.parse_known_args(argv)
     if args.command == "build-index":
         args.pipeline_args = extra
+    elif args.command == "serve":
+        args.server_args = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     import tf_dualenc  # noqa: F401  (environment shims before any TensorFlow import)
@@ -240,9 +256,11 @@ def main(argv=None):
     # keras-hub's T5 attention layers warn about a Keras mask they never use, once per layer and call.
     warnings.filterwarnings("ignore", message=r".*T5MultiHeadAttention.*does not support masking")
 
+    from serving.client import ServingError
+
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, ImportError, FloatingPointError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError, FloatingPointError, ServingError) as error:
         print(f"tf-dualenc {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -217,7 +217,7 @@ def resolve_export(path):
 
 def run(argv=None, print_fn=print):
     """Runs the encoding pipeline, then builds the index; returns the index manifest."""
-    from tf_dualenc.export import load_export, read_manifest
+    from tf_dualenc.export import read_manifest
     from tf_dualenc.indexing.retrieval_index import build_index
 
     args, pipeline_args = parse_args(argv)
@@ -242,11 +242,9 @@ def run(argv=None, print_fn=print):
         raise ValueError(f"Embeddings of size {dimension}; the export says {export_manifest['embedding_dim']}.")
     recall_queries = None
     if args.queries:
-        loaded = load_export(model_dir)
-        import tensorflow as tf
+        from tf_dualenc.indexing.query_encoders import local_query_encoder
 
-        texts = _read_queries(args.queries)[:1000]
-        recall_queries = loaded.signatures["encode_query"](text=tf.constant(texts))["embedding"].numpy()
+        recall_queries = local_query_encoder(model_dir)(_read_queries(args.queries)[:1000])
     model_info = {"export": os.path.abspath(model_dir), "model_name": export_manifest.get("model_name"),
                   "version": export_manifest.get("version"), "architecture": export_manifest.get("architecture")}
     return build_index(records(), output, dimension=dimension, count=count, model_info=model_info, method=args.method,

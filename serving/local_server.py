@@ -1,0 +1,403 @@
+"""A small local server that speaks TF Serving's gRPC PredictionService API and REST `:predict` over exports.
+
+For local use and tests where no `tensorflow_model_server` binary exists; `serving.client.ServingClient` works the
+same against this and against real TF Serving. It serves the latest version of each model (TF Serving's default
+version policy), binds 127.0.0.1 unless told otherwise, bounds request size, batch size and text length, and
+answers bad requests with TF Serving's status codes: NOT_FOUND (unknown model or version), INVALID_ARGUMENT
+(unknown signature or input, wrong dtype, empty batch, oversize batch or text), UNIMPLEMENTED (Classify, Regress,
+MultiInference).
+
+    python -m serving.local_server --model scifact=exports/scifact --grpc-port 8500 --rest-port 8501
+    python -m serving.local_server --model-config-file serving/models.config
+"""
+
+import argparse
+import http.server
+import json
+import os
+import re
+import threading
+from concurrent import futures
+
+import numpy as np
+
+DEFAULT_MAX_BATCH_SIZE = 512
+DEFAULT_MAX_TEXT_BYTES = 64 * 1024
+DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
+
+
+class RequestError(Exception):
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def read_model_config(path):
+    """TF Serving's `--model_config_file` (text proto `model_config_list { config { name base_path } }`) → {name: base_path}."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = model_server_config_pb2.ModelServerConfig()
+    with open(path, encoding="utf-8") as f:
+        try:
+            text_format.Parse(f.read(), config)
+        except text_format.ParseError as error:
+            raise ValueError(f"{path}: not a TF Serving model config: {error}") from None
+    models = {}
+    for entry in config.model_config_list.config:
+        base = entry.base_path if os.path.isabs(entry.base_path) else os.path.join(os.path.dirname(os.path.abspath(path)), entry.base_path)
+        models[entry.name] = base
+    if not models:
+        raise ValueError(f"{path}: model_config_list has no config entries.")
+    return models
+
+
+class ServedModel:
+    """The latest version of one model folder, its signatures and their input specs."""
+
+    def __init__(self, name, base_path):
+        from tensorflow.core.protobuf import saved_model_pb2
+
+        from tf_dualenc.export import load_export
+
+        versions = sorted((int(v) for v in os.listdir(base_path) if v.isdigit()), reverse=True) if os.path.isdir(base_path) else []
+        if not versions:
+            raise FileNotFoundError(f"Model {name!r}: no numeric version folder in {base_path}.")
+        self.name = name
+        self.version = versions[0]
+        path = os.path.join(base_path, str(self.version))
+        self.loaded = load_export(path)
+        self.signatures = dict(self.loaded.signatures)
+        with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+            self.signature_defs = saved_model_pb2.SavedModel.FromString(f.read()).meta_graphs[0].signature_def
+
+    def input_specs(self, signature):
+        return self.signatures[signature].structured_input_signature[1]
+
+
+class ModelRegistry:
+    def __init__(self, models, max_batch_size=DEFAULT_MAX_BATCH_SIZE, max_text_bytes=DEFAULT_MAX_TEXT_BYTES):
+        self.models = {name: ServedModel(name, path) for name, path in models.items()}
+        self.max_batch_size = max_batch_size
+        self.max_text_bytes = max_text_bytes
+
+    def lookup(self, name, version=None):
+        model = self.models.get(name)
+        if model is None:
+            raise RequestError("NOT_FOUND", f"Servable not found for request: Latest({name}); served models: {sorted(self.models)}")
+        if version is not None and int(version) != model.version:
+            raise RequestError("NOT_FOUND", f"Servable not found for request: Specific({name}, {version}); served version: {model.version}")
+        return model
+
+    def predict(self, model, signature, inputs):
+        """Validates and runs one request; inputs are {name: np.ndarray}."""
+        import tensorflow as tf
+
+        signature = signature or "serving_default"
+        if signature not in model.signatures:
+            raise RequestError("INVALID_ARGUMENT", f'Serving signature key "{signature}" not found; the model has {sorted(model.signatures)}.')
+        specs = model.input_specs(signature)
+        if set(inputs) != set(specs):
+            raise RequestError("INVALID_ARGUMENT", f"Signature {signature!r} takes inputs {sorted(specs)}; got {sorted(inputs)}.")
+        tensors = {}
+        for name, spec in specs.items():
+            value = inputs[name]
+            # Before the dtype check: an empty JSON list carries no dtype.
+            if value.ndim and value.shape[0] == 0:
+                raise RequestError("INVALID_ARGUMENT", f"Input {name!r} is an empty batch.")
+            if spec.dtype == tf.string:
+                if value.dtype != object and value.dtype.kind not in ("U", "S"):
+                    raise RequestError("INVALID_ARGUMENT", f"Input {name!r} must be DT_STRING; got {value.dtype}.")
+                encoded = [v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in value.ravel()]
+                too_long = [i for i, v in enumerate(encoded) if len(v) > self.max_text_bytes]
+                if too_long:
+                    raise RequestError("INVALID_ARGUMENT", f"Input {name!r}: item {too_long[0]} is longer than {self.max_text_bytes} bytes.")
+                value = np.array(encoded, dtype=object).reshape(value.shape)
+            elif value.dtype == object or value.dtype.kind in ("U", "S"):
+                raise RequestError("INVALID_ARGUMENT", f"Input {name!r} must be {spec.dtype.name}; got strings.")
+            elif not np.can_cast(value.dtype, spec.dtype.as_numpy_dtype, casting="same_kind"):
+                raise RequestError("INVALID_ARGUMENT", f"Input {name!r} must be {spec.dtype.name}; got {value.dtype}.")
+            if value.ndim != spec.shape.rank or any(d is not None and d != v for d, v in zip(spec.shape.as_list(), value.shape)):
+                raise RequestError("INVALID_ARGUMENT", f"Input {name!r} must have shape {spec.shape.as_list()} (None: any); got {list(value.shape)}.")
+            if value.shape and value.shape[0] > self.max_batch_size:
+                raise RequestError("INVALID_ARGUMENT", f"Input {name!r}: batch of {value.shape[0]} exceeds the limit of {self.max_batch_size}.")
+            tensors[name] = tf.constant(value, dtype=spec.dtype)
+        try:
+            outputs = model.signatures[signature](**tensors)
+        except tf.errors.OpError as error:
+            raise RequestError("INVALID_ARGUMENT" if isinstance(error, tf.errors.InvalidArgumentError) else "INTERNAL", error.message) from None
+        return {key: value.numpy() for key, value in outputs.items()}
+
+
+# ---- gRPC ----------------------------------------------------------------------------------------------
+
+def _servicer_class():
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+
+    class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def __init__(self, registry):
+            self.registry = registry
+
+        def _abort(self, context, error):
+            context.abort(getattr(grpc.StatusCode, error.code), error.message)
+
+        def Predict(self, request, context):
+            try:
+                spec = request.model_spec
+                model = self.registry.lookup(spec.name, spec.version.value if spec.HasField("version") else None)
+                inputs = {}
+                for name, proto in request.inputs.items():
+                    try:
+                        inputs[name] = tf.make_ndarray(proto)
+                    except Exception as error:  # a malformed TensorProto
+                        raise RequestError("INVALID_ARGUMENT", f"Input {name!r} is not a valid TensorProto: {error}") from None
+                outputs = self.registry.predict(model, spec.signature_name, inputs)
+            except RequestError as error:
+                self._abort(context, error)
+            response = predict_pb2.PredictResponse()
+            response.model_spec.name = model.name
+            response.model_spec.version.value = model.version
+            response.model_spec.signature_name = spec.signature_name or "serving_default"
+            for key, value in outputs.items():
+                response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+            return response
+
+        def GetModelMetadata(self, request, context):
+            try:
+                spec = request.model_spec
+                model = self.registry.lookup(spec.name, spec.version.value if spec.HasField("version") else None)
+                unsupported = [f for f in request.metadata_field if f != "signature_def"]
+                if unsupported or not request.metadata_field:
+                    raise RequestError("INVALID_ARGUMENT", f"Metadata field(s) {unsupported or []} not supported; ask for 'signature_def'.")
+            except RequestError as error:
+                self._abort(context, error)
+            signature_map = get_model_metadata_pb2.SignatureDefMap()
+            for key, value in model.signature_defs.items():
+                signature_map.signature_def[key].CopyFrom(value)
+            response = get_model_metadata_pb2.GetModelMetadataResponse()
+            response.model_spec.name = model.name
+            response.model_spec.version.value = model.version
+            response.metadata["signature_def"].Pack(signature_map)
+            return response
+
+        def _unimplemented(self, request, context):
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "Only Predict and GetModelMetadata are served by the local server.")
+
+        Classify = Regress = MultiInference = _unimplemented
+
+    return PredictionService
+
+
+# ---- REST ----------------------------------------------------------------------------------------------
+
+_HTTP_STATUS = {"NOT_FOUND": 404, "INVALID_ARGUMENT": 400, "RESOURCE_EXHAUSTED": 413, "UNIMPLEMENTED": 501, "INTERNAL": 500}
+_PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?P<suffix>:predict|/metadata)?$")
+
+
+def _jsonable(value):
+    if value.dtype == object:
+        return np.vectorize(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v, otypes=[object])(value).tolist()
+    return value.tolist()
+
+
+def _rest_handler(registry, max_request_bytes):
+    from google.protobuf import json_format
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):  # quiet by default; the gRPC side does not log either
+            pass
+
+        def _reply(self, status, payload):
+            body = json.dumps(payload).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _route(self):
+            match = _PATH.match(self.path)
+            if not match:
+                raise RequestError("NOT_FOUND", f"Unknown path {self.path}; use /v1/models/<name>[/versions/<v>][:predict|/metadata].")
+            return registry.lookup(match["name"], match["version"]), match["suffix"]
+
+        def do_GET(self):
+            try:
+                model, suffix = self._route()
+                if suffix == ":predict":
+                    raise RequestError("INVALID_ARGUMENT", ":predict needs POST.")
+                if suffix == "/metadata":
+                    signature_map = get_model_metadata_pb2.SignatureDefMap()
+                    for key, value in model.signature_defs.items():
+                        signature_map.signature_def[key].CopyFrom(value)
+                    self._reply(200, {"model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
+                                      "metadata": {"signature_def": json_format.MessageToDict(signature_map, preserving_proto_field_name=True)}})
+                else:
+                    self._reply(200, {"model_version_status": [{"version": str(model.version), "state": "AVAILABLE",
+                                                                "status": {"error_code": "OK", "error_message": ""}}]})
+            except RequestError as error:
+                self._reply(_HTTP_STATUS.get(error.code, 500), {"error": error.message})
+
+        def do_POST(self):
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > max_request_bytes:
+                    self.close_connection = True
+                    raise RequestError("RESOURCE_EXHAUSTED", f"Request of {length} bytes exceeds the limit of {max_request_bytes}.")
+                raw = self.rfile.read(length)
+                model, suffix = self._route()
+                if suffix != ":predict":
+                    raise RequestError("INVALID_ARGUMENT", "POST goes to :predict.")
+                try:
+                    body = json.loads(raw)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    raise RequestError("INVALID_ARGUMENT", "The body is not valid JSON.") from None
+                signature = body.get("signature_name") or "serving_default"
+                if signature not in model.signatures:
+                    raise RequestError("INVALID_ARGUMENT", f'Serving signature key "{signature}" not found; the model has {sorted(model.signatures)}.')
+                names = sorted(model.input_specs(signature))
+                if "inputs" in body:
+                    columns = body["inputs"] if isinstance(body["inputs"], dict) else {names[0]: body["inputs"]}
+                    row_format = False
+                elif "instances" in body:
+                    rows = body["instances"]
+                    if not isinstance(rows, list):
+                        raise RequestError("INVALID_ARGUMENT", "'instances' must be a list.")
+                    columns = ({n: [r.get(n) for r in rows] for n in names} if rows and isinstance(rows[0], dict) else {names[0]: rows})
+                    row_format = True
+                else:
+                    raise RequestError("INVALID_ARGUMENT", "The body needs 'inputs' (columnar) or 'instances' (row format).")
+                inputs = {}
+                for name, value in columns.items():
+                    try:
+                        inputs[name] = np.asarray(value, dtype=object if _has_text(value) else None)
+                    except ValueError:
+                        raise RequestError("INVALID_ARGUMENT", f"Input {name!r} is not a rectangular array.") from None
+                outputs = {k: _jsonable(v) for k, v in registry.predict(model, signature, inputs).items()}
+                if row_format:
+                    keys = sorted(outputs)
+                    rows_out = outputs[keys[0]] if len(keys) == 1 else [dict(zip(keys, row)) for row in zip(*(outputs[k] for k in keys))]
+                    self._reply(200, {"predictions": rows_out})
+                else:
+                    self._reply(200, {"outputs": next(iter(outputs.values())) if len(outputs) == 1 else outputs})
+            except RequestError as error:
+                self._reply(_HTTP_STATUS.get(error.code, 500), {"error": error.message})
+
+    return Handler
+
+
+def _has_text(value):
+    flat = np.ravel(np.asarray(value, dtype=object))
+    return flat.size > 0 and isinstance(flat[0], str)
+
+
+class LocalModelServer:
+    """Serves exports over gRPC (PredictionService) and REST on 127.0.0.1 by default.
+
+    Args:
+        models: {model name: model folder with numeric version subfolders}.
+        host: bind address (127.0.0.1: local only).
+        grpc_port / rest_port: 0 picks a free port (see `.grpc_port` / `.rest_port` after `start()`); None disables.
+        max_batch_size, max_text_bytes, max_request_bytes: request bounds.
+        max_workers: concurrent requests.
+
+    Example:
+    ```python
+    with LocalModelServer({"scifact": "exports/scifact"}, grpc_port=0) as server:
+        client = ServingClient(f"127.0.0.1:{server.grpc_port}", "scifact")
+    ```
+    """
+
+    def __init__(self, models, host="127.0.0.1", grpc_port=8500, rest_port=8501, max_batch_size=DEFAULT_MAX_BATCH_SIZE,
+                 max_text_bytes=DEFAULT_MAX_TEXT_BYTES, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, max_workers=8):
+        if not models:
+            raise ValueError("No models to serve.")
+        self.registry = ModelRegistry(models, max_batch_size, max_text_bytes)
+        self.host = host
+        self._grpc_port, self._rest_port = grpc_port, rest_port
+        self.max_request_bytes = max_request_bytes
+        self.max_workers = max_workers
+        self.grpc_port = self.rest_port = None
+        self._grpc_server = self._http_server = self._http_thread = None
+
+    def start(self):
+        import grpc
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+        if self._grpc_port is not None:
+            options = [("grpc.max_receive_message_length", self.max_request_bytes), ("grpc.max_send_message_length", 64 * 1024 * 1024)]
+            self._grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.max_workers), options=options,
+                                            maximum_concurrent_rpcs=4 * self.max_workers)
+            prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(_servicer_class()(self.registry), self._grpc_server)
+            self.grpc_port = self._grpc_server.add_insecure_port(f"{self.host}:{self._grpc_port}")
+            if not self.grpc_port:
+                raise OSError(f"Could not bind gRPC to {self.host}:{self._grpc_port}.")
+            self._grpc_server.start()
+        if self._rest_port is not None:
+            self._http_server = http.server.ThreadingHTTPServer((self.host, self._rest_port), _rest_handler(self.registry, self.max_request_bytes))
+            self._http_server.daemon_threads = True
+            self.rest_port = self._http_server.server_address[1]
+            self._http_thread = threading.Thread(target=self._http_server.serve_forever, name="rest", daemon=True)
+            self._http_thread.start()
+        return self
+
+    def stop(self):
+        if self._grpc_server is not None:
+            self._grpc_server.stop(grace=2).wait()
+        if self._http_server is not None:
+            self._http_server.shutdown()
+            self._http_server.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def wait(self):
+        if self._grpc_server is not None:
+            self._grpc_server.wait_for_termination()
+        elif self._http_thread is not None:
+            self._http_thread.join()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m serving.local_server", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=FOLDER", help="a model folder with numeric versions; repeatable")
+    parser.add_argument("--model-config-file", help="TF Serving model config (model_config_list text proto)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--grpc-port", type=int, default=8500)
+    parser.add_argument("--rest-port", type=int, default=8501)
+    parser.add_argument("--max-batch-size", type=int, default=DEFAULT_MAX_BATCH_SIZE)
+    parser.add_argument("--max-text-bytes", type=int, default=DEFAULT_MAX_TEXT_BYTES)
+    parser.add_argument("--max-workers", type=int, default=8)
+    args = parser.parse_args(argv)
+    import tf_dualenc  # noqa: F401  (environment shims)
+
+    models = read_model_config(args.model_config_file) if args.model_config_file else {}
+    for item in args.model:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            parser.error(f"--model expects NAME=FOLDER; got {item!r}")
+        models[name] = folder
+    if not models:
+        parser.error("give --model NAME=FOLDER or --model-config-file")
+    server = LocalModelServer(models, args.host, args.grpc_port, args.rest_port, args.max_batch_size, args.max_text_bytes,
+                              max_workers=args.max_workers).start()
+    for name, model in server.registry.models.items():
+        print(f"serving {name} version {model.version}: signatures {sorted(model.signatures)}")
+    print(f"gRPC {args.host}:{server.grpc_port}  REST http://{args.host}:{server.rest_port}", flush=True)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

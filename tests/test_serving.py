@@ -1,0 +1,164 @@
+"""The TF Serving client against the local PredictionService server: Predict, metadata, REST, bad requests, load."""
+
+import concurrent.futures
+import json
+import urllib.request
+
+import numpy as np
+import pytest
+
+from test_export import CORPUS, DOC_IDS
+from test_models import QUERIES, tiny
+from serving.client import ServingClient, ServingError
+from serving.local_server import LocalModelServer, read_model_config
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, t5_vocabulary):
+    from tf_dualenc.export import export_encoder, export_retrieval_model
+
+    model = tiny(t5_vocabulary, "ade_spl")
+    base = tmp_path_factory.mktemp("models")
+    export_encoder(model, str(base), "tiny")
+    export_encoder(model, str(base), "tiny")  # version 2: the server serves the latest
+    documents = model.encode_documents(CORPUS)
+    export_retrieval_model(model, DOC_IDS, documents, str(base), "tiny_retrieval", k=3)
+    server = LocalModelServer({"tiny": str(base / "tiny"), "tiny_retrieval": str(base / "tiny_retrieval")},
+                              grpc_port=0, rest_port=0, max_batch_size=16, max_text_bytes=200).start()
+    yield model, documents, server
+    server.stop()
+
+
+@pytest.mark.parametrize("transport", ["grpc", "rest"])
+def test_client_predicts_like_the_in_process_model(served, transport):
+    model, documents, server = served
+    address = f"127.0.0.1:{server.grpc_port}" if transport == "grpc" else f"http://127.0.0.1:{server.rest_port}"
+    client = ServingClient(address, "tiny")
+    np.testing.assert_allclose(client.encode(QUERIES), model.encode_queries(QUERIES), atol=1e-5)
+    np.testing.assert_allclose(client.encode(QUERIES, "encode_document"), model.encode_documents(QUERIES), atol=1e-5)
+    np.testing.assert_allclose(client.predict({"text": QUERIES[:2]})["embedding"], model.encode_queries(QUERIES[:2]), atol=1e-5)
+    metadata = client.get_model_metadata()
+    assert metadata["model"] == {"name": "tiny", "version": 2}
+    assert set(metadata["signatures"]) >= {"serving_default", "encode_query", "encode_document"}
+    assert metadata["signatures"]["encode_query"]["inputs"]["text"] == {"dtype": "DT_STRING", "shape": [-1]}
+    assert metadata["signatures"]["encode_query"]["outputs"]["embedding"]["shape"] == [-1, 64]
+
+    retrieval = ServingClient(address, "tiny_retrieval")
+    got = retrieval.predict({"text": QUERIES}, "search")
+    want = np.argsort(-(model.encode_queries(QUERIES) @ documents.T), axis=1, kind="stable")[:, :3]
+    ids = [[v.decode() if isinstance(v, bytes) else v for v in row] for row in got["document_ids"]]
+    assert ids == [[DOC_IDS[j] for j in row] for row in want]
+    client.close()
+
+
+@pytest.mark.parametrize("transport", ["grpc", "rest"])
+def test_bad_requests_get_tf_serving_status_codes(served, transport):
+    _, _, server = served
+    address = f"127.0.0.1:{server.grpc_port}" if transport == "grpc" else f"http://127.0.0.1:{server.rest_port}"
+    cases = [
+        (ServingClient(address, "nope"), {"text": ["a"]}, "encode_query", "NOT_FOUND", "Latest(nope)"),
+        (ServingClient(address, "tiny", version=1), {"text": ["a"]}, "encode_query", "NOT_FOUND", "Specific(tiny, 1)"),
+        (ServingClient(address, "tiny"), {"text": ["a"]}, "classify", "INVALID_ARGUMENT", '"classify" not found'),
+        (ServingClient(address, "tiny"), {"text": np.zeros(2, np.float32)}, "encode_query", "INVALID_ARGUMENT", "must be DT_STRING"),
+        (ServingClient(address, "tiny"), {"query": ["a"]}, "encode_query", "INVALID_ARGUMENT", "takes inputs ['text']"),
+        (ServingClient(address, "tiny"), {"text": np.array([], object)}, "encode_query", "INVALID_ARGUMENT", "empty batch"),
+        (ServingClient(address, "tiny"), {"text": ["x" * 201]}, "encode_query", "INVALID_ARGUMENT", "longer than 200 bytes"),
+        (ServingClient(address, "tiny"), {"text": ["a"] * 17}, "encode_query", "INVALID_ARGUMENT", "exceeds the limit of 16"),
+        (ServingClient(address, "tiny"), {"text": [["a"]]}, "encode_query", "INVALID_ARGUMENT", "must have shape [None]"),
+    ]
+    for client, inputs, signature, code, message in cases:
+        with pytest.raises(ServingError) as error:
+            client.predict(inputs, signature)
+        assert error.value.code == code and message in error.value.message, (signature, error.value)
+
+
+def test_rest_row_format_and_unimplemented_grpc_methods(served):
+    import grpc
+    from tensorflow_serving.apis import classification_pb2, prediction_service_pb2_grpc
+
+    model, _, server = served
+    body = json.dumps({"signature_name": "encode_query", "instances": QUERIES[:2]}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{server.rest_port}/v1/models/tiny:predict", data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        predictions = json.loads(response.read())["predictions"]
+    np.testing.assert_allclose(predictions, model.encode_queries(QUERIES[:2]), atol=1e-5)
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.rest_port}/v1/models/tiny", timeout=30) as response:
+        assert json.loads(response.read())["model_version_status"][0] == {"version": "2", "state": "AVAILABLE",
+                                                                          "status": {"error_code": "OK", "error_message": ""}}
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}"))
+    with pytest.raises(grpc.RpcError) as error:
+        stub.Classify(classification_pb2.ClassificationRequest(), timeout=10)
+    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_parallel_clients_each_get_their_own_answers(served):
+    model, _, server = served
+    texts = [f"question number {i} about {QUERIES[i % len(QUERIES)]}" for i in range(48)]
+    want = model.encode_queries(texts)
+
+    def one(i):
+        # Each request carries its own texts, so a mixed-up response would not match.
+        client = ServingClient(f"127.0.0.1:{server.grpc_port}" if i % 2 else f"http://127.0.0.1:{server.rest_port}", "tiny", timeout=120)
+        got = client.encode(texts[i : i + 3])
+        client.close()
+        return i, got
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(one, range(0, 45)))
+    assert len(results) == 45
+    for i, got in results:
+        np.testing.assert_allclose(got, want[i : i + 3], atol=1e-5)
+
+
+def test_model_config_file_is_read_like_tf_serving(tmp_path):
+    from conftest import REPO
+
+    models = read_model_config(str(REPO / "serving" / "models.config"))
+    assert set(models) == {"dual_encoder", "dual_encoder_retrieval"}
+    assert models["dual_encoder"] == "/models/dual_encoder"
+    bad = tmp_path / "bad.config"
+    bad.write_text("model_config_list { config { nme: 'x' } }")
+    with pytest.raises(ValueError, match=r"bad\.config: not a TF Serving model config"):
+        read_model_config(str(bad))
+    with pytest.raises(FileNotFoundError, match=r"no numeric version folder"):
+        LocalModelServer({"x": str(tmp_path)})
+
+
+def test_deployment_files_agree_with_the_model_config():
+    import yaml
+
+    from conftest import REPO
+
+    compose = yaml.safe_load((REPO / "serving" / "docker-compose.yml").read_text())
+    assert "--model_config_file=/models/models.config" in compose["services"]["tf-serving"]["command"]
+    documents = list(yaml.safe_load_all((REPO / "serving" / "kubernetes.yaml").read_text()))
+    kinds = [d["kind"] for d in documents]
+    assert kinds == ["ConfigMap", "Deployment", "Service"]
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    embedded = text_format.Parse(documents[0]["data"]["models.config"], model_server_config_pb2.ModelServerConfig())
+    assert {c.name: c.base_path for c in embedded.model_config_list.config} == read_model_config(str(REPO / "serving" / "models.config"))
+    assert "tensorflow/serving:2.19.1" in (REPO / "serving" / "Dockerfile").read_text()
+
+
+def test_retrieval_in_one_call_through_the_server(served, tmp_path, capsys):
+    from tf_dualenc import cli
+    from tf_dualenc.indexing import RetrievalIndex, build_index
+    from tf_dualenc.indexing.query_encoders import serving_query_encoder
+
+    model, documents, server = served
+    build_index(zip(DOC_IDS, CORPUS, documents), tmp_path / "index", dimension=64, count=len(DOC_IDS), model_info={"model_name": "tiny"},
+                print_fn=lambda *_: None)
+    index = RetrievalIndex.load(str(tmp_path / "index"))
+    hits = index.search(QUERIES[:2], serving_query_encoder(f"127.0.0.1:{server.grpc_port}", "tiny"), k=3)
+    want = np.argsort(-(model.encode_queries(QUERIES[:2]) @ documents.T), axis=1, kind="stable")[:, :3]
+    assert [[h["id"] for h in row] for row in hits] == [[DOC_IDS[j] for j in row] for row in want]
+    assert hits[0][0]["text"] == CORPUS[want[0][0]]
+    capsys.readouterr()
+    assert cli.main(["search", "--index", str(tmp_path / "index"), "--server", f"http://127.0.0.1:{server.rest_port}",
+                     "--query", QUERIES[0], "--k", "3", "--json"]) == 0
+    assert [h["id"] for h in json.loads(capsys.readouterr().out)["hits"]] == [DOC_IDS[j] for j in want[0]]
+    assert cli.main(["search", "--index", str(tmp_path / "index"), "--server", f"127.0.0.1:{server.grpc_port}",
+                     "--model-name", "nope", "--query", "x"]) == 2
+    assert "NOT_FOUND" in capsys.readouterr().err
