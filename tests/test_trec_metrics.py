@@ -94,3 +94,18 @@ def test_top_k_search_matches_numpy_sort(search):
     with pytest.raises(ValueError, match=r"same D"):
         top_k(q, d[:, :4], 3)
     assert top_k(q, d, 500)[0].shape == (13, 50)  # k is capped at the corpus size
+
+
+def test_exact_top_k_keeps_the_lower_index_first_among_many_ties():
+    # Small integer vectors: most scores tie, also across the partitioned head's boundary.
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        n, k = int(rng.integers(1, 300)), int(rng.integers(1, 40))
+        q = rng.integers(-2, 3, size=(7, 4)).astype(np.float32)
+        d = rng.integers(-2, 3, size=(n, 4)).astype(np.float32)
+        idx, scores = exact_top_k(q, d, k, document_chunk=int(rng.integers(5, 100)), query_chunk=3)
+        full = q @ d.T
+        for i in range(7):
+            want = sorted(range(n), key=lambda j: (-full[i, j], j))[: min(k, n)]
+            assert idx[i].tolist() == want
+            np.testing.assert_array_equal(scores[i], full[i, want])

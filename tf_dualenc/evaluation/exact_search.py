@@ -16,6 +16,32 @@ def _checked(query_embeddings, document_embeddings, k):
     return q, d, k
 
 
+_SLACK = 16
+
+
+def _sorted_top_k(scores, idx, k):
+    # lexsort: primary key last → score descending, then index ascending.
+    order = np.lexsort((idx, -scores), axis=1)[:, :k]
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(idx, order, axis=1)
+
+
+def _top_k_rows(scores, idx, k):
+    """Top-k per row, score descending then index ascending, sorting only a partitioned head of each row."""
+    width = scores.shape[1]
+    m = k + _SLACK
+    if width <= m:
+        return _sorted_top_k(scores, idx, k)
+    head = np.argpartition(-scores, m - 1, axis=1)[:, :m]
+    head_scores = np.take_along_axis(scores, head, axis=1)
+    top_scores, top_idx = _sorted_top_k(head_scores, np.take_along_axis(idx, head, axis=1), k)
+    # The head holds the m best scores; if its smallest equals the k-th best, equal scores may also lie outside
+    # it, and the lower-index rule needs every one of them: redo those (rare) rows in full.
+    tied = np.nonzero(head_scores.min(axis=1) >= top_scores[:, -1])[0]
+    if tied.size:
+        top_scores[tied], top_idx[tied] = _sorted_top_k(scores[tied], idx[tied], k)
+    return top_scores, top_idx
+
+
 def exact_top_k(query_embeddings, document_embeddings, k, *, document_chunk=65536, query_chunk=256):
     """Top-k documents per query by inner product (cosine for unit vectors), exactly.
 
@@ -41,10 +67,7 @@ def exact_top_k(query_embeddings, document_embeddings, k, *, document_chunk=6553
             idx = np.broadcast_to(np.arange(ds, ds + scores.shape[1]), scores.shape)
             cand_scores = np.concatenate([best_scores, scores], axis=1)
             cand_idx = np.concatenate([best_idx, idx], axis=1)
-            # lexsort: primary key last → score descending, then index ascending.
-            order = np.lexsort((cand_idx, -cand_scores), axis=1)[:, :k]
-            best_scores = np.take_along_axis(cand_scores, order, axis=1)
-            best_idx = np.take_along_axis(cand_idx, order, axis=1)
+            best_scores, best_idx = _top_k_rows(cand_scores, cand_idx, k)
         all_idx[qs : qs + block.shape[0]] = best_idx
         all_scores[qs : qs + block.shape[0]] = best_scores
     return all_idx, all_scores
