@@ -10,7 +10,7 @@ _env.apply()
 
 __version__ = "0.1.0"
 
-_LAZY_SUBMODULES = ("losses", "models", "vocabulary", "evaluation", "demo", "doctor", "data", "training", "export")
+_LAZY_SUBMODULES = ("losses", "models", "vocabulary", "evaluation", "demo", "doctor", "data", "training", "export", "indexing", "analysis")
 
 
 def __getattr__(name):

@@ -29,6 +29,7 @@ PINNED = {
     "attrs": "25.4.0",
     "bm25s": "0.3.16",
     "pystemmer": "3.1.0",
+    "matplotlib": "3.11.2",
 }
 # Either build of TensorFlow satisfies the stack: tensorflow-cpu here, tensorflow on GPU machines.
 _ALTERNATIVES = {"tensorflow-cpu": ("tensorflow-cpu", "tensorflow")}
