@@ -154,3 +154,13 @@ def test_minilm_export_audit_and_fresh_process_outputs(tmp_path):
     # 22.7 M float32 weights ≈ 91 MB: written once, not the 177 MB seen from Keras' own export path.
     size = folder_bytes(os.path.join(result.path, "variables"))
     assert size < 1.1 * variable_bytes(model), size
+
+
+def test_export_cli_loads_a_keras_file_in_a_fresh_process(tiny_ade_spl, tmp_path):
+    # A new process has none of tf_dualenc's Keras classes registered until the CLI imports them.
+    tiny_ade_spl.save(tmp_path / "model.keras")
+    result = subprocess.run([sys.executable, "-m", "tf_dualenc.cli", "export", "--model", str(tmp_path / "model.keras"),
+                             "--export-base", str(tmp_path / "exports"), "--model-name", "m"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "exported" in result.stdout and "stock TF Serving: can serve it" in result.stdout
+    assert (tmp_path / "exports" / "m" / "1" / "saved_model.pb").exists()

@@ -164,6 +164,8 @@ def load_retrieval_model(spec, query_length=None, document_length=None):
     if spec.endswith(".keras"):
         import keras
 
+        import tf_dualenc.models  # noqa: F401  (registers the classes the .keras file names)
+
         if not os.path.isfile(spec):
             raise FileNotFoundError(f"Model file not found: {spec}")
         model = keras.models.load_model(spec)
