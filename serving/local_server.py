@@ -367,8 +367,8 @@ class LocalModelServer:
             self._http_thread.join()
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m serving.local_server", description=__doc__.split("\n\n")[0])
+def main(argv=None, prog="python -m serving.local_server"):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", default=[], metavar="NAME=FOLDER", help="a model folder with numeric versions; repeatable")
     parser.add_argument("--model-config-file", help="TF Serving model config (model_config_list text proto)")
     parser.add_argument("--host", default="127.0.0.1")

@@ -121,7 +121,7 @@ def _analyze(args):
 def _serve(args):
     from serving import local_server
 
-    local_server.main(args.server_args)
+    local_server.main(args.server_args, prog="tf-dualenc serve")
     return 0
 
 
