@@ -136,6 +136,14 @@ def test_resume_with_a_different_config_is_refused(tmp_path, pair_file, t5_vocab
     changed = tiny_config(pair_file, tmp_path / "run", t5_vocabulary, steps=2, checkpoint_every=1, learning_rate=0.5)
     with pytest.raises(ValueError, match=r"different config \(learning_rate: 0\.01 → 0\.5\)"):
         train(changed, progress=False, print_fn=lambda *_: None)
+    # A run written before a key existed resumes: the missing key had its default.
+    saved_path = tmp_path / "run" / "train_config.json"
+    saved = json.loads(saved_path.read_text())
+    for key in ("trim_padding", "num_negatives", "shuffle_buffer"):
+        saved.pop(key)
+    saved_path.write_text(json.dumps(saved))
+    summary, _ = train(config, progress=False, print_fn=lambda *_: None)
+    assert summary["resumed_from_step"] == 1 and summary["finished"]
 
 
 @pytest.mark.slow

@@ -175,7 +175,10 @@ def _check_resume_config(output_dir, config):
     with open(path, encoding="utf-8") as f:
         previous = json.load(f)
     current = config.to_dict()
-    differing = sorted(k for k in set(previous) | set(current) if k not in _RESUMABLE_DIFFERENCES and previous.get(k) != current.get(k))
+    # A key the earlier run's file lacks was added later; that run had its default.
+    defaults = TrainConfig().to_dict()
+    previous = {k: previous.get(k, defaults.get(k)) for k in set(previous) | set(current)}
+    differing = sorted(k for k in previous if k not in _RESUMABLE_DIFFERENCES and previous.get(k) != current.get(k))
     if differing:
         details = ", ".join(f"{k}: {previous.get(k)!r} → {current.get(k)!r}" for k in differing)
         raise ValueError(
