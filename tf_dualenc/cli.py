@@ -140,7 +140,10 @@ def _search(args):
     from tf_dualenc.indexing.query_encoders import local_query_encoder, serving_query_encoder
 
     if args.server:
-        encoder = serving_query_encoder(args.server, args.model_name or index.manifest.get("model", {}).get("model_name"))
+        model_name = args.model_name or index.manifest.get("model", {}).get("model_name")
+        if not model_name:
+            raise ValueError(f"{args.index} records no served model name; pass --model-name with --server.")
+        encoder = serving_query_encoder(args.server, model_name)
     else:
         model_dir = args.model or index.manifest.get("model", {}).get("export")
         if not model_dir:
