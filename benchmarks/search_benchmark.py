@@ -112,14 +112,15 @@ def run_set(name, documents, queries, args):
         print("faiss-cpu not installed (requirements/bench.txt): skipping faiss rows", flush=True)
         return rows
     d = documents.shape[1]
-    start = time.perf_counter()
-    hnsw = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-    hnsw.hnsw.efConstruction = 40
-    hnsw.add(documents)
-    build = time.perf_counter() - start
-    rows.append(_tune(name, "faiss HNSWFlat (M=32, efConstruction=40)", build, "efSearch",
-                      [16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512],
-                      lambda ef: setattr(hnsw.hnsw, "efSearch", ef), lambda: hnsw.search(queries, 10)[1], exact, scann_recall, args.repeats))
+    if "hnsw" not in args.skip:
+        start = time.perf_counter()
+        hnsw = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = 40
+        hnsw.add(documents)
+        build = time.perf_counter() - start
+        rows.append(_tune(name, "faiss HNSWFlat (M=32, efConstruction=40)", build, "efSearch",
+                          [16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512],
+                          lambda ef: setattr(hnsw.hnsw, "efSearch", ef), lambda: hnsw.search(queries, 10)[1], exact, scann_recall, args.repeats))
     nlist = int(4 * np.sqrt(n))
     start = time.perf_counter()
     quantizer = faiss.IndexFlatIP(d)
@@ -152,6 +153,7 @@ def main(argv=None):
     parser.add_argument("--queries", type=int, default=1000, help="synthetic queries")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per search (best kept)")
     parser.add_argument("--target-recall", type=float, default=0.95, help="ScaNN searches more leaves until this recall@10")
+    parser.add_argument("--skip", default="", help="comma list of methods to leave out: hnsw")
     parser.add_argument("--cache-dir", default="/tmp/tf_dualenc_bench_embeddings")
     args = parser.parse_args(argv)
     import tf_dualenc  # noqa: F401
@@ -168,7 +170,8 @@ def main(argv=None):
         report = {"set": name, "documents": int(len(documents)), "dimension": int(documents.shape[1]), "queries": int(len(queries)),
                   "rows": rows, "cpus": os.cpu_count(),
                   "command": "python benchmarks/search_benchmark.py " + " ".join(sys.argv[1:] if argv is None else argv)}
-        (HERE / "results" / f"search_{name}{'' if args.size == 1_000_000 or name != 'synthetic_1m' else f'_{args.size}'}.json").write_text(
+        suffix = ("" if args.size == 1_000_000 or name != "synthetic_1m" else f"_{args.size}") + (f"_skip_{args.skip}" if args.skip else "")
+        (HERE / "results" / f"search_{name}{suffix}.json").write_text(
             json.dumps(report, indent=2, default=float) + "\n")
 
 

@@ -25,20 +25,23 @@ def _sorted_top_k(scores, idx, k):
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(idx, order, axis=1)
 
 
-def _top_k_rows(scores, idx, k):
-    """Top-k per row, score descending then index ascending, sorting only a partitioned head of each row."""
+def _chunk_top_k(scores, offset, k):
+    """Top-k of one [q, c] score block (global indices offset + column), score descending then index ascending.
+
+    Only a partitioned head of m = k + slack columns per row is sorted; no index matrix is built for the block.
+    """
     width = scores.shape[1]
     m = k + _SLACK
     if width <= m:
-        return _sorted_top_k(scores, idx, k)
-    head = np.argpartition(-scores, m - 1, axis=1)[:, :m]
+        return _sorted_top_k(scores, np.broadcast_to(np.arange(offset, offset + width), scores.shape), k)
+    head = np.argpartition(scores, width - m, axis=1)[:, width - m :]
     head_scores = np.take_along_axis(scores, head, axis=1)
-    top_scores, top_idx = _sorted_top_k(head_scores, np.take_along_axis(idx, head, axis=1), k)
+    top_scores, top_idx = _sorted_top_k(head_scores, head + offset, k)
     # The head holds the m best scores; if its smallest equals the k-th best, equal scores may also lie outside
     # it, and the lower-index rule needs every one of them: redo those (rare) rows in full.
     tied = np.nonzero(head_scores.min(axis=1) >= top_scores[:, -1])[0]
     if tied.size:
-        top_scores[tied], top_idx[tied] = _sorted_top_k(scores[tied], idx[tied], k)
+        top_scores[tied], top_idx[tied] = _sorted_top_k(scores[tied], np.broadcast_to(np.arange(offset, offset + width), (tied.size, width)), k)
     return top_scores, top_idx
 
 
@@ -63,11 +66,11 @@ def exact_top_k(query_embeddings, document_embeddings, k, *, document_chunk=6553
         best_idx = np.empty((block.shape[0], 0), np.int64)
         best_scores = np.empty((block.shape[0], 0), np.float32)
         for ds in range(0, d.shape[0], document_chunk):
-            scores = block @ d[ds : ds + document_chunk].T
-            idx = np.broadcast_to(np.arange(ds, ds + scores.shape[1]), scores.shape)
-            cand_scores = np.concatenate([best_scores, scores], axis=1)
-            cand_idx = np.concatenate([best_idx, idx], axis=1)
-            best_scores, best_idx = _top_k_rows(cand_scores, cand_idx, k)
+            chunk_scores, chunk_idx = _chunk_top_k(block @ d[ds : ds + document_chunk].T, ds, k)
+            # Merging two sorted k-lists: earlier chunks hold lower indices, so ties still resolve lower-first.
+            best_scores, best_idx = _sorted_top_k(
+                np.concatenate([best_scores, chunk_scores], axis=1), np.concatenate([best_idx, chunk_idx], axis=1), k
+            )
         all_idx[qs : qs + block.shape[0]] = best_idx
         all_scores[qs : qs + block.shape[0]] = best_scores
     return all_idx, all_scores
