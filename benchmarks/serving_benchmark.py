@@ -49,7 +49,6 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=None, help="encode only the first N documents (smoke runs)")
     args = parser.parse_args(argv)
     import tf_dualenc  # noqa: F401
-    import tensorflow as tf
 
     from tf_dualenc.data import load_beir
     from tf_dualenc.export import export_encoder

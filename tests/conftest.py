@@ -18,8 +18,7 @@ def t5_vocabulary():
 
 
 def pytest_configure(config):
-    import tf_dualenc  # noqa: F401  (environment shims before TensorFlow)
-    import tensorflow as tf
+    import tensorflow as tf  # after tf_dualenc (imported above) has applied its environment shims
 
     tf.random.set_seed(1234)
 
