@@ -12,7 +12,7 @@ setup-test:
 	scripts/setup.sh test
 
 demo: setup
-	.venv/bin/tf-dualenc demo
+	.venv/bin/tf-dualenc pipeline run
 
 test: setup-test
 	.venv/bin/tf-dualenc doctor

@@ -1,4 +1,9 @@
-"""TFX pipeline definition (`create_pipeline`) and its thin runners (local, Beam, Kubeflow V2 / Vertex AI).
+"""The TFX pipeline: one pure `create_pipeline()` (pipelines.pipeline) and thin runners — local (LocalDagRunner,
+SQLite metadata; the default), Beam (BeamDagRunner) and Kubeflow V2 / Vertex AI (compiles a pipeline JSON).
 
-Empty until the TFX pipeline issue lands; the package exists so the project layout is fixed from the start.
+Components (one module each in `pipelines.components`): RetrievalExampleGen (ingest) → Trainer (`run_fn` =
+`pipelines.trainer_module.run_fn`) → RetrievalEvaluator (metrics + blessing against a threshold and the last blessed
+model) → RetrievalIndexer (Beam encode + ScaNN/exact index) → ServingPusher (TF Serving layout). See docs/pipeline.md.
 """
+
+import tf_dualenc  # noqa: F401  (environment shims — Keras 3 + tf-keras, the TFDV stand-in — before TFX loads)

@@ -1,6 +1,7 @@
 """The `tf-dualenc` command line. Heavy modules load inside each command, so `--help` stays instant."""
 
 import argparse
+import os
 import sys
 import warnings
 
@@ -188,6 +189,59 @@ def load_retrieval_model(spec, query_length=None, document_length=None):
     )
 
 
+def _pipeline(args):
+    import json
+    import logging
+
+    from pipelines.pipeline_config import DEFAULT_CONFIG, PipelineConfig
+    from pipelines.run_pipeline import PipelineError, answer_query, compile_pipeline, run_pipeline
+
+    config_path = args.config or DEFAULT_CONFIG
+    config = PipelineConfig.from_file(config_path, args.set)
+    if args.runner:
+        config = config.with_overrides([f"runner={args.runner}"])
+    if args.action == "compile":
+        compile_pipeline(config, args.output)
+        return 0
+    if not args.verbose:
+        # TFX and Beam log every artifact at INFO; the summary below says what matters.
+        from absl import logging as absl_logging
+
+        logging.getLogger().setLevel(logging.ERROR)
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    print(f"config: {config_path}")
+    try:
+        outputs = run_pipeline(config)
+    except PipelineError as error:
+        print(f"tf-dualenc pipeline: {error}", file=sys.stderr)
+        return 1
+    config = config.resolved(print_fn=lambda *a: None)
+    evaluation = outputs["RetrievalEvaluator"]["evaluation"]
+    pushed = outputs["ServingPusher"]["pushed_model"]
+    print("\ncomponents: " + ", ".join(f"{name} {outputs[name]['state']}" for name in
+                                        ("RetrievalExampleGen", "Trainer", "RetrievalEvaluator", "RetrievalIndexer", "ServingPusher")))
+    print(f"model:    {outputs['Trainer']['model']['uri']}  (Format-Serving: SavedModel; Format-Keras: model.keras)")
+    print(f"metrics:  {evaluation['uri']}/evaluation.json  " + ", ".join(
+        f"{m} {evaluation[m]:.4f}" for m in ("NDCG@10", "MRR@10", "P@1", "Recall@100") if m in evaluation))
+    print(f"blessing: {outputs['RetrievalEvaluator']['blessing'].get('reason', '')}")
+    print(f"index:    {outputs['RetrievalIndexer']['index']['uri']}/index")
+    print(f"pushed:   {pushed['pushed_destination']} (version {pushed['pushed_version']}); index {pushed['index_destination']}")
+    print(f"serving:  {os.path.join(config.serving_dir, 'models.config')}")
+    query = args.query or config.query
+    if not query:
+        from tf_dualenc.data import read_queries
+
+        query = next(iter(read_queries(os.path.join(outputs["RetrievalExampleGen"]["eval_dataset"]["uri"], "queries.jsonl")).values()))
+    hits = answer_query(outputs, query, k=args.k)
+    print(f"\nquery: {query}")
+    for rank, hit in enumerate(hits, 1):
+        text = hit.get("text", "")
+        print(f"  {rank}. {hit['id']}  {hit['score']:.4f}  {text[:100]}{'...' if len(text) > 100 else ''}")
+    if args.json:
+        print(json.dumps({"outputs": outputs, "query": query, "hits": hits}, default=str))
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="tf-dualenc", description=__doc__.split(".")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -271,6 +325,18 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="one JSON line per query")
     p.add_argument("--skip-checksums", action="store_true", help="do not verify file checksums on load")
     p.set_defaults(func=_search)
+
+    p = sub.add_parser("pipeline", help="the TFX pipeline: ingest → train → evaluate/bless → index → push (run or compile)")
+    p.add_argument("action", choices=["run", "compile"], help="run: local / Beam runner here; compile: Kubeflow V2 / Vertex AI JSON")
+    p.add_argument("--config", default=None, help="pipeline YAML/JSON (default: pipelines/configs/scifact_minilm.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key (train.KEY for training); repeatable")
+    p.add_argument("--runner", choices=["local", "beam"], default=None, help="runner for `run` (default: the config's)")
+    p.add_argument("--output", default="pipeline.json", help="compile: the pipeline JSON to write (default: %(default)s)")
+    p.add_argument("--query", default=None, help="run: the query answered from the pushed model (default: the config's)")
+    p.add_argument("--k", type=int, default=5, help="run: hits shown for the query")
+    p.add_argument("--json", action="store_true", help="run: also print the outputs and hits as one JSON line")
+    p.add_argument("--verbose", action="store_true", help="run: keep TFX's INFO logging")
+    p.set_defaults(func=_pipeline)
 
     p = sub.add_parser("train-vocab", help="train a T5-compatible SentencePiece vocabulary on a corpus")
     p.add_argument("--input", nargs="+", required=True, help="text, JSONL or BEIR corpus.jsonl/queries.jsonl files")

@@ -215,40 +215,64 @@ def resolve_export(path):
     return os.path.join(path, str(versions[0]))
 
 
-def run(argv=None, print_fn=print):
-    """Runs the encoding pipeline, then builds the index; returns the index manifest."""
+def index_corpus(model, corpus, output, *, pipeline_options=None, make_pipeline=None, corpus_format="auto", title_separator=" ",
+                 embeddings=None, num_shards=0, min_batch_size=8, max_batch_size=64, method="auto", brute_force_below=20_000,
+                 queries=None, overwrite=False, print_fn=print):
+    """Encodes `corpus` with an encoder export in a Beam job, then builds the index folder `output`.
+
+    Args:
+        model: an encoder export (version folder, or model folder: latest version).
+        corpus: a list of files or globs (BEIR corpus.jsonl, JSONL, TFRecord shards).
+        pipeline_options: Beam `PipelineOptions` for a new pipeline; or
+        make_pipeline: a callable returning a `beam.Pipeline` (a TFX Beam executor's `_make_beam_pipeline`).
+        embeddings: shard prefix for the embeddings (default `<output>-embeddings/part`).
+        queries: texts for the build-time recall@10 check against exact search.
+    Returns:
+        The index manifest.
+    """
     from tf_dualenc.export import read_manifest
     from tf_dualenc.indexing.retrieval_index import build_index
 
-    args, pipeline_args = parse_args(argv)
-    model_dir = resolve_export(args.model)
+    model_dir = resolve_export(model)
     export_manifest = read_manifest(model_dir)
     if export_manifest.get("kind") != "encoder":
         raise ValueError(f"{model_dir} is a {export_manifest.get('kind')!r} export; the index needs an encoder export (export_encoder).")
-    output = os.path.abspath(args.output)
-    if os.path.exists(output) and not args.overwrite:
+    output = os.path.abspath(output)
+    if os.path.exists(output) and not overwrite:
         raise FileExistsError(f"{output} already exists; pass --overwrite to replace it.")
-    prefix = args.embeddings or os.path.join(f"{output}-embeddings", "part")
+    prefix = embeddings or os.path.join(f"{output}-embeddings", "part")
     for stale in glob.glob(f"{prefix}-*.tfrecord"):
         os.remove(stale)  # a previous run's shards must not mix with this run's
-    options = PipelineOptions(pipeline_args)
-    with beam.Pipeline(options=options) as pipeline:
+    pipeline = make_pipeline() if make_pipeline is not None else beam.Pipeline(options=pipeline_options or PipelineOptions([]))
+    with pipeline:
         _ = (pipeline
-             | "ReadCorpus" >> ReadCorpus(args.corpus, args.corpus_format, args.title_separator)
-             | "EncodeDocuments" >> EncodeDocuments(model_dir, args.min_batch_size, args.max_batch_size)
-             | "WriteEmbeddings" >> WriteEmbeddings(prefix, args.num_shards))
+             | "ReadCorpus" >> ReadCorpus(corpus, corpus_format, title_separator)
+             | "EncodeDocuments" >> EncodeDocuments(model_dir, min_batch_size, max_batch_size)
+             | "WriteEmbeddings" >> WriteEmbeddings(prefix, num_shards))
     records, count, dimension = read_embedding_shards(f"{prefix}-*.tfrecord")
     if dimension != export_manifest["embedding_dim"]:
         raise ValueError(f"Embeddings of size {dimension}; the export says {export_manifest['embedding_dim']}.")
     recall_queries = None
-    if args.queries:
+    if queries:
         from tf_dualenc.indexing.query_encoders import local_query_encoder
 
-        recall_queries = local_query_encoder(model_dir)(_read_queries(args.queries)[:1000])
+        recall_queries = local_query_encoder(model_dir)(list(queries)[:1000])
     model_info = {"export": os.path.abspath(model_dir), "model_name": export_manifest.get("model_name"),
                   "version": export_manifest.get("version"), "architecture": export_manifest.get("architecture")}
-    return build_index(records(), output, dimension=dimension, count=count, model_info=model_info, method=args.method,
-                       brute_force_below=args.brute_force_below, recall_queries=recall_queries, overwrite=args.overwrite, print_fn=print_fn)
+    return build_index(records(), output, dimension=dimension, count=count, model_info=model_info, method=method,
+                       brute_force_below=brute_force_below, recall_queries=recall_queries, overwrite=overwrite, print_fn=print_fn)
+
+
+def run(argv=None, print_fn=print):
+    """Runs the encoding pipeline, then builds the index; returns the index manifest."""
+    args, pipeline_args = parse_args(argv)
+    return index_corpus(
+        args.model, args.corpus, args.output, pipeline_options=PipelineOptions(pipeline_args), corpus_format=args.corpus_format,
+        title_separator=args.title_separator, embeddings=args.embeddings, num_shards=args.num_shards,
+        min_batch_size=args.min_batch_size, max_batch_size=args.max_batch_size, method=args.method,
+        brute_force_below=args.brute_force_below, queries=_read_queries(args.queries) if args.queries else None,
+        overwrite=args.overwrite, print_fn=print_fn,
+    )
 
 
 if __name__ == "__main__":

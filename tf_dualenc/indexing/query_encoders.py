@@ -10,20 +10,15 @@ import numpy as np
 
 
 def local_query_encoder(export_dir, signature="encode_query", batch_size=256):
-    """texts → [N, D] with an encoder export loaded here (tf_dualenc.export.load_export)."""
-    import tensorflow as tf
+    """texts → [N, D] with an encoder export loaded here (`tf_dualenc.export.ExportedDualEncoder`)."""
+    from tf_dualenc.export.exported_dual_encoder import ExportedDualEncoder
 
-    from tf_dualenc.export import load_export
-
-    loaded = load_export(export_dir)
-    function = loaded.signatures[signature]
+    encoder = ExportedDualEncoder(export_dir)
 
     def encode(texts):
-        texts = list(texts)
-        parts = [function(text=tf.constant(texts[i : i + batch_size]))["embedding"].numpy() for i in range(0, len(texts), batch_size)]
-        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+        return encoder._encode(signature, texts, batch_size)
 
-    encode.loaded = loaded  # keeps the SavedModel's variables alive with the function
+    encode.encoder = encoder  # keeps the SavedModel's variables alive with the function
     return encode
 
 

@@ -2,7 +2,6 @@
 validated as a whole before anything expensive starts."""
 
 import dataclasses
-import json
 import os
 import typing
 
@@ -105,21 +104,9 @@ class TrainConfig:
     @classmethod
     def from_file(cls, path, overrides=()):
         """Reads YAML or JSON, applies `key=value` overrides, validates."""
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"Config file not found: {path}")
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        try:
-            if path.endswith(".json"):
-                values = json.loads(text)
-            else:
-                import yaml
+        from tf_dualenc.config_files import read_config_mapping
 
-                values = yaml.safe_load(text) or {}
-        except Exception as error:  # yaml and json raise different types
-            raise ValueError(f"Config file {path} is not valid {'JSON' if path.endswith('.json') else 'YAML'}: {error}") from error
-        if not isinstance(values, dict):
-            raise ValueError(f"Config file {path} must hold a mapping of keys to values.")
+        values = read_config_mapping(path)
         config = cls.from_dict(values, source=path)
         return config.with_overrides(overrides)
 

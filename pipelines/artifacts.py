@@ -1,0 +1,24 @@
+"""Artifact types the pipeline's custom components produce (TFX's standard ones cover examples, models and blessings).
+
+Type names are `<namespace>.<Name>`: Kubeflow V2 / Vertex AI encode custom types as schema titles of that form.
+"""
+
+from tfx.types import artifact
+
+
+class RetrievalDataset(artifact.Artifact):
+    """A BEIR-layout evaluation split: `corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv` (custom property `split`)."""
+
+    TYPE_NAME = "tf_dualenc.RetrievalDataset"
+
+
+class RetrievalEvaluation(artifact.Artifact):
+    """Retrieval metrics of a model (and of its baseline): `evaluation.json`, `report.json`, `run.trec`."""
+
+    TYPE_NAME = "tf_dualenc.RetrievalEvaluation"
+
+
+class RetrievalIndex(artifact.Artifact):
+    """A `tf_dualenc.indexing.RetrievalIndex` folder under `<uri>/index` (empty, `skipped`=1, for an unblessed model)."""
+
+    TYPE_NAME = "tf_dualenc.RetrievalIndex"

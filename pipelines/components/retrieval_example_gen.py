@@ -1,0 +1,137 @@
+"""Ingest: training pairs (a BEIR split or pair files) → TFRecord `tf.Example` shards in an `Examples` artifact (split
+"train"; split "eval" holds the evaluation split's pairs), and the evaluation split (BEIR) → a validated
+`RetrievalDataset` artifact.
+
+The examples are the pair format `tf_dualenc.data.write_pair_tfrecords` writes (`query`, `document`, `query_id`,
+`document_id`, `negatives`), under `<uri>/Split-train/` and `<uri>/Split-eval/`. Everything is validated while it is read; a bad record stops
+the component with the file and line (or is counted, with `lenient`).
+"""
+
+import json
+import os
+
+from tfx.dsl.components.base import base_component, base_executor, executor_spec
+from tfx.types import Channel, artifact_utils, standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from pipelines.artifacts import RetrievalDataset
+from pipelines.components.component_error import ComponentError
+
+COMPONENT = "RetrievalExampleGen"
+
+
+def write_beir_split(dataset, folder):
+    """Writes a `BeirDataset` split in BEIR layout under `folder` (which must exist and be empty)."""
+    with open(os.path.join(folder, "corpus.jsonl"), "w", encoding="utf-8") as f:
+        for doc_id, doc in dataset.corpus.items():
+            f.write(json.dumps({"_id": doc_id, "title": doc["title"], "text": doc["text"]}, ensure_ascii=False) + "\n")
+    with open(os.path.join(folder, "queries.jsonl"), "w", encoding="utf-8") as f:
+        for qid, text in dataset.queries.items():
+            f.write(json.dumps({"_id": qid, "text": text}, ensure_ascii=False) + "\n")
+    os.makedirs(os.path.join(folder, "qrels"), exist_ok=True)
+    with open(os.path.join(folder, "qrels", f"{dataset.split}.tsv"), "w", encoding="utf-8") as f:
+        f.write("query-id\tcorpus-id\tscore\n")
+        for qid, docs in dataset.qrels.items():
+            for doc_id, score in docs.items():
+                f.write(f"{qid}\t{doc_id}\t{score}\n")
+
+
+def _training_records(exec_properties):
+    from tf_dualenc.data import PairRecord, iter_pair_records, load_training_pairs
+
+    pairs = load_training_pairs(
+        exec_properties["data"], data_format=exec_properties["data_format"], split=exec_properties["split"],
+        title_separator=exec_properties["title_separator"], lenient=bool(exec_properties["lenient"]),
+    )
+    if hasattr(pairs, "files"):  # pair files: read them all here (not through a shuffle buffer)
+        records = iter_pair_records(pairs.files, pairs.data_format, lenient=pairs.lenient, skipped=pairs.skipped)
+    else:
+        records = (PairRecord(q_id, q, d_id, d) for q_id, q, d_id, d in
+                   zip(pairs.query_ids, pairs.queries, pairs.document_ids, pairs.documents))
+    return pairs, records
+
+
+class Executor(base_executor.BaseExecutor):
+    """Writes the train split of pairs and the evaluation split; see the module docstring."""
+
+    def Do(self, input_dict, output_dict, exec_properties):
+        from tf_dualenc.data import PairRecord, load_beir, write_pair_tfrecords
+
+        examples = artifact_utils.get_single_instance(output_dict["examples"])
+        eval_dataset = artifact_utils.get_single_instance(output_dict["eval_dataset"])
+        try:
+            pairs, records = _training_records(exec_properties)
+            counted = []
+
+            def counting(items):
+                for record in items:
+                    counted.append(None)
+                    yield record
+
+            split_dir = os.path.join(examples.uri, "Split-train")
+            write_pair_tfrecords(counting(records), os.path.join(split_dir, "pairs"), num_shards=int(exec_properties["num_shards"]))
+            if not counted:
+                raise ValueError(f"{pairs.source}: no training pairs")
+            dataset = load_beir(exec_properties["eval_data"], exec_properties["eval_split"], lenient=bool(exec_properties["lenient"]))
+            eval_pairs = [PairRecord(*row) for row in dataset.training_pairs(exec_properties["title_separator"])]
+            if not eval_pairs:
+                raise ValueError(f"{exec_properties['eval_data']}: evaluation split {exec_properties['eval_split']!r} has no "
+                                 "qrels rows with score > 0")
+            # The evaluation split's pairs, as the Trainer's "eval" split (TFX's Trainer expects one).
+            write_pair_tfrecords(eval_pairs, os.path.join(examples.uri, "Split-eval", "pairs"), num_shards=1)
+        except (ValueError, OSError) as error:  # DataError is a ValueError; both name the file and line
+            raise ComponentError(COMPONENT, error) from error
+        examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
+        examples.set_int_custom_property("num_pairs", len(counted))
+        examples.set_string_custom_property("source", pairs.source)
+        examples.set_string_custom_property("skipped_records", json.dumps(dict(pairs.skipped)))
+        write_beir_split(dataset, eval_dataset.uri)
+        eval_dataset.set_string_custom_property("split", dataset.split)
+        eval_dataset.set_string_custom_property("source", os.path.abspath(dataset.path))
+        eval_dataset.set_int_custom_property("documents", len(dataset.corpus))
+        eval_dataset.set_int_custom_property("queries", len(dataset.queries))
+
+
+class RetrievalExampleGenSpec(ComponentSpec):
+    PARAMETERS = {
+        "data": ExecutionParameter(type=str),
+        "data_format": ExecutionParameter(type=str),
+        "split": ExecutionParameter(type=str),
+        "eval_data": ExecutionParameter(type=str),
+        "eval_split": ExecutionParameter(type=str),
+        "title_separator": ExecutionParameter(type=str),
+        "lenient": ExecutionParameter(type=int),
+        "num_shards": ExecutionParameter(type=int),
+        # File names, sizes and modification times of the inputs: a changed file re-runs ingest (and what follows)
+        # although its path is the same.
+        "input_fingerprint": ExecutionParameter(type=str),
+    }
+    INPUTS = {}
+    OUTPUTS = {
+        "examples": ChannelParameter(type=standard_artifacts.Examples),
+        "eval_dataset": ChannelParameter(type=RetrievalDataset),
+    }
+
+
+class RetrievalExampleGen(base_component.BaseComponent):
+    """Ingest component: training pairs → `examples` (TFRecord, split "train"); evaluation split → `eval_dataset`.
+
+    Args:
+        data: a BEIR folder (pairs = qrels rows with score > 0 of `split`) or pair files (JSONL / TSV / TFRecord; comma
+            list or globs).
+        eval_data: a BEIR folder holding the evaluation split `eval_split`.
+        input_fingerprint: see `pipelines.pipeline_config.fingerprint_inputs`.
+    """
+
+    SPEC_CLASS = RetrievalExampleGenSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, data, eval_data, *, data_format="auto", split="train", eval_split="test", title_separator=" ",
+                 lenient=False, num_shards=1, input_fingerprint=""):
+        super().__init__(spec=RetrievalExampleGenSpec(
+            data=data, data_format=data_format, split=split, eval_data=eval_data, eval_split=eval_split,
+            title_separator=title_separator, lenient=int(lenient), num_shards=num_shards, input_fingerprint=input_fingerprint,
+            examples=Channel(type=standard_artifacts.Examples),
+            eval_dataset=Channel(type=RetrievalDataset),
+        ))
+

@@ -1,0 +1,96 @@
+"""Beam indexer: encodes a corpus with the blessed model's document encoder (the serving issue's Beam job) and
+builds a ScaNN (or exact) index folder as a `RetrievalIndex` artifact.
+
+Runs on the pipeline's Beam options (`beam_pipeline_args`: DirectRunner workers locally, Dataflow on Vertex AI). An
+unblessed model is not indexed: the artifact is left empty with `skipped` = 1 and the reason.
+"""
+
+import json
+import os
+
+from tfx.dsl.components.base import base_beam_component, base_beam_executor, executor_spec
+from tfx.types import Channel, artifact_utils, standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from pipelines.artifacts import RetrievalDataset, RetrievalIndex
+from pipelines.components.component_error import ComponentError
+from pipelines.components.retrieval_evaluator import serving_dir
+
+COMPONENT = "RetrievalIndexer"
+INDEX_FOLDER = "index"
+
+
+def is_blessed(blessing):
+    return blessing.get_int_custom_property("blessed") == 1
+
+
+def record_unblessed(blessing, output, flag, value):
+    """Marks `output` as not produced for an unblessed model (`flag` = `value`, and the evaluator's reason)."""
+    output.set_int_custom_property(flag, value)
+    output.set_string_custom_property("reason", "model not blessed: " + blessing.get_string_custom_property("reason"))
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+    def Do(self, input_dict, output_dict, exec_properties):
+        from tf_dualenc.data import read_queries
+        from tf_dualenc.indexing.build_index_pipeline import index_corpus
+
+        model = artifact_utils.get_single_instance(input_dict["model"])
+        blessing = artifact_utils.get_single_instance(input_dict["blessing"])
+        dataset = artifact_utils.get_single_instance(input_dict["eval_dataset"])
+        index = artifact_utils.get_single_instance(output_dict["index"])
+        if not is_blessed(blessing):
+            record_unblessed(blessing, index, "skipped", 1)
+            return
+        corpus = [p for p in exec_properties["corpus"].split(",") if p] or [os.path.join(dataset.uri, "corpus.jsonl")]
+        try:
+            queries = list(read_queries(os.path.join(dataset.uri, "queries.jsonl")).values())
+            manifest = index_corpus(
+                serving_dir(model), corpus, os.path.join(index.uri, INDEX_FOLDER), make_pipeline=self._make_beam_pipeline,
+                title_separator=exec_properties["title_separator"], method=exec_properties["method"],
+                brute_force_below=int(exec_properties["brute_force_below"]), max_batch_size=int(exec_properties["batch_size"]),
+                queries=queries, overwrite=True, print_fn=lambda *a: None,
+            )
+        except (ValueError, OSError) as error:
+            raise ComponentError(COMPONENT, error) from error
+        index.set_int_custom_property("skipped", 0)
+        index.set_int_custom_property("count", int(manifest["count"]))
+        index.set_string_custom_property("method", manifest["method"])
+        index.set_float_custom_property("recall_at_10_vs_exact", float(manifest["recall_at_10_vs_exact"]["recall"]))
+        index.set_string_custom_property("manifest", json.dumps({k: manifest[k] for k in ("count", "dimension", "method")}))
+
+
+class RetrievalIndexerSpec(ComponentSpec):
+    PARAMETERS = {
+        "corpus": ExecutionParameter(type=str),
+        "method": ExecutionParameter(type=str),
+        "brute_force_below": ExecutionParameter(type=int),
+        "batch_size": ExecutionParameter(type=int),
+        "title_separator": ExecutionParameter(type=str),
+    }
+    INPUTS = {
+        "model": ChannelParameter(type=standard_artifacts.Model),
+        "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
+        "eval_dataset": ChannelParameter(type=RetrievalDataset),
+    }
+    OUTPUTS = {"index": ChannelParameter(type=RetrievalIndex)}
+
+
+class RetrievalIndexer(base_beam_component.BaseBeamComponent):
+    """Indexes `corpus` (files or globs; default: the evaluation corpus) with the blessed model.
+
+    Args:
+        method: "auto" (exact below `brute_force_below` documents, else ScaNN), "scann" or "brute_force".
+        batch_size: largest encoding batch (Beam's BatchElements).
+    """
+
+    SPEC_CLASS = RetrievalIndexerSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(self, model, blessing, eval_dataset, *, corpus=(), method="auto", brute_force_below=20_000, batch_size=64,
+                 title_separator=" "):
+        super().__init__(spec=RetrievalIndexerSpec(
+            model=model, blessing=blessing, eval_dataset=eval_dataset, corpus=",".join(corpus), method=method,
+            brute_force_below=brute_force_below, batch_size=batch_size, title_separator=title_separator,
+            index=Channel(type=RetrievalIndex),
+        ))

@@ -1,0 +1,169 @@
+"""Serving pusher: copies a blessed model's encoder export and its index into a serving folder in TF Serving's layout.
+
+    <serving_dir>/models.config                 TF Serving model config (the model is added once)
+    <serving_dir>/<model_name>/<version>/       the SavedModel (serving_default, encode_query, encode_document)
+    <serving_dir>/indexes/<model_name>/<version>/   its index folder (manifest points at the pushed model)
+
+Both use the same version: one more than the largest version of either. Each is copied to a temporary folder and
+renamed into place, index first (a model never appears without its index); if the model copy fails, the index
+version just pushed is removed. An unblessed model pushes nothing and leaves the serving folder untouched. A model
+already pushed (same Model artifact) is not pushed again: its existing version is reported.
+"""
+
+import json
+import os
+import shutil
+import uuid
+
+from tfx.dsl.components.base import base_component, base_executor, executor_spec
+from tfx.types import Channel, artifact_utils, standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from pipelines.artifacts import RetrievalIndex
+from pipelines.components.component_error import ComponentError
+from pipelines.components.retrieval_evaluator import serving_dir
+from pipelines.components.retrieval_indexer import INDEX_FOLDER, is_blessed, record_unblessed
+
+COMPONENT = "ServingPusher"
+PUSH_RECORD = "tf_dualenc_push.json"
+
+
+def models_config_text(model_names, serving_dir_path):
+    entries = "\n".join(
+        f'  config {{\n    name: "{name}"\n    base_path: "{os.path.join(os.path.abspath(serving_dir_path), name)}"\n'
+        f'    model_platform: "tensorflow"\n  }}' for name in model_names)
+    return f"model_config_list {{\n{entries}\n}}\n"
+
+
+def _write_atomic(path, text):
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _versions(folder):
+    return [int(n) for n in os.listdir(folder) if n.isdigit()] if os.path.isdir(folder) else []
+
+
+def _already_pushed(model_dir, model_uri):
+    for version in sorted(_versions(model_dir), reverse=True):
+        record = os.path.join(model_dir, str(version), "assets.extra", PUSH_RECORD)
+        if os.path.isfile(record):
+            with open(record, encoding="utf-8") as f:
+                if json.load(f).get("model_artifact_uri") == model_uri:
+                    return version
+    return None
+
+
+def _copy_into_place(source, final, edit=None):
+    tmp = os.path.join(os.path.dirname(final), f".tmp-{os.path.basename(final)}-{uuid.uuid4().hex[:8]}")
+    try:
+        shutil.copytree(source, tmp)
+        if edit is not None:
+            edit(tmp)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def push(model_uri, export_dir, index_dir, serving_dir_path, model_name):
+    """Pushes one model version (and its index); returns {"version", "model_dir", "index_dir", "new"}."""
+    from tf_dualenc.export.saved_model_export import MANIFEST_PATH, _check_name
+    from tf_dualenc.indexing.retrieval_index import MANIFEST as INDEX_MANIFEST
+
+    _check_name(model_name)
+    model_root = os.path.join(serving_dir_path, model_name)
+    index_root = os.path.join(serving_dir_path, "indexes", model_name)
+    existing = _already_pushed(model_root, model_uri)
+    if existing is not None:
+        return {"version": existing, "model_dir": os.path.join(model_root, str(existing)),
+                "index_dir": os.path.join(index_root, str(existing)), "new": False}
+    os.makedirs(model_root, exist_ok=True)
+    os.makedirs(index_root, exist_ok=True)
+    version = max(_versions(model_root) + _versions(index_root), default=0) + 1
+    final_model, final_index = os.path.join(model_root, str(version)), os.path.join(index_root, str(version))
+
+    def relink_index(folder):
+        # The index's query encoder is the pushed model, not the pipeline's artifact (which may be cleaned up).
+        path = os.path.join(folder, INDEX_MANIFEST)
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+        manifest["model"] = dict(manifest.get("model", {}), export=os.path.abspath(final_model), model_name=model_name, version=version)
+        _write_atomic(path, json.dumps(manifest, indent=2) + "\n")
+
+    def stamp_model(folder):
+        path = os.path.join(folder, MANIFEST_PATH)
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+        manifest.update(model_name=model_name, version=version)
+        _write_atomic(path, json.dumps(manifest, indent=2) + "\n")
+        _write_atomic(os.path.join(folder, "assets.extra", PUSH_RECORD),
+                      json.dumps({"model_artifact_uri": model_uri, "index": os.path.abspath(final_index)}, indent=2) + "\n")
+
+    _copy_into_place(index_dir, final_index, relink_index)
+    try:
+        _copy_into_place(export_dir, final_model, stamp_model)
+    except BaseException:
+        shutil.rmtree(final_index, ignore_errors=True)
+        raise
+    config_path = os.path.join(serving_dir_path, "models.config")
+    names = [model_name]
+    if os.path.isfile(config_path):
+        import re
+
+        with open(config_path, encoding="utf-8") as f:
+            listed = re.findall(r'name:\s*"([^"]+)"', f.read())
+        names = listed + ([model_name] if model_name not in listed else [])
+    _write_atomic(config_path, models_config_text(names, serving_dir_path))
+    return {"version": version, "model_dir": final_model, "index_dir": final_index, "new": True}
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(self, input_dict, output_dict, exec_properties):
+        model = artifact_utils.get_single_instance(input_dict["model"])
+        blessing = artifact_utils.get_single_instance(input_dict["blessing"])
+        index = artifact_utils.get_single_instance(input_dict["index"])
+        pushed = artifact_utils.get_single_instance(output_dict["pushed_model"])
+        if not is_blessed(blessing):
+            record_unblessed(blessing, pushed, "pushed", 0)
+            return
+        try:
+            result = push(model.uri, serving_dir(model), os.path.join(index.uri, INDEX_FOLDER), exec_properties["serving_dir"],
+                          exec_properties["model_name"])
+        except (ValueError, OSError) as error:
+            raise ComponentError(COMPONENT, error) from error
+        pushed.set_int_custom_property("pushed", 1)
+        pushed.set_string_custom_property("pushed_destination", result["model_dir"])
+        pushed.set_int_custom_property("pushed_version", result["version"])
+        pushed.set_string_custom_property("index_destination", result["index_dir"])
+        pushed.set_int_custom_property("new_version", int(result["new"]))
+        with open(os.path.join(pushed.uri, "push.json"), "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+
+
+class ServingPusherSpec(ComponentSpec):
+    PARAMETERS = {
+        "serving_dir": ExecutionParameter(type=str),
+        "model_name": ExecutionParameter(type=str),
+    }
+    INPUTS = {
+        "model": ChannelParameter(type=standard_artifacts.Model),
+        "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
+        "index": ChannelParameter(type=RetrievalIndex),
+    }
+    OUTPUTS = {"pushed_model": ChannelParameter(type=standard_artifacts.PushedModel)}
+
+
+class ServingPusher(base_component.BaseComponent):
+    """Pushes a blessed model and its index to `serving_dir` (see the module docstring)."""
+
+    SPEC_CLASS = ServingPusherSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, model, blessing, index, *, serving_dir, model_name="dual_encoder"):
+        super().__init__(spec=ServingPusherSpec(
+            model=model, blessing=blessing, index=index, serving_dir=serving_dir, model_name=model_name,
+            pushed_model=Channel(type=standard_artifacts.PushedModel),
+        ))

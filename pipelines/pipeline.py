@@ -1,0 +1,76 @@
+"""The pipeline definition: one pure `create_pipeline()` for every runner (local, Beam, Kubeflow V2 / Vertex AI).
+
+    RetrievalExampleGen ─ examples ─▶ Trainer (run_fn=pipelines.trainer_module.run_fn) ─ model ─┐
+            └─ eval_dataset ──────────────────────────────────────────────────────────────────┤
+    latest_blessed_model_resolver ─ baseline_model ──▶ RetrievalEvaluator ─ blessing ─▶ RetrievalIndexer ─ index ─▶ ServingPusher
+"""
+
+from tfx import v1 as tfx
+
+from pipelines.components.baseline_model_strategy import LastBlessedBaselineStrategy
+from pipelines.components.retrieval_evaluator import RetrievalEvaluator
+from pipelines.components.retrieval_example_gen import RetrievalExampleGen
+from pipelines.components.retrieval_indexer import RetrievalIndexer
+from pipelines.components.serving_pusher import ServingPusher
+
+RUN_FN = "pipelines.trainer_module.run_fn"
+BASELINE_STRATEGIES = ("last_blessed_other", "latest_blessed")
+
+
+def create_pipeline(config, *, metadata_connection_config=None, beam_pipeline_args=(), input_fingerprint="",
+                    baseline_strategy="last_blessed_other"):
+    """Builds the TFX pipeline from a validated, resolved `PipelineConfig`; runs nothing.
+
+    Args:
+        config: a `pipelines.pipeline_config.PipelineConfig` (`resolved()` and `validate()`d).
+        metadata_connection_config: MLMD connection (local runners); None for Kubeflow V2 / Vertex AI.
+        beam_pipeline_args: Beam options for the Beam-based components (the indexer).
+        input_fingerprint: digest of the input files (`fingerprint_inputs`), so a changed file re-runs ingest.
+        baseline_strategy: "last_blessed_other" (the last blessed model other than the one being evaluated; keeps
+            re-runs cached) or "latest_blessed" (TFX's LatestBlessedModelStrategy; what Vertex AI can run).
+    """
+    if baseline_strategy not in BASELINE_STRATEGIES:
+        raise ValueError(f"baseline_strategy={baseline_strategy!r} (valid: {list(BASELINE_STRATEGIES)})")
+    example_gen = RetrievalExampleGen(
+        data=config.data, eval_data=config.eval_data, data_format=config.data_format, split=config.split,
+        eval_split=config.eval_split, title_separator=config.title_separator, lenient=config.lenient,
+        num_shards=config.num_shards, input_fingerprint=input_fingerprint,
+    )
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=example_gen.outputs["examples"],
+        train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=0),
+        custom_config={"train": dict(config.train), "stock_compatible": config.stock_compatible},
+    )
+    strategy = (LastBlessedBaselineStrategy if baseline_strategy == "last_blessed_other"
+                else tfx.dsl.experimental.LatestBlessedModelStrategy)
+    baseline = tfx.dsl.Resolver(
+        strategy_class=strategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    # Resolve after training, so the newest Model artifact is the one about to be evaluated (see the strategy).
+    baseline.add_upstream_node(trainer)
+    evaluator = RetrievalEvaluator(
+        model=trainer.outputs["model"], eval_dataset=example_gen.outputs["eval_dataset"],
+        baseline_model=baseline.outputs["model"], metric=config.metric, threshold=config.threshold,
+        k=config.eval_k, batch_size=config.eval_batch_size,
+    )
+    indexer = RetrievalIndexer(
+        model=trainer.outputs["model"], blessing=evaluator.outputs["blessing"], eval_dataset=example_gen.outputs["eval_dataset"],
+        corpus=config.index_corpus, method=config.index_method, brute_force_below=config.brute_force_below,
+        batch_size=config.eval_batch_size, title_separator=config.title_separator,
+    )
+    pusher = ServingPusher(
+        model=trainer.outputs["model"], blessing=evaluator.outputs["blessing"], index=indexer.outputs["index"],
+        serving_dir=config.serving_dir, model_name=config.model_name,
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=[example_gen, trainer, baseline, evaluator, indexer, pusher],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(beam_pipeline_args),
+    )

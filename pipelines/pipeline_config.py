@@ -1,0 +1,220 @@
+"""The pipeline's configuration: one YAML/JSON file (`tf-dualenc pipeline run|compile --config F`), validated whole
+before anything runs. `train` holds the training hyperparameters (any `TrainConfig` key but data/output locations)."""
+
+import dataclasses
+import hashlib
+import os
+import typing
+
+RUNNERS = ("local", "beam", "kubeflow_v2")
+INDEX_METHODS = ("auto", "scann", "brute_force")
+MEASURES = ("NDCG@10", "MRR@10", "P@1", "Recall@100", "MAP@100")
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "scifact_minilm.yaml")
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    """Keys of a pipeline config file.
+
+    Data: `dataset` (a BEIR name: `../shared/data/<name>` when present, else downloaded from BEIR's public address)
+    or `data` (a BEIR folder or pair files); `split` is the training split, `eval_data` / `eval_split` the evaluation
+    split (default: the same BEIR folder, split "test"). Training: `train` (TrainConfig keys), `train_steps`.
+    Blessing: `metric` must reach `threshold` and not fall below the last blessed model's. Index: `index_corpus`
+    (files/globs; default the evaluation corpus), `index_method`. Push: `serving_dir`, `model_name`.
+    Orchestration: `pipeline_name`, `pipeline_root`, `metadata_path`, `enable_cache`, `runner`, `direct_num_workers`
+    (Beam workers for the indexer and the Beam runner), `beam_pipeline_args`, `image` (container image for Kubeflow V2 /
+    Vertex AI). `query`: the text answered from the pushed model after a run (default: the first evaluation query).
+    """
+
+    pipeline_name: str = "tf-dualenc"
+    pipeline_root: str = "runs/pipeline"
+    metadata_path: str = ""
+    dataset: str = ""
+    data: str = ""
+    data_format: str = "auto"
+    split: str = "train"
+    eval_data: str = ""
+    eval_split: str = "test"
+    title_separator: str = " "
+    lenient: bool = False
+    num_shards: int = 1
+    train: dict = dataclasses.field(default_factory=dict)
+    train_steps: int = 100
+    metric: str = "NDCG@10"
+    threshold: float = 0.0
+    eval_k: int = 100
+    eval_batch_size: int = 64
+    index_corpus: typing.List[str] = dataclasses.field(default_factory=list)
+    index_method: str = "auto"
+    brute_force_below: int = 20000
+    serving_dir: str = ""
+    model_name: str = "dual_encoder"
+    stock_compatible: bool = True
+    enable_cache: bool = True
+    runner: str = "local"
+    direct_num_workers: int = 2
+    beam_pipeline_args: typing.List[str] = dataclasses.field(default_factory=list)
+    image: str = ""
+    query: str = ""
+
+    @classmethod
+    def field_names(cls):
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_file(cls, path, overrides=()):
+        """Reads YAML or JSON, applies `key=value` overrides (`train.key=value` for training keys)."""
+        from tf_dualenc.config_files import read_config_mapping
+
+        values = read_config_mapping(path, "Pipeline config")
+        unknown = sorted(set(values) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"{path}: unknown key(s) {unknown}; valid keys: {cls.field_names()}.")
+        # Relative paths in the file are relative to the directory the command runs in, as on the command line.
+        config = cls(**values)
+        return config.with_overrides(overrides)
+
+    def with_overrides(self, overrides):
+        import yaml
+
+        values = dataclasses.asdict(self)
+        for item in overrides:
+            if "=" not in item:
+                raise ValueError(f"--set expects key=value; got {item!r}.")
+            key, raw = item.split("=", 1)
+            value = yaml.safe_load(raw) if raw else ""
+            if key.startswith("train."):
+                values["train"] = dict(values["train"], **{key[len("train."):]: value})
+            elif key in values:
+                values[key] = raw if isinstance(values[key], str) else value
+            else:
+                raise ValueError(f"--set {key}: unknown key; valid keys: {self.field_names()} (and train.<TrainConfig key>).")
+        return PipelineConfig(**values)
+
+    def resolved(self, print_fn=print):
+        """A copy with `dataset` resolved to a folder (downloaded if needed) and defaults filled in."""
+        from tf_dualenc.data.beir_download import resolve_beir_dataset
+
+        values = dataclasses.asdict(self)
+        if self.dataset and not self.data:
+            values["data"] = resolve_beir_dataset(self.dataset, print_fn=print_fn)
+        if not values["eval_data"] and values["data"] and os.path.isdir(values["data"]):
+            values["eval_data"] = values["data"]
+        if not values["metadata_path"]:
+            values["metadata_path"] = os.path.join(self.pipeline_root, "metadata.sqlite")
+        if not values["serving_dir"]:
+            values["serving_dir"] = os.path.join(self.pipeline_root, "serving")
+        # Artifact URIs are stored in the metadata: local ones must not depend on the working directory.
+        for name in ("pipeline_root", "metadata_path", "serving_dir", "data", "eval_data"):
+            values[name] = _absolute(values[name])
+        values["index_corpus"] = [_absolute(p) for p in values["index_corpus"]]
+        return PipelineConfig(**values)
+
+    def validate(self, *, check_paths=True):
+        """Raises one ValueError listing every problem with the valid values; returns self.
+
+        check_paths: whether local data paths must exist (off when compiling for a remote runner, whose data lives on
+        cloud storage).
+        """
+        errors = []
+
+        def choice(name, options):
+            if getattr(self, name) not in options:
+                errors.append(f"{name}={getattr(self, name)!r} (valid: {list(options)})")
+
+        choice("runner", RUNNERS)
+        choice("index_method", INDEX_METHODS)
+        choice("metric", MEASURES)
+        if not self.data and not self.dataset:
+            errors.append("set `dataset` (a BEIR name, e.g. scifact) or `data` (a BEIR folder or pair files)")
+        if not self.eval_data and not self.dataset and not (self.data and (os.path.isdir(self.data) or not check_paths)):
+            errors.append("eval_data is needed when data are pair files (a BEIR folder with the evaluation split)")
+        if check_paths:
+            for name in ("data", "eval_data"):
+                path = getattr(self, name)
+                if path and os.path.isdir(path):
+                    continue
+                if name == "data" and path:
+                    from tf_dualenc.data.pair_records import resolve_pair_files
+
+                    try:
+                        resolve_pair_files(path)
+                    except FileNotFoundError as error:
+                        errors.append(f"data={path!r}: {error}")
+                elif path:
+                    errors.append(f"eval_data={path!r} is not a folder (a BEIR folder with qrels/{self.eval_split}.tsv)")
+            eval_data = self.eval_data or (self.data if self.data and os.path.isdir(self.data) else "")
+            if eval_data and os.path.isdir(eval_data) and not os.path.isfile(os.path.join(eval_data, "qrels", f"{self.eval_split}.tsv")):
+                errors.append(f"eval_data={eval_data!r} has no qrels/{self.eval_split}.tsv (eval_split={self.eval_split!r})")
+        for name, low in (("train_steps", 1), ("num_shards", 1), ("eval_k", 10), ("eval_batch_size", 1), ("brute_force_below", 0),
+                          ("direct_num_workers", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                errors.append(f"{name}={value!r} (must be an integer >= {low})")
+        if not isinstance(self.threshold, (int, float)) or isinstance(self.threshold, bool) or not 0.0 <= self.threshold <= 1.0:
+            errors.append(f"threshold={self.threshold!r} (must be a number in [0, 1])")
+        for name in ("lenient", "stock_compatible", "enable_cache"):
+            if not isinstance(getattr(self, name), bool):
+                errors.append(f"{name}={getattr(self, name)!r} (must be true or false)")
+        if not isinstance(self.train, dict):
+            errors.append(f"train={self.train!r} (must be a mapping of TrainConfig keys)")
+        else:
+            errors.extend(self._train_errors(check_paths))
+        from tf_dualenc.export.saved_model_export import ExportError, _check_name
+
+        try:
+            _check_name(self.model_name)
+        except ExportError as error:
+            errors.append(str(error))
+        if self.runner == "kubeflow_v2" and not self.image:
+            errors.append("image is required for runner='kubeflow_v2' (the container image with tf_dualenc installed)")
+        if errors:
+            raise ValueError("Invalid pipeline config: " + "; ".join(errors) + ".")
+        return self
+
+    def _train_errors(self, check_paths):
+        from pipelines.trainer_module import OWNED_KEYS
+        from tf_dualenc.training.train_config import TrainConfig
+
+        owned = sorted(set(self.train) & set(OWNED_KEYS))
+        if owned:
+            return [f"train sets {owned}: the pipeline sets data and output locations itself (use train_steps for steps)"]
+        unknown = sorted(set(self.train) - set(TrainConfig.field_names()))
+        if unknown:
+            return [f"train: unknown key(s) {unknown}; valid keys: {[k for k in TrainConfig.field_names() if k not in OWNED_KEYS]}"]
+        # The Trainer reads the ingested TFRecord pairs; here any existing path stands in for them.
+        try:
+            TrainConfig.from_dict(dict(self.train, data=os.path.abspath(__file__), data_format="tfrecord", steps=self.train_steps)).validate()
+        except ValueError as error:
+            message = str(error).replace("Invalid training config: ", "")
+            if not check_paths:
+                message = "; ".join(p for p in message.rstrip(".").split("; ") if "does not exist" not in p)
+            return [f"train: {message}"] if message else []
+        return []
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _absolute(path):
+    if not path or "://" in path:
+        return path
+    return ",".join(os.path.abspath(p) for p in path.split(","))
+
+
+def fingerprint_inputs(*paths):
+    """A digest of the input files' names, sizes and modification times (how TFX's file-based ExampleGen tells
+    whether its input changed). Globs and comma lists are expanded; folders are walked."""
+    import glob
+
+    digest = hashlib.sha256()
+    for path in paths:
+        for part in (p for p in str(path).split(",") if p):
+            matches = sorted(glob.glob(part)) if glob.has_magic(part) else [part]
+            for match in matches:
+                files = [match] if os.path.isfile(match) else sorted(
+                    os.path.join(root, name) for root, _, names in os.walk(match) for name in names)
+                for file in files:
+                    stat = os.stat(file)
+                    digest.update(f"{os.path.abspath(file)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()

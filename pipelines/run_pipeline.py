@@ -1,0 +1,132 @@
+"""What `tf-dualenc pipeline run|compile` does: validate the config, prepare the inputs, run (or compile) with the
+chosen runner, then report where every output is and answer one query from the pushed model."""
+
+import os
+
+from pipelines.components.component_error import ComponentError
+from pipelines.pipeline_config import PipelineConfig, fingerprint_inputs
+
+COMPONENT_ORDER = ("RetrievalExampleGen", "Trainer", "RetrievalEvaluator", "RetrievalIndexer", "ServingPusher")
+
+
+class PipelineError(RuntimeError):
+    """The pipeline did not end with a pushed model; the message names the component and the reason."""
+
+
+def _beam_args(config):
+    args = [f"--direct_num_workers={config.direct_num_workers}"]
+    if config.direct_num_workers > 1:
+        args.append("--direct_running_mode=multi_processing")
+    return args + list(config.beam_pipeline_args)
+
+
+def prepare(config, *, print_fn=print):
+    """Resolves and validates `config` (downloading a named BEIR data set if needed); returns (config, fingerprint)."""
+    config.validate(check_paths=False)
+    config = config.resolved(print_fn=print_fn).validate()
+    return config, fingerprint_inputs(config.data, config.eval_data)
+
+
+def run_pipeline(config, *, print_fn=print):
+    """Runs the whole pipeline with `config.runner` ("local" or "beam"); returns `pipeline_outputs(config)`.
+
+    Raises:
+        PipelineError: a component failed, or the model was not blessed (nothing pushed); names the component.
+    """
+    if config.runner == "kubeflow_v2":
+        raise ValueError("runner='kubeflow_v2' is compiled, not run here: use `tf-dualenc pipeline compile`.")
+    config, fingerprint = prepare(config, print_fn=print_fn)
+    if config.runner == "beam":
+        from pipelines import beam_runner as runner
+    else:
+        from pipelines import local_runner as runner
+    os.makedirs(config.pipeline_root, exist_ok=True)
+    print_fn(f"pipeline {config.pipeline_name!r}: runner {config.runner}, root {config.pipeline_root}, data {config.data}")
+    try:
+        runner.run(config, input_fingerprint=fingerprint, beam_pipeline_args=_beam_args(config))
+    except ComponentError as error:
+        raise PipelineError(str(error)) from error
+    except Exception as error:  # a runner wraps what a component raised; find our own error in the chain
+        cause = error
+        while cause is not None and not isinstance(cause, ComponentError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:
+            raise PipelineError(str(cause)) from error
+        raise
+    outputs = pipeline_outputs(config)
+    pusher = outputs.get("ServingPusher", {}).get("pushed_model", {})
+    if not pusher.get("pushed"):
+        reason = outputs.get("RetrievalEvaluator", {}).get("blessing", {}).get("reason", "the pusher did not push")
+        raise PipelineError(f"RetrievalEvaluator did not bless the model: {reason}. Nothing was pushed; "
+                            f"{config.serving_dir} is unchanged.")
+    return outputs
+
+
+def compile_pipeline(config, output_file, *, print_fn=print):
+    """Validates `config` (without requiring local data) and writes the Kubeflow V2 / Vertex AI pipeline JSON."""
+    from pipelines.kubeflow_v2_runner import compile_pipeline as compile_v2
+
+    config = PipelineConfig(**dict(config.to_dict(), runner="kubeflow_v2"))
+    if config.dataset and not config.data:
+        raise ValueError("compile needs `data` (and `eval_data`) on storage the pipeline's workers can read (e.g. gs://...); "
+                         "`dataset` names are resolved on the local machine only.")
+    config = config.resolved(print_fn=print_fn).validate(check_paths=False)
+    path = compile_v2(config, output_file, beam_pipeline_args=list(config.beam_pipeline_args))
+    print_fn(f"pipeline JSON: {path}")
+    return path
+
+
+def pipeline_outputs(config):
+    """The latest run's outputs from the metadata store: {component: {output key: {"uri", **custom properties}}},
+    plus "state" per component (COMPLETE / CACHED / FAILED ...)."""
+    import ml_metadata as mlmd
+    from ml_metadata.proto import metadata_store_pb2
+
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = config.metadata_path
+    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    store = mlmd.MetadataStore(connection)
+    # LocalDagRunner records "pipeline_run" and "node" contexts; BeamDagRunner "run" and "component_run".
+    runs = [c for kind in ("pipeline_run", "run") for c in store.get_contexts_by_type(kind)]
+    pipeline_contexts = [c for c in store.get_contexts_by_type("pipeline") if c.name == config.pipeline_name]
+    if not pipeline_contexts:
+        return {}
+    pipeline_executions = {e.id for e in store.get_executions_by_context(pipeline_contexts[0].id)}
+    runs = [c for c in runs if {e.id for e in store.get_executions_by_context(c.id)} & pipeline_executions]
+    if not runs:
+        return {}
+    latest = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+    executions = store.get_executions_by_context(latest.id)
+    node_names = {}
+    for context in (c for kind in ("node", "component_run") for c in store.get_contexts_by_type(kind)):
+        for execution in store.get_executions_by_context(context.id):
+            node_names[execution.id] = context.name.rsplit(".", 1)[-1]
+    outputs = {}
+    states = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+    for execution in executions:
+        node = node_names.get(execution.id, str(execution.id))
+        entry = outputs.setdefault(node, {})
+        entry["state"] = states.get(execution.last_known_state, "UNKNOWN")
+        events = [e for e in store.get_events_by_execution_ids([execution.id]) if e.type == metadata_store_pb2.Event.OUTPUT]
+        artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+        for event in events:
+            key = event.path.steps[0].key if event.path.steps else "output"
+            artifact = artifacts[event.artifact_id]
+            properties = {name: _value(value) for name, value in artifact.custom_properties.items()}
+            entry[key] = dict(properties, uri=artifact.uri, id=artifact.id)
+    return outputs
+
+
+def _value(value):
+    kind = value.WhichOneof("value")
+    return getattr(value, kind) if kind else None
+
+
+def answer_query(outputs, query, k=5):
+    """Searches the pushed index with the pushed model's query encoder; returns the hits of `query`."""
+    from tf_dualenc.indexing import RetrievalIndex
+    from tf_dualenc.indexing.query_encoders import local_query_encoder
+
+    pushed = outputs["ServingPusher"]["pushed_model"]
+    index = RetrievalIndex.load(pushed["index_destination"])
+    return index.search([query], local_query_encoder(pushed["pushed_destination"]), k=k)[0]

@@ -1,0 +1,357 @@
+"""The TFX pipeline: config validation, the pieces of its components, the Kubeflow V2 compile, and (slow) a whole
+local run with caching and failure behaviour."""
+
+import http.server
+import json
+import os
+import shutil
+import threading
+import zipfile
+
+import pytest
+
+from pipeline_data import tiny_pipeline_config, write_tiny_beir
+from pipelines.pipeline_config import PipelineConfig, fingerprint_inputs
+
+
+def test_pipeline_config_lists_every_problem_with_valid_values(tmp_path):
+    data = write_tiny_beir(tmp_path / "data")
+    config = PipelineConfig(data=data, runner="airflow", metric="NDCG@5", threshold=1.5, train_steps=0,
+                            train={"model": "t5", "size": "tiny", "loss": "triplet"}, model_name="bad/name")
+    with pytest.raises(ValueError) as error:
+        config.validate()
+    message = str(error.value)
+    for expected in ("runner='airflow' (valid: ['local', 'beam', 'kubeflow_v2'])", "metric='NDCG@5' (valid:",
+                     "threshold=1.5", "train_steps=0", "loss='triplet' (valid:", "vocabulary is required", "model_name='bad/name'"):
+        assert expected in message
+
+
+def test_pipeline_config_refuses_keys_the_pipeline_owns_and_unknown_keys(tmp_path):
+    data = write_tiny_beir(tmp_path / "data")
+    with pytest.raises(ValueError, match=r"train sets \['output_dir'\]"):
+        PipelineConfig(data=data, train={"output_dir": "x"}).validate()
+    with pytest.raises(ValueError, match=r"train: unknown key\(s\) \['learning_rat'\]"):
+        PipelineConfig(data=data, train={"learning_rat": 0.1}).validate()
+    path = tmp_path / "p.yaml"
+    path.write_text("pipeline_nme: x\n")
+    with pytest.raises(ValueError, match=r"p.yaml: unknown key\(s\) \['pipeline_nme'\]; valid keys"):
+        PipelineConfig.from_file(str(path))
+
+
+def test_pipeline_config_needs_evaluation_data_for_pair_files(tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"query": "q", "document": "d"}) + "\n")
+    with pytest.raises(ValueError, match="eval_data is needed when data are pair files"):
+        PipelineConfig(data=str(pairs), train={"model": "bert", "preset": "all-MiniLM-L6-v2"}).validate()
+    with pytest.raises(ValueError, match=r"has no qrels/dev.tsv"):
+        PipelineConfig(data=write_tiny_beir(tmp_path / "d"), eval_split="dev", train={"model": "bert", "preset": "x"}).validate()
+
+
+def test_pipeline_config_overrides_reach_training_keys(tmp_path):
+    config = PipelineConfig(train={"learning_rate": 0.1}).with_overrides(["train.learning_rate=0.5", "threshold=0.3", "pipeline_name=x"])
+    assert config.train == {"learning_rate": 0.5}
+    assert config.threshold == 0.3 and config.pipeline_name == "x"
+    with pytest.raises(ValueError, match="--set nope: unknown key"):
+        config.with_overrides(["nope=1"])
+
+
+def test_resolved_config_makes_local_paths_absolute_and_fills_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_tiny_beir(tmp_path / "data")
+    config = PipelineConfig(pipeline_root="runs/p", data="data").resolved()
+    assert config.pipeline_root == str(tmp_path / "runs" / "p")
+    assert config.metadata_path == str(tmp_path / "runs" / "p" / "metadata.sqlite")
+    assert config.serving_dir == str(tmp_path / "runs" / "p" / "serving")
+    assert config.eval_data == str(tmp_path / "data")
+    remote = PipelineConfig(pipeline_root="gs://bucket/root", data="gs://bucket/data").resolved()
+    assert remote.pipeline_root == "gs://bucket/root" and remote.data == "gs://bucket/data"
+
+
+def test_fingerprint_changes_when_an_input_file_changes(tmp_path):
+    data = write_tiny_beir(tmp_path / "data")
+    first = fingerprint_inputs(data)
+    assert fingerprint_inputs(data) == first
+    with open(os.path.join(data, "corpus.jsonl"), "a", encoding="utf-8") as f:
+        f.write(json.dumps({"_id": "extra", "title": "", "text": "one more document"}) + "\n")
+    assert fingerprint_inputs(data) != first
+
+
+def test_blessing_needs_the_threshold_and_no_regression():
+    from pipelines.components.retrieval_evaluator import blessing_decision
+
+    assert blessing_decision(0.5, 0.4, None, "NDCG@10") == (True, "NDCG@10 = 0.5000 clears the threshold 0.4000")
+    blessed, reason = blessing_decision(0.3, 0.4, None, "NDCG@10")
+    assert not blessed and reason == "NDCG@10 = 0.3000 is below the threshold 0.4000"
+    blessed, reason = blessing_decision(0.5, 0.4, 0.51, "NDCG@10")
+    assert not blessed and "worse than the last blessed model's 0.5100" in reason
+    assert blessing_decision(0.51, 0.4, 0.51)[0]  # equal to the baseline is "not worse"
+
+
+def _model(artifact_id):
+    from tfx.types import standard_artifacts
+
+    model = standard_artifacts.Model()
+    model.id = artifact_id
+    return model
+
+
+def _blessing(artifact_id, model_id, blessed, baseline_id=0):
+    from tfx.types import standard_artifacts
+
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.id = artifact_id
+    blessing.set_int_custom_property("current_model_id", model_id)
+    blessing.set_int_custom_property("blessed", int(blessed))
+    blessing.set_int_custom_property("baseline_model_id", baseline_id)
+    return blessing
+
+
+def test_baseline_strategy_picks_the_last_blessed_model_other_than_the_current_one():
+    from pipelines.components.baseline_model_strategy import LastBlessedBaselineStrategy
+
+    strategy = LastBlessedBaselineStrategy()
+
+    def baseline(models, blessings):
+        result = strategy.resolve_artifacts(None, {"model": [_model(i) for i in models], "model_blessing": blessings})
+        return [m.id for m in result["model"]]
+
+    assert baseline([], []) == []
+    # First model, not yet evaluated: nothing blessed.
+    assert baseline([1], []) == []
+    # Model 1 blessed without baseline, and evaluated again unchanged: still no baseline (the same inputs → cache hit).
+    assert baseline([1], [_blessing(10, 1, True)]) == []
+    # A new model 2: compared with the blessed model 1.
+    assert baseline([1, 2], [_blessing(10, 1, True)]) == [1]
+    # Model 2 was blessed against 1; re-evaluating 2 resolves 1 again (the inputs of its evaluation).
+    assert baseline([1, 2], [_blessing(10, 1, True), _blessing(11, 2, True, baseline_id=1)]) == [1]
+    # Model 3 after blessed 2 and unblessed 1 → 2; an unblessed newest model is compared with the last blessed.
+    assert baseline([1, 2, 3], [_blessing(10, 1, False), _blessing(11, 2, True)]) == [2]
+    assert baseline([1, 2, 3], [_blessing(10, 1, True), _blessing(11, 3, False, baseline_id=1)]) == [1]
+
+
+def _fake_export(folder, marker):
+    os.makedirs(os.path.join(folder, "assets.extra"))
+    with open(os.path.join(folder, "assets.extra", "tf_dualenc_export.json"), "w") as f:
+        json.dump({"kind": "encoder", "version": 1, "marker": marker}, f)
+    with open(os.path.join(folder, "saved_model.pb"), "w") as f:
+        f.write(marker)
+    return str(folder)
+
+
+def _fake_index(folder):
+    os.makedirs(folder)
+    with open(os.path.join(folder, "manifest.json"), "w") as f:
+        json.dump({"model": {"export": "/somewhere/else", "version": 1}, "files": {}}, f)
+    return str(folder)
+
+
+def test_push_versions_model_and_index_together_and_is_idempotent(tmp_path):
+    from pipelines.components.serving_pusher import push
+
+    serving = tmp_path / "serving"
+    first = push("uri://model/1", _fake_export(tmp_path / "e1", "one"), _fake_index(tmp_path / "i1"), str(serving), "scifact")
+    assert first["version"] == 1 and first["new"]
+    again = push("uri://model/1", _fake_export(tmp_path / "e1b", "one"), _fake_index(tmp_path / "i1b"), str(serving), "scifact")
+    assert again == dict(first, new=False)
+    second = push("uri://model/2", _fake_export(tmp_path / "e2", "two"), _fake_index(tmp_path / "i2"), str(serving), "scifact")
+    assert second["version"] == 2
+    assert sorted(os.listdir(serving / "scifact")) == ["1", "2"]
+    assert sorted(os.listdir(serving / "indexes" / "scifact")) == ["1", "2"]
+    manifest = json.loads((serving / "scifact" / "2" / "assets.extra" / "tf_dualenc_export.json").read_text())
+    assert manifest["version"] == 2 and manifest["model_name"] == "scifact" and manifest["marker"] == "two"
+    index_manifest = json.loads((serving / "indexes" / "scifact" / "2" / "manifest.json").read_text())
+    assert index_manifest["model"]["export"] == str(serving / "scifact" / "2") and index_manifest["model"]["version"] == 2
+    config = (serving / "models.config").read_text()
+    assert config.count('name: "scifact"') == 1 and f'base_path: "{serving / "scifact"}"' in config
+    push("uri://model/3", _fake_export(tmp_path / "e3", "three"), _fake_index(tmp_path / "i3"), str(serving), "other")
+    assert 'name: "scifact"' in (serving / "models.config").read_text() and 'name: "other"' in (serving / "models.config").read_text()
+
+
+def test_failed_push_leaves_the_serving_folder_as_it_was(tmp_path, monkeypatch):
+    from pipelines.components import serving_pusher
+
+    serving = tmp_path / "serving"
+    serving_pusher.push("uri://model/1", _fake_export(tmp_path / "e1", "one"), _fake_index(tmp_path / "i1"), str(serving), "m")
+    before = sorted(str(p.relative_to(serving)) for p in serving.rglob("*"))
+    real_copytree = shutil.copytree
+
+    def failing_copytree(source, destination, *args, **kwargs):
+        if "saved_model.pb" in os.listdir(source):
+            raise OSError("disk full")
+        return real_copytree(source, destination, *args, **kwargs)
+
+    monkeypatch.setattr(serving_pusher.shutil, "copytree", failing_copytree)
+    with pytest.raises(OSError, match="disk full"):
+        serving_pusher.push("uri://model/2", _fake_export(tmp_path / "e2", "two"), _fake_index(tmp_path / "i2"), str(serving), "m")
+    assert sorted(str(p.relative_to(serving)) for p in serving.rglob("*")) == before
+
+
+@pytest.fixture
+def beir_server(tmp_path):
+    """A local HTTP server holding `tiny.zip` (BEIR layout inside a top folder) and `broken.zip`."""
+    root = tmp_path / "www"
+    root.mkdir()
+    source = write_tiny_beir(tmp_path / "tiny")
+    with zipfile.ZipFile(root / "tiny.zip", "w") as z:
+        for folder, _, names in os.walk(source):
+            for name in names:
+                path = os.path.join(folder, name)
+                z.write(path, os.path.join("tiny", os.path.relpath(path, source)))
+    with zipfile.ZipFile(root / "nolayout.zip", "w") as z:
+        z.writestr("nolayout/readme.txt", "no corpus here")
+    (root / "broken.zip").write_bytes(b"not a zip at all")
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_beir_download_unpacks_atomically_and_reuses_the_copy(tmp_path, beir_server):
+    from tf_dualenc.data import load_beir
+    from tf_dualenc.data.beir_download import DownloadError, download_beir, resolve_beir_dataset
+
+    cache = tmp_path / "cache"
+    folder = download_beir("tiny", str(cache), base_url=beir_server, print_fn=lambda *a: None)
+    assert folder == str(cache / "tiny")
+    assert len(load_beir(folder, "test").queries) == 16
+    assert sorted(os.listdir(cache)) == ["tiny"]  # no temporary folders left
+    # Reused without a download: a dead address does not matter now.
+    assert download_beir("tiny", str(cache), base_url="http://127.0.0.1:9", print_fn=lambda *a: None) == folder
+    # A local copy wins over the cache and the network.
+    local = tmp_path / "shared"
+    write_tiny_beir(local / "tiny")
+    assert resolve_beir_dataset("tiny", search_dirs=[str(local)], cache_dir=str(cache / "unused")) == str(local / "tiny")
+    with pytest.raises(DownloadError, match=r"broken.zip is not a valid zip archive"):
+        download_beir("broken", str(cache), base_url=beir_server, print_fn=lambda *a: None)
+    with pytest.raises(DownloadError, match=r"nolayout.zip: the archive has no BEIR layout"):
+        download_beir("nolayout", str(cache), base_url=beir_server, print_fn=lambda *a: None)
+    with pytest.raises(DownloadError, match=r"Could not download BEIR data set 'missing' from .*/missing.zip"):
+        download_beir("missing", str(cache), base_url=beir_server, print_fn=lambda *a: None)
+    assert sorted(os.listdir(cache)) == ["tiny"]
+    with pytest.raises(ValueError, match="not a plain name"):
+        download_beir("../etc", str(cache))
+
+
+@pytest.mark.slow
+def test_kubeflow_v2_compile_writes_the_pipeline_json(tmp_path):
+    from pipelines.run_pipeline import compile_pipeline
+
+    image = "us-docker.pkg.dev/project/repo/tf-dualenc:0.1.0"
+    config = tiny_pipeline_config("gs://bucket/root", "gs://bucket/data", "gs://bucket/spiece.model", image=image,
+                                  serving_dir="gs://bucket/serving", threshold=0.25, metric="MRR@10")
+    path = compile_pipeline(config, str(tmp_path / "out" / "pipeline.json"), print_fn=lambda *a: None)
+    spec = json.loads(open(path).read())["pipelineSpec"]
+    tasks = spec["root"]["dag"]["tasks"]
+    components = ["RetrievalExampleGen", "Trainer", "RetrievalEvaluator", "RetrievalIndexer", "ServingPusher"]
+    assert set(components) <= set(tasks)
+    assert "dependentTasks" not in tasks["RetrievalExampleGen"]
+    assert tasks["Trainer"]["dependentTasks"] == ["RetrievalExampleGen"]
+    assert {"RetrievalExampleGen", "Trainer"} <= set(tasks["RetrievalEvaluator"]["dependentTasks"])
+    assert {"RetrievalEvaluator", "Trainer"} <= set(tasks["RetrievalIndexer"]["dependentTasks"])
+    assert {"RetrievalEvaluator", "RetrievalIndexer", "Trainer"} <= set(tasks["ServingPusher"]["dependentTasks"])
+    executors = spec["deploymentSpec"]["executors"]
+    for name in components:
+        container = executors[f"{name}_executor"]["container"]
+        assert container["image"] == image
+    assert executors["Trainer_executor"]["container"]["args"][1] == "tfx.components.trainer.executor.GenericExecutor"
+    assert executors["RetrievalIndexer_executor"]["container"]["args"][1] == "pipelines.components.retrieval_indexer.Executor"
+
+    def parameter(task, name):
+        (value,) = tasks[task]["inputs"]["parameters"][name]["runtimeValue"]["constantValue"].values()
+        return value
+
+    assert parameter("RetrievalEvaluator", "metric") == "MRR@10"
+    assert float(parameter("RetrievalEvaluator", "threshold")) == 0.25
+    assert parameter("ServingPusher", "serving_dir") == "gs://bucket/serving"
+    assert parameter("Trainer", "run_fn") == "pipelines.trainer_module.run_fn"
+    assert json.loads(parameter("Trainer", "custom_config"))["train"]["architecture"] == "ade_spl"
+    assert '"num_steps": 6' in parameter("Trainer", "train_args")
+    # Vertex AI runs TFX's built-in blessed-model resolver.
+    assert any("blessed.number_value=1" in json.dumps(v) for v in executors.values())
+
+
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*"))}
+
+
+def _states(outputs):
+    return {name: outputs[name]["state"] for name in
+            ("RetrievalExampleGen", "Trainer", "RetrievalEvaluator", "RetrievalIndexer", "ServingPusher")}
+
+
+@pytest.mark.slow
+def test_pipeline_runs_end_to_end_caches_and_never_touches_the_served_model_on_failure(tmp_path, t5_vocabulary, capsys):
+    import yaml
+
+    from pipelines.run_pipeline import PipelineError, pipeline_outputs, run_pipeline
+    from tf_dualenc import cli
+
+    data = write_tiny_beir(tmp_path / "data")
+    config = tiny_pipeline_config(tmp_path / "root", data, t5_vocabulary)
+    config_path = tmp_path / "pipeline.yaml"
+    config_path.write_text(yaml.safe_dump(config.to_dict()))
+
+    # The command users run: every component completes, then a query is answered from the pushed model.
+    assert cli.main(["pipeline", "run", "--config", str(config_path), "--query", "Where is the Eiffel Tower?", "--k", "3"]) == 0
+    printed = capsys.readouterr().out
+    resolved = config.resolved()
+    outputs = pipeline_outputs(resolved)
+    assert set(_states(outputs).values()) == {"COMPLETE"}
+    examples = outputs["RetrievalExampleGen"]["examples"]
+    assert examples["num_pairs"] == 48
+    assert os.listdir(os.path.join(examples["uri"], "Split-train")) == ["pairs-00000-of-00001.tfrecord"]
+    model_uri = outputs["Trainer"]["model"]["uri"]
+    assert os.path.isfile(os.path.join(model_uri, "Format-Serving", "saved_model.pb"))
+    assert os.path.isfile(os.path.join(model_uri, "Format-Keras", "model.keras"))
+    evaluation = json.loads(open(os.path.join(outputs["RetrievalEvaluator"]["evaluation"]["uri"], "evaluation.json")).read())
+    assert evaluation["blessed"] and evaluation["metric"] == "NDCG@10" and 0.0 <= evaluation["value"] <= 1.0
+    assert outputs["RetrievalEvaluator"]["blessing"]["blessed"] == 1
+    assert outputs["RetrievalIndexer"]["index"]["count"] == 64
+    pushed = outputs["ServingPusher"]["pushed_model"]
+    serving = tmp_path / "root" / "serving"
+    assert pushed["pushed"] == 1 and pushed["pushed_destination"] == str(serving / "dual_encoder" / "1")
+    assert (serving / "models.config").is_file() and (serving / "indexes" / "dual_encoder" / "1" / "manifest.json").is_file()
+    assert "query: Where is the Eiffel Tower?" in printed
+    hits = [line for line in printed.splitlines() if line.startswith("  ") and ". d" in line]
+    assert len(hits) == 3
+    for name in ("model:", "metrics:", "index:", "pushed:", "serving:"):
+        assert name in printed
+    served = _tree(serving)
+
+    # Unchanged inputs: everything is reused.
+    assert set(_states(run_pipeline(config, print_fn=lambda *a: None)).values()) == {"CACHED"}
+
+    # A changed hyperparameter re-runs from the Trainer on; an unreachable threshold blesses nothing.
+    failing = config.with_overrides(["train.learning_rate=0.02", "threshold=0.99"])
+    with pytest.raises(PipelineError, match=r"RetrievalEvaluator did not bless the model: NDCG@10 = .* is below the threshold 0.9900"):
+        run_pipeline(failing, print_fn=lambda *a: None)
+    states = _states(pipeline_outputs(resolved))
+    assert states["RetrievalExampleGen"] == "CACHED" and states["Trainer"] == "COMPLETE" and states["RetrievalEvaluator"] == "COMPLETE"
+    assert _tree(serving) == served
+
+    # Bad data (same path, changed file): ingest runs again and fails naming the file and line; nothing served changes.
+    with open(os.path.join(data, "corpus.jsonl"), "a", encoding="utf-8") as f:
+        f.write("{not json\n")
+    with pytest.raises(PipelineError, match=r"RetrievalExampleGen failed: .*corpus.jsonl:65"):
+        run_pipeline(config, print_fn=lambda *a: None)
+    assert _tree(serving) == served
+
+
+@pytest.mark.slow
+def test_beam_dag_runner_runs_the_same_pipeline(tmp_path, t5_vocabulary):
+    from pipelines.run_pipeline import answer_query, run_pipeline
+
+    config = tiny_pipeline_config(tmp_path / "root", write_tiny_beir(tmp_path / "data"), t5_vocabulary, runner="beam")
+    outputs = run_pipeline(config, print_fn=lambda *a: None)
+    assert set(_states(outputs).values()) == {"COMPLETE"}
+    hits = answer_query(outputs, "What is the capital of France?", k=4)
+    assert len(hits) == 4 and all(hit["id"].startswith("d") for hit in hits)

@@ -1,0 +1,55 @@
+"""A dual-encoder export used like the in-process model: `encode_queries` / `encode_documents` over its signatures."""
+
+import numpy as np
+
+
+class ExportedDualEncoder:
+    """Wraps an encoder export (`export_encoder`) so evaluation and indexing run on exactly what is served.
+
+    Texts are encoded in batches ordered by length (less padding per batch, as `DualEncoder.encode_*` does)
+    and returned in input order.
+
+    Args:
+        export_dir: a SavedModel version folder written by `export_encoder`.
+
+    Example:
+    ```python
+    encoder = ExportedDualEncoder("/models/scifact/3")
+    report = evaluate_retrieval(load_beir("scifact", "test"), model=encoder)
+    ```
+    """
+
+    def __init__(self, export_dir):
+        from tf_dualenc.export.saved_model_export import load_export, read_manifest
+
+        self.export_dir = export_dir
+        self.manifest = read_manifest(export_dir)
+        if self.manifest.get("kind") != "encoder":
+            raise ValueError(f"{export_dir} is a {self.manifest.get('kind')!r} export; an encoder export (export_encoder) is needed.")
+        self._loaded = load_export(export_dir)
+        self.embedding_dim = int(self.manifest["embedding_dim"])
+
+    def _encode(self, signature, texts, batch_size):
+        import tensorflow as tf
+
+        texts = list(texts)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+        function = self._loaded.signatures[signature]
+        output = np.zeros((len(texts), self.embedding_dim), np.float32)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        for start in range(0, len(texts), batch_size):
+            rows = order[start : start + batch_size]
+            output[rows] = function(text=tf.constant([texts[i] for i in rows]))["embedding"].numpy()
+        return output
+
+    def encode_queries(self, texts, batch_size=64):
+        """texts → [N, D] float32 query embeddings."""
+        return self._encode("encode_query", texts, batch_size)
+
+    def encode_documents(self, texts, batch_size=64):
+        """texts → [N, D] float32 document embeddings."""
+        return self._encode("encode_document", texts, batch_size)
+
+    def __repr__(self):
+        return f"ExportedDualEncoder({self.export_dir!r}, version={self.manifest.get('version')})"
