@@ -15,7 +15,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["tf_dualenc", "tf_dualenc.*", "pipelines", "pipelines.*", "serving", "serving.*"]),
-    package_data={"tf_dualenc": ["data/*.jsonl"]},
+    package_data={"tf_dualenc": ["data/*.jsonl"], "pipelines": ["configs/*.yaml"]},
     install_requires=[
         "keras>=3.15,<3.16",
         "keras-hub>=0.32,<0.33",

@@ -193,3 +193,11 @@ def test_scifact_index_from_a_trained_model(tmp_path, t5_vocabulary, capsys):
     assert cli.main(["search", "--index", str(tmp_path / "index"), "--query", "Vitamin D deficiency and bone density", "--k", "5"]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") == 6 and "  1. " in out
+
+
+def test_length_buckets_put_similar_lengths_next_to_each_other():
+    from tf_dualenc.indexing.build_index_pipeline import length_bucket, ordered_by_length
+
+    assert length_bucket(("a", "x" * 63)) == 0 and length_bucket(("b", "x" * 64)) == 1
+    documents = [("c", "xxxx"), ("a", "xx"), ("b", "xx"), ("d", "x")]
+    assert ordered_by_length((0, documents)) == [("d", "x"), ("a", "xx"), ("b", "xx"), ("c", "xxxx")]

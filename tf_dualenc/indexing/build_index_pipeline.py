@@ -110,14 +110,39 @@ class ReadCorpus(beam.PTransform):
         return parts[0] if len(parts) == 1 else parts | "MergeCorpora" >> beam.Flatten()
 
 
-class EncodeDocuments(beam.PTransform):
-    """(id, text) → (id, text, embedding) with the export's `encode_document` signature."""
+LENGTH_BUCKET_CHARS = 64
 
-    def __init__(self, saved_model_dir, min_batch_size=8, max_batch_size=64, signature="encode_document"):
+
+def length_bucket(document, bucket_chars=LENGTH_BUCKET_CHARS):
+    """The length bucket of an (id, text) pair: texts of similar length share a bucket."""
+    return len(document[1]) // bucket_chars
+
+
+def ordered_by_length(bucket_and_documents):
+    """A bucket's documents, shortest first, so consecutive documents (one batch) have similar lengths."""
+    _, documents = bucket_and_documents
+    return sorted(documents, key=lambda document: (len(document[1]), document[0]))
+
+
+class EncodeDocuments(beam.PTransform):
+    """(id, text) → (id, text, embedding) with the export's `encode_document` signature.
+
+    With `group_by_length` (default), documents are grouped into length buckets first: a batch is padded to its
+    longest text, so batches of similar lengths waste less compute (the in-process `encode_documents` sorts the same
+    way). Batches are still formed by `BatchElements` inside RunInference.
+    """
+
+    def __init__(self, saved_model_dir, min_batch_size=8, max_batch_size=64, signature="encode_document", group_by_length=True):
         super().__init__()
         self._handler = KeyedModelHandler(SavedModelEncoderHandler(saved_model_dir, signature, min_batch_size, max_batch_size))
+        self._group_by_length = group_by_length
 
     def expand(self, documents):
+        if self._group_by_length:
+            documents = (documents
+                         | "KeyByLength" >> beam.WithKeys(length_bucket)
+                         | "GroupByLength" >> beam.GroupByKey()
+                         | "OrderByLength" >> beam.FlatMap(ordered_by_length))
         return (documents
                 | "RunInference" >> RunInference(self._handler)
                 | "KeepText" >> beam.Map(lambda keyed: (keyed[0], keyed[1].example, keyed[1].inference)))
