@@ -2,7 +2,8 @@
 
     python export_runner.py <saved_model_dir> <requests.json> <out.npz>
 
-requests.json: [[signature, input_name, values], ...]; out.npz holds `<i>_<output key>` arrays.
+requests.json: [[signature, input_name, values], ...] or [[signature, {input_name: values, ...}], ...];
+out.npz holds `<i>_<output key>` arrays.
 """
 
 import json
@@ -19,9 +20,14 @@ loaded = load_export(sys.argv[1])
 arrays = {}
 with open(sys.argv[2]) as f:
     requests = json.load(f)
-for i, (signature, input_name, values) in enumerate(requests):
+def _tensor(values):
     dtype = tf.string if values and isinstance(np.ravel(np.asarray(values, dtype=object))[0], str) else tf.float32
-    outputs = loaded.signatures[signature](**{input_name: tf.constant(values, dtype)})
+    return tf.constant(values, dtype)
+
+
+for i, request in enumerate(requests):
+    signature, inputs = request[0], (request[1] if len(request) == 2 else {request[1]: request[2]})
+    outputs = loaded.signatures[signature](**{name: _tensor(values) for name, values in inputs.items()})
     for key, value in outputs.items():
         value = value.numpy()
         arrays[f"{i}_{key}"] = value.astype(str) if value.dtype == object else value

@@ -39,3 +39,10 @@ def test_dual_encoder_get_config_round_trip(t5_vocabulary, architecture):
     assert revived.architecture == architecture
     assert (revived.query_tower is revived.document_tower) == (architecture == "sde")
     assert (revived.query_projection is revived.document_projection) == (architecture != "ade")
+
+
+def test_cross_encoder_get_config_round_trip(t5_vocabulary):
+    from tf_dualenc.models import build_t5_cross_encoder
+
+    revived = _round_trip(build_t5_cross_encoder("tiny", vocabulary=t5_vocabulary, sequence_length=40))
+    assert revived.pair_format == "joined" and revived.preprocessor.sequence_length == 40

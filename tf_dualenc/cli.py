@@ -54,6 +54,22 @@ def _evaluate(args):
         method = "bm25"
     else:
         model = load_retrieval_model(args.model, args.query_length, args.document_length)
+    if args.rerank:
+        from tf_dualenc.evaluation import evaluate_reranking
+
+        if method != "dense":
+            raise ValueError("--rerank re-ranks a dense model's run; --model bm25 is not one.")
+        report = evaluate_reranking(dataset, model=model, scorer=load_reranker(args.rerank), k=args.k, rerank_k=args.rerank_k,
+                                    measures=measures, batch_size=args.batch_size, output_dir=args.output_dir,
+                                    description={"retriever": args.model, "reranker": args.rerank})
+        print(f"{args.model} + re-ranking by {args.rerank} on {args.data} ({args.split}: {report['config']['queries']} queries)")
+        print(f"  {'measure':<12} {'retrieval':>10} {'re-ranked':>10}")
+        for name in report["retrieval"]:
+            print(f"  {name:<12} {report['retrieval'][name]:>10.4f} {report['reranked'][name]:>10.4f}")
+        latency = report["latency_ms_per_query"]
+        print(f"  latency per query: retrieval {latency['retrieval']:.1f} ms, re-ranking top {args.rerank_k} {latency['rerank']:.1f} ms")
+        print(f"wrote {args.output_dir}/report.json, run.retrieval.trec and run.reranked.trec")
+        return 0
     report = evaluate_retrieval(
         dataset,
         model=model,
@@ -150,7 +166,18 @@ def _search(args):
         if not model_dir:
             raise ValueError(f"{args.index} records no query encoder; pass --model <encoder export version folder>.")
         encoder = local_query_encoder(model_dir)
-    results = index.search(texts, encoder, k=args.k, exact=args.exact)
+    if args.rerank:
+        from tf_dualenc.reranking import TwoStageRetriever
+
+        if args.rerank_k < args.k:
+            raise ValueError(f"--rerank-k {args.rerank_k} must be at least --k {args.k} (re-ranking keeps the best k of rerank-k).")
+        retriever = TwoStageRetriever(index, encoder, load_reranker(args.rerank), k=args.rerank_k, top_n=args.k, exact=args.exact)
+        results = retriever.search(texts)
+        timings = retriever.last_timings
+        print(f"retrieval {1000 * timings['retrieval_seconds'] / len(texts):.1f} ms/query, "
+              f"re-ranking {args.rerank_k} candidates {1000 * timings['rerank_seconds'] / len(texts):.1f} ms/query", file=sys.stderr)
+    else:
+        results = index.search(texts, encoder, k=args.k, exact=args.exact)
     for text, hits in zip(texts, results):
         if args.json:
             print(json.dumps({"query": text, "hits": hits}, ensure_ascii=False))
@@ -159,6 +186,20 @@ def _search(args):
         for rank, hit in enumerate(hits, 1):
             print(f"  {rank:>3}. {hit['score']:.4f}  {hit['id']}  {hit['text'][:100]}")
     return 0
+
+
+def load_reranker(spec):
+    """A cross-encoder's `score_pairs`: from an export (`export_cross_encoder`; version or model folder) or a .keras file."""
+    if spec.endswith(".keras"):
+        import keras
+
+        import tf_dualenc.models  # noqa: F401  (registers CrossEncoder before loading)
+
+        return keras.saving.load_model(spec).score_pairs
+    from tf_dualenc.export import ExportedCrossEncoder
+    from tf_dualenc.indexing.build_index_pipeline import resolve_export
+
+    return ExportedCrossEncoder(resolve_export(spec)).score_pairs
 
 
 def load_retrieval_model(spec, query_length=None, document_length=None):
@@ -281,6 +322,8 @@ def build_parser():
     p.add_argument("--search", choices=["exact", "brute_force"], default="exact",
                    help="exact: chunked matmul, any corpus size; brute_force: tfrs BruteForce, corpus in memory (default: %(default)s)")
     p.add_argument("--lenient", action="store_true", help="skip and count bad records instead of failing")
+    p.add_argument("--rerank", default=None, help="re-rank with a cross-encoder (export folder or .keras): metrics before and after")
+    p.add_argument("--rerank-k", type=int, default=100, help="first-stage hits re-ranked per query (default: %(default)s)")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("export", help="export a dual encoder as a versioned SavedModel for TF Serving (+ op audit)")
@@ -324,6 +367,8 @@ def build_parser():
     p.add_argument("--exact", action="store_true", help="exact search instead of ScaNN")
     p.add_argument("--json", action="store_true", help="one JSON line per query")
     p.add_argument("--skip-checksums", action="store_true", help="do not verify file checksums on load")
+    p.add_argument("--rerank", default=None, help="re-rank with a cross-encoder (export folder or .keras); --k hits are kept")
+    p.add_argument("--rerank-k", type=int, default=100, help="first-stage candidates re-ranked (default: %(default)s)")
     p.set_defaults(func=_search)
 
     p = sub.add_parser("pipeline", help="the TFX pipeline: ingest → train → evaluate/bless → index → push (run or compile)")

@@ -1,12 +1,13 @@
 """SavedModel export for TF Serving (encoders and retrieval models) and the op audit of each export."""
 
-from tf_dualenc.export.exported_dual_encoder import ExportedDualEncoder
+from tf_dualenc.export.exported_dual_encoder import ExportedCrossEncoder, ExportedDualEncoder
 from tf_dualenc.export.op_audit import OpAudit, audit_saved_model, registered_ops_by_provider, saved_model_ops
 from tf_dualenc.export.saved_model_export import (
     INDEX_TYPES,
     MANIFEST_PATH,
     ExportError,
     ExportResult,
+    export_cross_encoder,
     export_encoder,
     export_retrieval_model,
     load_export,
@@ -16,7 +17,7 @@ from tf_dualenc.export.saved_model_export import (
 )
 
 __all__ = [
-    "INDEX_TYPES", "MANIFEST_PATH", "ExportError", "ExportResult", "ExportedDualEncoder", "OpAudit", "audit_saved_model", "export_encoder",
+    "INDEX_TYPES", "MANIFEST_PATH", "ExportError", "ExportResult", "ExportedCrossEncoder", "ExportedDualEncoder", "export_cross_encoder", "OpAudit", "audit_saved_model", "export_encoder",
     "export_retrieval_model", "load_export", "next_version", "read_manifest", "registered_ops_by_provider", "saved_model_ops",
     "scann_defaults",
 ]

@@ -1,4 +1,5 @@
-"""A dual-encoder export used like the in-process model: `encode_queries` / `encode_documents` over its signatures."""
+"""Exports used like the in-process models: a dual encoder (`encode_queries` / `encode_documents`) and a cross-encoder
+(`score_pairs`), over their SavedModel signatures."""
 
 import numpy as np
 
@@ -53,3 +54,34 @@ class ExportedDualEncoder:
 
     def __repr__(self):
         return f"ExportedDualEncoder({self.export_dir!r}, version={self.manifest.get('version')})"
+
+
+class ExportedCrossEncoder:
+    """A cross-encoder export (`export_cross_encoder`) with `score_pairs`, like the in-process `CrossEncoder`."""
+
+    def __init__(self, export_dir):
+        from tf_dualenc.export.saved_model_export import load_export, read_manifest
+
+        self.export_dir = export_dir
+        self.manifest = read_manifest(export_dir)
+        if self.manifest.get("kind") != "cross_encoder":
+            raise ValueError(f"{export_dir} is a {self.manifest.get('kind')!r} export; a cross-encoder export (export_cross_encoder) is needed.")
+        self._loaded = load_export(export_dir)
+
+    def score_pairs(self, queries, documents, batch_size=32):
+        """Lists of N query and N document strings → float32 [N] scores (batched by length, input order kept)."""
+        import tensorflow as tf
+
+        queries, documents = list(queries), list(documents)
+        if len(queries) != len(documents):
+            raise ValueError(f"score_pairs needs as many queries as documents; got {len(queries)} and {len(documents)}.")
+        function = self._loaded.signatures["score"]
+        out = np.zeros(len(queries), np.float32)
+        order = np.argsort([-(len(q) + len(d)) for q, d in zip(queries, documents)], kind="stable")
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            out[rows] = function(query=tf.constant([queries[i] for i in rows]), document=tf.constant([documents[i] for i in rows]))["score"].numpy()
+        return out
+
+    def __repr__(self):
+        return f"ExportedCrossEncoder({self.export_dir!r}, version={self.manifest.get('version')})"

@@ -152,6 +152,30 @@ def export_encoder(model, export_base, model_name="dual_encoder", version=None, 
     return _save_versioned(module, signatures, export_base, model_name, version, manifest, stock_compatible=stock_compatible)
 
 
+def export_cross_encoder(model, export_base, model_name="reranker", version=None, *, stock_compatible=True):
+    """Exports a `CrossEncoder` as a versioned SavedModel: raw query and document strings → relevance scores.
+
+    Signatures: `serving_default` and `score`: `query` string [B], `document` string [B] → `score` float32 [B]
+    (logits; sigmoid gives a probability). Layout, op audit and manifest as `export_encoder`.
+
+    Example:
+    ```python
+    result = export_cross_encoder(reranker, "/models", "scifact_reranker")
+    load_export(result.path).signatures["score"](query=tf.constant(["q"]), document=tf.constant(["d"]))["score"]
+    ```
+    """
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.model = model
+    module.score = tf.function(lambda query, document: {"score": model.score(query, document)},
+                               input_signature=[tf.TensorSpec([None], tf.string, name="query"), tf.TensorSpec([None], tf.string, name="document")])
+    signatures = {"serving_default": module.score.get_concrete_function(), "score": module.score.get_concrete_function()}
+    manifest = {"kind": "cross_encoder", "pair_format": model.pair_format,
+                "sequence_length": int(model.preprocessor.sequence_length)}
+    return _save_versioned(module, signatures, export_base, model_name, version, manifest, stock_compatible=stock_compatible)
+
+
 def scann_defaults(num_documents, k):
     """tfrs ScaNN settings for a corpus size: those of the on-disk index (`scann_build_config`)."""
     from tf_dualenc.indexing.retrieval_index import scann_build_config

@@ -1,8 +1,15 @@
-"""Towers and the dual-encoder model."""
+"""Towers, the dual-encoder model and the cross-encoder re-ranker."""
 
 from tf_dualenc.models.activations import gelu_approximate
 from tf_dualenc.models.bert_encoder_tower import BertEncoderTower
-from tf_dualenc.models.builders import build_bert_dual_encoder, build_t5_dual_encoder, minilm_path
+from tf_dualenc.models.builders import (
+    build_bert_cross_encoder,
+    build_bert_dual_encoder,
+    build_t5_cross_encoder,
+    build_t5_dual_encoder,
+    minilm_path,
+)
+from tf_dualenc.models.cross_encoder import CrossEncoder
 from tf_dualenc.models.dual_encoder import ARCHITECTURES, DualEncoder
 from tf_dualenc.models.hf_t5_converter import t5_tower_from_huggingface
 from tf_dualenc.models.masked_mean_pooling import MaskedMeanPooling
@@ -12,6 +19,9 @@ from tf_dualenc.models.t5_tower_configs import T5_TOWER_CONFIGS, T5_VOCABULARY_S
 __all__ = [
     "ARCHITECTURES",
     "BertEncoderTower",
+    "CrossEncoder",
+    "build_bert_cross_encoder",
+    "build_t5_cross_encoder",
     "build_bert_dual_encoder",
     "minilm_path",
     "DualEncoder",

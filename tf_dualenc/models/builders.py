@@ -140,3 +140,46 @@ def build_bert_dual_encoder(
         embedding_dim=embedding_dim,
         projection_initializer=projection_initializer,
     )
+
+
+def build_bert_cross_encoder(preset, *, sequence_length=256):
+    """A `CrossEncoder` over a BERT-family tower (e.g. "all-MiniLM-L6-v2"): [CLS] query [SEP] document [SEP], mean-pooled.
+
+    Args:
+        preset: as `build_bert_dual_encoder` (keras-hub preset, Hugging Face folder, or "all-MiniLM-L6-v2").
+        sequence_length: token budget of the joined pair (the longer side is truncated first, round robin).
+    """
+    from tf_dualenc.models.cross_encoder import CrossEncoder
+
+    if preset == "all-MiniLM-L6-v2":
+        preset = minilm_path()
+    if not isinstance(sequence_length, int) or sequence_length < 4:
+        raise ValueError(f"sequence_length={sequence_length!r} must be an integer >= 4 ([CLS] q [SEP] d [SEP]).")
+    if os.path.sep in str(preset) and not os.path.isdir(preset):
+        raise FileNotFoundError(f"BERT preset folder not found: {preset}")
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor.from_preset(preset, sequence_length=sequence_length, name="pair_preprocessor")
+    return CrossEncoder(BertEncoderTower.from_preset(preset, name="pair_tower"), preprocessor, pair_format="segments")
+
+
+def build_t5_cross_encoder(size="tiny", *, vocabulary, sequence_length=320, preset=None, **tower_overrides):
+    """A `CrossEncoder` over a T5 encoder tower reading "query: q document: d".
+
+    Args:
+        size, vocabulary, preset, **tower_overrides: as `build_t5_dual_encoder`.
+        sequence_length: token budget of the joined text (EOS included).
+    """
+    from tf_dualenc.models.cross_encoder import CrossEncoder
+
+    if preset is None and size not in T5_TOWER_CONFIGS:
+        raise ValueError(f"size={size!r} is not one of {sorted(T5_TOWER_CONFIGS)}.")
+    if not isinstance(sequence_length, int) or sequence_length < 2:
+        raise ValueError(f"sequence_length={sequence_length!r} must be an integer >= 2.")
+    tokenizer = keras_hub.models.T5Tokenizer(proto=read_vocabulary(vocabulary))
+    if preset is not None and _is_huggingface_folder(preset):
+        tower = t5_tower_from_huggingface(preset, name="pair_tower")
+    elif preset is not None:
+        tower = T5EncoderTower.from_preset(preset, name="pair_tower")
+    else:
+        tower = T5EncoderTower(**t5_tower_config(size, tokenizer.vocabulary_size(), **tower_overrides), name="pair_tower")
+    preprocessor = keras_hub.models.T5Preprocessor(tokenizer=tokenizer, sequence_length=sequence_length, name="pair_preprocessor")
+    return CrossEncoder(tower, preprocessor, pair_format="joined")

@@ -14,6 +14,15 @@ def _embedding_layer_input_dim(tower):
     return int(dim)
 
 
+def trim_to_longest(features):
+    """Cuts a batch of token features to its longest text (the preprocessors pad at the end, so the rest is padding)."""
+    mask = features.get("padding_mask")
+    if mask is None:
+        return features
+    length = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(mask, tf.int32), axis=-1)), 1)
+    return {key: value[..., :length] if value.shape.rank and value.shape.rank >= 2 else value for key, value in features.items()}
+
+
 @keras.saving.register_keras_serializable(package="tf_dualenc")
 class DualEncoder(keras.Model):
     """Maps queries and documents to unit vectors with two towers; similarity is their cosine.
@@ -139,12 +148,7 @@ class DualEncoder(keras.Model):
         return self._trim(inputs)
 
     def _trim(self, features):
-        # The preprocessors pad at the end, so everything past the batch's longest text is padding.
-        mask = features.get("padding_mask")
-        if not self.trim_padding or mask is None:
-            return features
-        length = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(mask, tf.int32), axis=-1)), 1)
-        return {key: value[..., :length] if value.shape.rank and value.shape.rank >= 2 else value for key, value in features.items()}
+        return trim_to_longest(features) if self.trim_padding else features
 
     def embed_queries(self, inputs, training=False):
         """Raw strings [B] or query features → [B, D] unit vectors (graph-friendly)."""

@@ -1,0 +1,241 @@
+"""Cross-encoder, listwise losses, hard-negative mining and denoising, re-ranking and joint training."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline_data import write_tiny_beir
+from test_export import run_fresh
+from tf_dualenc.losses import listwise_kl_divergence, listwise_softmax_loss
+
+
+def _log_softmax(x):
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def test_listwise_softmax_loss_matches_numpy():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(5, 4)).astype(np.float32) * 3
+    expected = -np.mean(_log_softmax(scores / 0.5)[:, 0])
+    np.testing.assert_allclose(listwise_softmax_loss(scores, temperature=0.5).numpy(), expected, rtol=1e-5)
+    mask = np.ones_like(scores, bool)
+    mask[:, 3] = False
+    np.testing.assert_allclose(listwise_softmax_loss(scores, mask=mask).numpy(), -np.mean(_log_softmax(scores[:, :3])[:, 0]), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"\[batch, candidates\]"):
+        listwise_softmax_loss(np.zeros(4, np.float32))
+
+
+@pytest.mark.parametrize("direction", ["student_teacher", "teacher_student"])
+def test_listwise_kl_divergence_matches_numpy(direction):
+    rng = np.random.default_rng(1)
+    student, teacher = rng.normal(size=(6, 5)).astype(np.float32), rng.normal(size=(6, 5)).astype(np.float32) * 2
+    log_s, log_t = _log_softmax(student / 0.05), _log_softmax(teacher / 2.0)
+    log_p, log_q = (log_s, log_t) if direction == "student_teacher" else (log_t, log_s)
+    expected = np.mean(np.sum(np.exp(log_p) * (log_p - log_q), axis=-1))
+    got = listwise_kl_divergence(student, teacher, 0.05, 2.0, direction).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+    assert abs(float(listwise_kl_divergence(teacher, teacher))) < 1e-6
+    with pytest.raises(ValueError, match="direction"):
+        listwise_kl_divergence(student, teacher, direction="sideways")
+
+
+def _table_scorer(table):
+    """A scorer whose score for (query, document) is looked up in `table[document]`."""
+    return lambda queries, documents: np.asarray([table[d] for d in documents], np.float32)
+
+
+def test_denoising_keeps_and_drops_the_right_candidates():
+    from tf_dualenc.reranking import denoise_candidates
+
+    # Logits → probabilities 0.018, 0.5, 0.982, 0.881, 0.924.
+    table = {"about cats": -4.0, "neutral": 0.0, "the answer": 4.0, "nearly": 2.0, "likely": 2.5}
+    candidates = [(f"d{i}", text) for i, text in enumerate(table)]
+    kept, dropped = denoise_candidates("q", candidates, _table_scorer(table), threshold=0.9)
+    assert [d for d, _, _ in kept] == ["d0", "d1", "d3"]
+    assert [d for d, _, _ in dropped] == ["d2", "d4"]
+    assert dropped[0][2] == pytest.approx(1 / (1 + np.exp(-4.0)))
+    kept, dropped = denoise_candidates("q", candidates, _table_scorer(table), threshold=0.5)
+    assert [d for d, _, _ in dropped] == ["d2", "d3", "d4"]  # 0.5 itself is not above the threshold: kept
+    with pytest.raises(ValueError, match="probability"):
+        denoise_candidates("q", candidates, _table_scorer(table), threshold=1.0)
+
+
+def test_reranking_changes_the_order_exactly_as_the_scores_say():
+    from tf_dualenc.reranking import rerank_hits
+
+    hits = [{"id": f"d{i}", "score": 1.0 - i / 10, "text": f"t{i}"} for i in range(5)]
+    table = {"t0": 0.1, "t1": 0.9, "t2": 0.5, "t3": 0.9, "t4": -1.0}
+    reranked = rerank_hits("q", hits, _table_scorer(table))
+    assert [h["id"] for h in reranked] == ["d1", "d3", "d2", "d0", "d4"]  # ties keep the first-stage order
+    assert [h["score"] for h in reranked] == pytest.approx([0.9, 0.9, 0.5, 0.1, -1.0])
+    assert [h["retrieval_score"] for h in reranked] == pytest.approx([0.9, 0.7, 0.8, 1.0, 0.6])
+    assert [h["id"] for h in rerank_hits("q", hits, _table_scorer(table), top_n=2)] == ["d1", "d3"]
+    with pytest.raises(ValueError, match="needs each hit's text"):
+        rerank_hits("q", [{"id": "d0", "score": 1.0}], _table_scorer(table))
+
+
+def test_rerank_run_puts_the_reranked_head_first_then_the_rest_in_order():
+    from tf_dualenc.evaluation import rerank_run
+
+    run = {"q1": {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6}}
+    table = {"a": 0.0, "b": 1.0, "c": 2.0, "d": 99.0}
+    out = rerank_run(run, {"q1": "query"}, lambda d: d, _table_scorer(table), rerank_k=3)
+    assert sorted(out["q1"], key=lambda d: -out["q1"][d]) == ["c", "b", "a", "d"]
+
+
+def test_hard_negatives_exclude_known_positives(tmp_path):
+    from tf_dualenc.data import load_beir
+    from tf_dualenc.reranking import build_candidate_lists, mine_hard_negatives
+
+    dataset = load_beir(write_tiny_beir(tmp_path / "data"), "train")
+    mined = mine_hard_negatives(dataset, retriever="bm25", depth=10)
+    assert set(mined) == set(dataset.qrels)
+    for qid, negatives in mined.items():
+        positives = {d for d, s in dataset.qrels[qid].items() if s > 0}
+        assert not positives & {d for d, _ in negatives}
+        assert all(text == dataset.document_text(d) for d, text in negatives)
+    # BM25 leaves out documents sharing no term with the query, so a few lists may be empty, not most.
+    assert sum(bool(negatives) for negatives in mined.values()) > len(mined) // 2
+
+    class Identity:  # a "dense" model that embeds texts by their position in a fixed list: exact matches rank first
+        def __init__(self, texts):
+            self.index = {t: i for i, t in enumerate(texts)}
+
+        def encode(self, texts, batch_size=64):
+            out = np.zeros((len(texts), len(self.index)), np.float32)
+            for row, text in enumerate(texts):
+                out[row, self.index.get(text, 0)] = 1.0
+            return out
+
+        encode_queries = encode_documents = encode
+
+    docs = [dataset.document_text(d) for d in dataset.corpus]
+    dense = mine_hard_negatives(dataset, retriever="dense", model=Identity(docs), depth=5, skip_top=1)
+    for qid, negatives in dense.items():
+        assert len(negatives) <= 4 and not {d for d, s in dataset.qrels[qid].items() if s > 0} & {d for d, _ in negatives}
+    lists = build_candidate_lists(dataset.training_pairs(), mined, list_size=4)
+    assert lists and all(len(item.documents) == 4 and item.document_ids[0] in dataset.qrels[item.query_id] for item in lists)
+    with pytest.raises(ValueError, match="list_size"):
+        build_candidate_lists(dataset.training_pairs(), mined, list_size=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_cross_encoder(t5_vocabulary):
+    from tf_dualenc.models import build_t5_cross_encoder
+
+    return build_t5_cross_encoder("tiny", vocabulary=t5_vocabulary, sequence_length=48, dropout=0.0)
+
+
+def test_cross_encoder_scores_lists_and_pairs_consistently(tiny_cross_encoder, tmp_path):
+    import keras
+
+    queries = ["who wrote hamlet", "capital of france"]
+    documents = [["Hamlet is by Shakespeare.", "Paris is in France.", "x"], ["Paris is the capital.", "y", "Berlin."]]
+    listwise = tiny_cross_encoder({"query": tf.constant(queries), "documents": tf.constant(documents)}).numpy()
+    pairs = tiny_cross_encoder.score_pairs([q for q, row in zip(queries, documents) for _ in row], sum(documents, []))
+    np.testing.assert_allclose(listwise.reshape(-1), pairs, atol=2e-5)
+    path = tmp_path / "reranker.keras"
+    tiny_cross_encoder.save(path)
+    reloaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(reloaded.score_pairs(["who wrote hamlet"], ["Hamlet is by Shakespeare."]), pairs[:1], atol=1e-6)
+    with pytest.raises(ValueError, match="as many queries as documents"):
+        tiny_cross_encoder.score_pairs(["a"], ["b", "c"])
+
+
+def test_cross_encoder_export_reloads_in_a_fresh_process(tiny_cross_encoder, tmp_path):
+    from tf_dualenc.export import ExportedCrossEncoder, export_cross_encoder
+
+    result = export_cross_encoder(tiny_cross_encoder, str(tmp_path / "exports"), "reranker")
+    assert result.manifest["kind"] == "cross_encoder" and result.op_audit["stock_tf_serving_compatible"]
+    queries, documents = ["who wrote hamlet", "q2", "capital of france"], ["Hamlet is by Shakespeare.", "d2", "Paris."]
+    expected = tiny_cross_encoder.score_pairs(queries, documents)
+    fresh = run_fresh(result.path, [["score", {"query": queries, "document": documents}]], tmp_path)
+    np.testing.assert_allclose(fresh[0]["score"], expected, atol=1e-5)
+    np.testing.assert_allclose(ExportedCrossEncoder(result.path).score_pairs(queries, documents), expected, atol=1e-5)
+
+
+def _lists(count=16):
+    from tf_dualenc.reranking import CandidateList
+
+    topics = ["cats", "rivers", "music", "stars", "bread", "trains", "snow", "glass"]
+    lists = []
+    for i in range(count):
+        topic = topics[i % len(topics)]
+        others = [t for t in topics if t != topic][:3]
+        lists.append(CandidateList(f"q{i}", f"tell me about {topic}", [f"p{i}"] + [f"n{i}_{j}" for j in range(3)],
+                                   [f"{topic} {topic} facts"] + [f"{o} {o} facts" for o in others]))
+    return lists
+
+
+@pytest.mark.slow
+def test_cross_encoder_training_lowers_the_listwise_loss(t5_vocabulary):
+    from tf_dualenc.models import build_t5_cross_encoder
+    from tf_dualenc.reranking.listwise_training import train_cross_encoder
+
+    model = build_t5_cross_encoder("tiny", vocabulary=t5_vocabulary, sequence_length=24, dropout=0.0)
+    losses = train_cross_encoder(model, _lists(), steps=30, batch_size=8, learning_rate=3e-3, print_fn=lambda *a: None)
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3
+
+
+@pytest.mark.slow
+def test_joint_training_updates_both_models_and_aligns_them(t5_vocabulary):
+    from tf_dualenc.models import build_t5_cross_encoder, build_t5_dual_encoder
+    from tf_dualenc.reranking.listwise_training import train_jointly
+
+    retriever = build_t5_dual_encoder("tiny", vocabulary=t5_vocabulary, architecture="sde", query_sequence_length=12,
+                                      document_sequence_length=12, dropout=0.0)
+    reranker = build_t5_cross_encoder("tiny", vocabulary=t5_vocabulary, sequence_length=24, dropout=0.0)
+    before = [v.numpy().copy() for v in (retriever.trainable_variables[0], reranker.trainable_variables[0])]
+    history = train_jointly(retriever, reranker, _lists(), steps=30, batch_size=8, retriever_learning_rate=3e-3,
+                            reranker_learning_rate=3e-3, print_fn=lambda *a: None)
+    after = [v.numpy() for v in (retriever.trainable_variables[0], reranker.trainable_variables[0])]
+    assert all(np.abs(a - b).max() > 0 for a, b in zip(after, before))
+    assert np.mean(history["reranker_loss"][-5:]) < np.mean(history["reranker_loss"][:5])
+    assert all(np.isfinite(history["loss"]))
+
+
+@pytest.mark.slow
+def test_two_stage_retriever_reranks_the_first_stage_hits(tmp_path, t5_vocabulary, tiny_cross_encoder, capsys):
+    from tf_dualenc.evaluation import evaluate_reranking
+    from tf_dualenc.data import load_beir
+    from tf_dualenc.indexing import RetrievalIndex, build_index
+    from tf_dualenc.models import build_t5_dual_encoder
+    from tf_dualenc.export import ExportedDualEncoder, export_cross_encoder, export_encoder
+    from tf_dualenc.reranking import TwoStageRetriever, rerank_hits
+    from tf_dualenc import cli
+
+    dataset = load_beir(write_tiny_beir(tmp_path / "data"), "test")
+    model = build_t5_dual_encoder("tiny", vocabulary=t5_vocabulary, architecture="sde", query_sequence_length=16, document_sequence_length=32)
+    doc_ids = list(dataset.corpus)
+    texts = [dataset.document_text(d) for d in doc_ids]
+    vectors = model.encode_documents(texts)
+    encoder_export = export_encoder(model, str(tmp_path / "exports"), "retriever").path
+    build_index(iter(zip(doc_ids, texts, vectors)), str(tmp_path / "index"), dimension=vectors.shape[1], count=len(doc_ids),
+                method="brute_force", model_info={"export": encoder_export}, print_fn=lambda *a: None)
+    index = RetrievalIndex.load(str(tmp_path / "index"))
+    retriever = TwoStageRetriever(index, model.encode_queries, tiny_cross_encoder.score_pairs, k=8, top_n=3)
+    query = "Where is the Eiffel Tower?"
+    results = retriever.search([query])
+    first = index.search_embeddings(model.encode_queries([query]), k=8)[0]
+    assert [h["id"] for h in results[0]] == [h["id"] for h in rerank_hits(query, first, tiny_cross_encoder.score_pairs, 3)]
+    assert set(retriever.last_timings) == {"retrieval_seconds", "rerank_seconds", "queries"}
+
+    report = evaluate_reranking(dataset, model=model, scorer=tiny_cross_encoder.score_pairs, k=20, rerank_k=10,
+                                output_dir=str(tmp_path / "eval"))
+    assert set(report["retrieval"]) == set(report["reranked"]) >= {"NDCG@10", "MRR@10", "P@1"}
+    assert report["latency_ms_per_query"]["rerank"] > 0
+    saved = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert saved["config"] == {"k": 20, "rerank_k": 10, "queries": 16, "documents": 64, "measures": saved["config"]["measures"]}
+
+    # The same through the command line, with both models exported.
+    reranker_export = export_cross_encoder(tiny_cross_encoder, str(tmp_path / "exports"), "reranker").path
+    assert cli.main(["search", "--index", str(tmp_path / "index"), "--query", query, "--k", "3", "--rerank", reranker_export,
+                     "--rerank-k", "8", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    exported_first = index.search_embeddings(ExportedDualEncoder(encoder_export).encode_queries([query]), k=8)[0]
+    expected = rerank_hits(query, exported_first, tiny_cross_encoder.score_pairs, 3)
+    assert [h["id"] for h in printed["hits"]] == [h["id"] for h in expected]
+    np.testing.assert_allclose([h["score"] for h in printed["hits"]], [h["score"] for h in expected], atol=1e-5)

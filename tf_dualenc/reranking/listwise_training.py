@@ -1,0 +1,108 @@
+"""Listwise training on candidate lists: the cross-encoder alone, and RocketQAv2's joint training of a dual encoder
+(retriever) and a cross-encoder (re-ranker) by dynamic listwise distillation."""
+
+import time
+
+import numpy as np
+
+
+def _batches(lists, batch_size, steps, seed):
+    if not lists:
+        raise ValueError("no candidate lists to train on.")
+    sizes = {len(item.documents) for item in lists}
+    if len(sizes) != 1:
+        raise ValueError(f"candidate lists must all have the same size; got sizes {sorted(sizes)}.")
+    if batch_size > len(lists):
+        raise ValueError(f"batch_size={batch_size} is larger than the {len(lists)} candidate lists.")
+    rng = np.random.default_rng(seed)
+    order, position = rng.permutation(len(lists)), 0
+    for _ in range(steps):
+        if position + batch_size > len(order):
+            order, position = rng.permutation(len(lists)), 0
+        chosen = [lists[i] for i in order[position : position + batch_size]]
+        position += batch_size
+        yield [item.query for item in chosen], [item.documents for item in chosen]
+
+
+def _optimizer(learning_rate, steps):
+    import keras
+
+    schedule = keras.optimizers.schedules.PolynomialDecay(learning_rate, max(steps, 1), end_learning_rate=0.0)
+    return keras.optimizers.Adam(schedule)
+
+
+def train_cross_encoder(cross_encoder, lists, *, steps, batch_size=8, learning_rate=2e-5, temperature=1.0, seed=0, log_every=10,
+                        print_fn=print):
+    """Trains `cross_encoder` with the listwise softmax loss (positive = candidate 0); returns the per-step losses."""
+    import tensorflow as tf
+
+    from tf_dualenc.losses import listwise_softmax_loss
+
+    optimizer = _optimizer(learning_rate, steps)
+
+    @tf.function(reduce_retracing=True)
+    def step(queries, documents):
+        with tf.GradientTape() as tape:
+            loss = listwise_softmax_loss(cross_encoder({"query": queries, "documents": documents}, training=True), temperature)
+        variables = cross_encoder.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    losses, start = [], time.perf_counter()
+    for i, (queries, documents) in enumerate(_batches(lists, batch_size, steps, seed), 1):
+        losses.append(float(step(tf.constant(queries), tf.constant(documents))))
+        if i % log_every == 0 or i == steps:
+            print_fn(f"cross-encoder step {i}/{steps}: listwise loss {np.mean(losses[-log_every:]):.4f} ({time.perf_counter() - start:.0f} s)")
+    return losses
+
+
+def train_jointly(dual_encoder, cross_encoder, lists, *, steps, batch_size=8, retriever_learning_rate=2e-5,
+                  reranker_learning_rate=2e-5, retriever_temperature=0.05, reranker_temperature=1.0,
+                  kl_direction="student_teacher", seed=0, log_every=10, print_fn=print):
+    """RocketQAv2's dynamic listwise distillation, both models updated at every step.
+
+    For each query's list (positive + negatives), the retriever's scores s_de = cos(e_q, e_c) and the re-ranker's s_ce
+    give two distributions over the list; the loss is
+
+        L = KL( softmax(s_de / τ_de) ‖ softmax(s_ce / τ_ce) ) + listwise_softmax_loss(s_ce / τ_ce)
+
+    (`tf_dualenc.losses.listwise_kl_divergence`, `listwise_softmax_loss`): the retriever is pulled toward the
+    re-ranker's distribution, the re-ranker learns from the labels and, through the KL term, from the retriever.
+
+    Returns:
+        {"loss": [...], "kl": [...], "reranker_loss": [...]} per step.
+    """
+    import tensorflow as tf
+
+    from tf_dualenc.losses import listwise_kl_divergence, listwise_softmax_loss
+
+    retriever_optimizer = _optimizer(retriever_learning_rate, steps)
+    reranker_optimizer = _optimizer(reranker_learning_rate, steps)
+
+    @tf.function(reduce_retracing=True)
+    def step(queries, documents):
+        batch, count = tf.shape(documents)[0], tf.shape(documents)[1]
+        with tf.GradientTape(persistent=True) as tape:
+            query_embeddings = dual_encoder.embed_queries(queries, training=True)
+            document_embeddings = tf.reshape(dual_encoder.embed_documents(tf.reshape(documents, [-1]), training=True),
+                                             [batch, count, -1])
+            retriever_scores = tf.einsum("bd,bcd->bc", query_embeddings, document_embeddings)
+            reranker_scores = cross_encoder({"query": queries, "documents": documents}, training=True)
+            kl = listwise_kl_divergence(retriever_scores, reranker_scores, retriever_temperature, reranker_temperature, kl_direction)
+            reranker_loss = listwise_softmax_loss(reranker_scores, reranker_temperature)
+            loss = kl + reranker_loss
+        for model, optimizer in ((dual_encoder, retriever_optimizer), (cross_encoder, reranker_optimizer)):
+            variables = model.trainable_variables
+            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        del tape
+        return loss, kl, reranker_loss
+
+    history, start = {"loss": [], "kl": [], "reranker_loss": []}, time.perf_counter()
+    for i, (queries, documents) in enumerate(_batches(lists, batch_size, steps, seed), 1):
+        values = step(tf.constant(queries), tf.constant(documents))
+        for key, value in zip(("loss", "kl", "reranker_loss"), values):
+            history[key].append(float(value))
+        if i % log_every == 0 or i == steps:
+            print_fn(f"joint step {i}/{steps}: KL {np.mean(history['kl'][-log_every:]):.4f}, "
+                     f"re-ranker {np.mean(history['reranker_loss'][-log_every:]):.4f} ({time.perf_counter() - start:.0f} s)")
+    return history
