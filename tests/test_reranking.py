@@ -42,6 +42,20 @@ def test_listwise_kl_divergence_matches_numpy(direction):
         listwise_kl_divergence(student, teacher, direction="sideways")
 
 
+def test_reranker_loss_adds_a_calibrating_pointwise_term():
+    from tf_dualenc.reranking.listwise_training import reranker_loss
+
+    scores = np.array([[2.0, -1.0, 0.5], [0.0, 1.0, -2.0]], np.float32)
+    labels = np.array([[1, 0, 0], [1, 0, 0]], np.float32)
+    bce = np.mean(np.log1p(np.exp(-scores)) * labels + np.log1p(np.exp(scores)) * (1 - labels))
+    expected = -np.mean(_log_softmax(scores)[:, 0]) + 0.5 * bce
+    np.testing.assert_allclose(reranker_loss(scores, pointwise_weight=0.5).numpy(), expected, rtol=1e-5)
+    # The listwise term alone ignores a shift of every score; the pointwise term does not.
+    shifted = scores + 3.0
+    assert float(reranker_loss(shifted, pointwise_weight=0.0)) == pytest.approx(float(reranker_loss(scores, pointwise_weight=0.0)), rel=1e-5)
+    assert float(reranker_loss(shifted)) != pytest.approx(float(reranker_loss(scores)), rel=1e-3)
+
+
 def _table_scorer(table):
     """A scorer whose score for (query, document) is looked up in `table[document]`."""
     return lambda queries, documents: np.asarray([table[d] for d in documents], np.float32)

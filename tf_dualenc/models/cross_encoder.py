@@ -45,8 +45,6 @@ class CrossEncoder(keras.Model):
         self.preprocessor = preprocessor
         self.pair_format = pair_format
         self.trim_padding = bool(trim_padding)
-        if pair_format == "segments" and not preprocessor.built:
-            preprocessor.build(None)  # creates its packer; `_features` calls `.call` directly
         self.head = keras.layers.Dense(1, name="score_head")
         self.head.build((None, _embedding_layer_input_dim(tower)))
         self.built = True
@@ -58,7 +56,11 @@ class CrossEncoder(keras.Model):
             if texts.dtype != tf.string:
                 raise ValueError(f"CrossEncoder {name} must be strings; got dtype {texts.dtype.name}.")
         if self.pair_format == "segments":
-            # `.call`: the layer's __call__ would read a (queries, documents) tuple as (x, y).
+            # `.call`: the layer's __call__ would read a (queries, documents) tuple as (x, y). `build` makes the packer
+            # from the tokenizer's special tokens, so it must run after a loaded model's vocabulary is restored.
+            packer = getattr(self.preprocessor, "packer", None)
+            if packer is None or packer.start_value is None:
+                self.preprocessor.build(None)
             features = self.preprocessor.call((queries, documents))
         else:
             features = self.preprocessor(tf.strings.join(["query: ", queries, " document: ", documents]))

@@ -31,19 +31,35 @@ def _optimizer(learning_rate, steps):
     return keras.optimizers.Adam(schedule)
 
 
-def train_cross_encoder(cross_encoder, lists, *, steps, batch_size=8, learning_rate=2e-5, temperature=1.0, seed=0, log_every=10,
-                        print_fn=print):
-    """Trains `cross_encoder` with the listwise softmax loss (positive = candidate 0); returns the per-step losses."""
+def reranker_loss(scores, temperature=1.0, pointwise_weight=0.5):
+    """Listwise softmax loss (ranking), plus `pointwise_weight` × binary cross-entropy of sigmoid(score) against the labels
+    (positive = column 0). A softmax is unchanged by a shift of all scores, so the listwise term alone leaves the scale of
+    the logits free; the pointwise term calibrates sigmoid(score) as a probability of relevance, which RocketQA-style
+    denoising thresholds (`denoise_candidates`)."""
     import tensorflow as tf
 
     from tf_dualenc.losses import listwise_softmax_loss
+
+    loss = listwise_softmax_loss(scores, temperature)
+    if pointwise_weight:
+        scores = tf.cast(scores, tf.float32)
+        labels = tf.concat([tf.ones_like(scores[:, :1]), tf.zeros_like(scores[:, 1:])], axis=1)
+        loss += pointwise_weight * tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=scores))
+    return loss
+
+
+def train_cross_encoder(cross_encoder, lists, *, steps, batch_size=8, learning_rate=2e-5, temperature=1.0, pointwise_weight=0.5, seed=0,
+                        log_every=10, print_fn=print):
+    """Trains `cross_encoder` on candidate lists with `reranker_loss`; returns the per-step losses."""
+    import tensorflow as tf
 
     optimizer = _optimizer(learning_rate, steps)
 
     @tf.function(reduce_retracing=True)
     def step(queries, documents):
         with tf.GradientTape() as tape:
-            loss = listwise_softmax_loss(cross_encoder({"query": queries, "documents": documents}, training=True), temperature)
+            scores = cross_encoder({"query": queries, "documents": documents}, training=True)
+            loss = reranker_loss(scores, temperature, pointwise_weight)
         variables = cross_encoder.trainable_variables
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
@@ -52,21 +68,22 @@ def train_cross_encoder(cross_encoder, lists, *, steps, batch_size=8, learning_r
     for i, (queries, documents) in enumerate(_batches(lists, batch_size, steps, seed), 1):
         losses.append(float(step(tf.constant(queries), tf.constant(documents))))
         if i % log_every == 0 or i == steps:
-            print_fn(f"cross-encoder step {i}/{steps}: listwise loss {np.mean(losses[-log_every:]):.4f} ({time.perf_counter() - start:.0f} s)")
+            print_fn(f"cross-encoder step {i}/{steps}: loss {np.mean(losses[-log_every:]):.4f} ({time.perf_counter() - start:.0f} s)")
     return losses
 
 
 def train_jointly(dual_encoder, cross_encoder, lists, *, steps, batch_size=8, retriever_learning_rate=2e-5,
-                  reranker_learning_rate=2e-5, retriever_temperature=0.05, reranker_temperature=1.0,
+                  reranker_learning_rate=2e-5, retriever_temperature=0.05, reranker_temperature=1.0, pointwise_weight=0.5,
                   kl_direction="student_teacher", seed=0, log_every=10, print_fn=print):
     """RocketQAv2's dynamic listwise distillation, both models updated at every step.
 
     For each query's list (positive + negatives), the retriever's scores s_de = cos(e_q, e_c) and the re-ranker's s_ce
     give two distributions over the list; the loss is
 
-        L = KL( softmax(s_de / τ_de) ‖ softmax(s_ce / τ_ce) ) + listwise_softmax_loss(s_ce / τ_ce)
+        L = KL( softmax(s_de / τ_de) ‖ softmax(s_ce / τ_ce) ) + reranker_loss(s_ce)
 
-    (`tf_dualenc.losses.listwise_kl_divergence`, `listwise_softmax_loss`): the retriever is pulled toward the
+    (`tf_dualenc.losses.listwise_kl_divergence`; `reranker_loss` is the listwise softmax loss plus the calibrating
+    pointwise term, `pointwise_weight` = 0 for the paper's listwise loss alone): the retriever is pulled toward the
     re-ranker's distribution, the re-ranker learns from the labels and, through the KL term, from the retriever.
 
     Returns:
@@ -74,7 +91,7 @@ def train_jointly(dual_encoder, cross_encoder, lists, *, steps, batch_size=8, re
     """
     import tensorflow as tf
 
-    from tf_dualenc.losses import listwise_kl_divergence, listwise_softmax_loss
+    from tf_dualenc.losses import listwise_kl_divergence
 
     retriever_optimizer = _optimizer(retriever_learning_rate, steps)
     reranker_optimizer = _optimizer(reranker_learning_rate, steps)
@@ -89,13 +106,13 @@ def train_jointly(dual_encoder, cross_encoder, lists, *, steps, batch_size=8, re
             retriever_scores = tf.einsum("bd,bcd->bc", query_embeddings, document_embeddings)
             reranker_scores = cross_encoder({"query": queries, "documents": documents}, training=True)
             kl = listwise_kl_divergence(retriever_scores, reranker_scores, retriever_temperature, reranker_temperature, kl_direction)
-            reranker_loss = listwise_softmax_loss(reranker_scores, reranker_temperature)
-            loss = kl + reranker_loss
+            supervised = reranker_loss(reranker_scores, reranker_temperature, pointwise_weight)
+            loss = kl + supervised
         for model, optimizer in ((dual_encoder, retriever_optimizer), (cross_encoder, reranker_optimizer)):
             variables = model.trainable_variables
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         del tape
-        return loss, kl, reranker_loss
+        return loss, kl, supervised
 
     history, start = {"loss": [], "kl": [], "reranker_loss": []}, time.perf_counter()
     for i, (queries, documents) in enumerate(_batches(lists, batch_size, steps, seed), 1):
