@@ -16,6 +16,7 @@ Results land in benchmarks/results/rerank_<dataset>.json after every row (a kill
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -43,6 +44,9 @@ def main(argv=None):
     parser.add_argument("--train-document-length", type=int, default=128)
     parser.add_argument("--denoise-threshold", type=float, default=0.9)
     parser.add_argument("--rows", default="AB,C,D")
+    parser.add_argument("--rerank-rows", default="AB,C,D", help="rows evaluated with re-ranking too (the others: dual encoder only)")
+    parser.add_argument("--train-queries", type=int, default=None,
+                        help="mine, denoise and build lists for a seeded sample of this many training queries (default: all)")
     parser.add_argument("--work-dir", default="/tmp/tf_dualenc_bench_rerank")
     parser.add_argument("--data-dir", default=None, help="one BEIR folder with train and test splits instead of --dataset's (smoke runs)")
     args = parser.parse_args(argv)
@@ -79,6 +83,18 @@ def main(argv=None):
               + f" | latency {report.get('latency_ms_per_query')}", flush=True)
 
     def evaluate(model, scorer, row, **extra):
+        if row not in args.rerank_rows.split(","):
+            from tf_dualenc.evaluation import evaluate_retrieval
+
+            subset = test if args.max_queries is None else dataclasses.replace(
+                test, queries={q: test.queries[q] for q in list(test.queries)[: args.max_queries]})
+            subset = dataclasses.replace(subset, qrels={q: test.qrels[q] for q in subset.queries if q in test.qrels})
+            plain = evaluate_retrieval(subset, model=model, output_dir=str(work / f"eval_{row}"))
+            report = {"retrieval": plain["metrics"], "latency_ms_per_query": {"retrieval": round(
+                1000 * (plain["timings"]["encode_queries_seconds"] + plain["timings"]["search_seconds"]) / len(subset.queries), 3)},
+                "config": {"k": 100, "queries": len(subset.queries), "documents": len(subset.corpus)}}
+            save(row, report, **extra)
+            return report
         report = evaluate_reranking(test, model=model, scorer=scorer, k=100, rerank_k=args.rerank_k, max_queries=args.max_queries,
                                     output_dir=str(work / f"eval_{row}"))
         save(row, report, **extra)
@@ -86,6 +102,13 @@ def main(argv=None):
 
     dual_encoder = load_retrieval_model(args.dual_encoder, 64, args.document_length)
     pairs = list(train_split.training_pairs())
+    train_queries = None
+    if args.train_queries:
+        rng = np.random.default_rng(0)
+        query_ids = sorted(train_split.qrels)
+        train_queries = [query_ids[i] for i in sorted(rng.choice(len(query_ids), min(args.train_queries, len(query_ids)), replace=False))]
+        chosen = set(train_queries)
+        pairs = [p for p in pairs if p[0] in chosen]
 
     # B's cross-encoder: listwise on positive + BM25 negatives of the train split.
     reranker_path = work / "reranker.keras"
@@ -109,7 +132,7 @@ def main(argv=None):
         mined = json.loads(mined_path.read_text())
     else:
         start = time.perf_counter()
-        dense = mine_hard_negatives(train_split, retriever="dense", model=dual_encoder, depth=30, skip_top=1)
+        dense = mine_hard_negatives(train_split, retriever="dense", model=dual_encoder, depth=30, skip_top=1, queries=train_queries)
         mined = {}
         dropped_total = kept_total = 0
         for qid, candidates in dense.items():
