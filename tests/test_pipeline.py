@@ -284,8 +284,9 @@ def _tree(folder):
 
 
 def _states(outputs):
-    return {name: outputs[name]["state"] for name in
-            ("RetrievalExampleGen", "Trainer", "RetrievalEvaluator", "RetrievalIndexer", "ServingPusher")}
+    from pipelines.run_pipeline import COMPONENT_ORDER
+
+    return {name: outputs[name]["state"] for name in COMPONENT_ORDER}
 
 
 @pytest.mark.slow

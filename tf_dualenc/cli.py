@@ -235,7 +235,7 @@ def _pipeline(args):
     import logging
 
     from pipelines.pipeline_config import DEFAULT_CONFIG, PipelineConfig
-    from pipelines.run_pipeline import PipelineError, answer_query, compile_pipeline, run_pipeline
+    from pipelines.run_pipeline import COMPONENT_ORDER, PipelineError, answer_query, compile_pipeline, run_pipeline
 
     config_path = args.config or DEFAULT_CONFIG
     config = PipelineConfig.from_file(config_path, args.set)
@@ -259,8 +259,7 @@ def _pipeline(args):
     config = config.resolved(print_fn=lambda *a: None)
     evaluation = outputs["RetrievalEvaluator"]["evaluation"]
     pushed = outputs["ServingPusher"]["pushed_model"]
-    print("\ncomponents: " + ", ".join(f"{name} {outputs[name]['state']}" for name in
-                                        ("RetrievalExampleGen", "Trainer", "RetrievalEvaluator", "RetrievalIndexer", "ServingPusher")))
+    print("\ncomponents: " + ", ".join(f"{name} {outputs[name]['state']}" for name in COMPONENT_ORDER))
     print(f"model:    {outputs['Trainer']['model']['uri']}  (Format-Serving: SavedModel; Format-Keras: model.keras)")
     print(f"metrics:  {evaluation['uri']}/evaluation.json  " + ", ".join(
         f"{m} {evaluation[m]:.4f}" for m in ("NDCG@10", "MRR@10", "P@1", "Recall@100") if m in evaluation))
