@@ -34,7 +34,8 @@ def main(argv=None):
     parser.add_argument("--dataset", choices=["scifact", "squad_reqa"], default="scifact")
     parser.add_argument("--dual-encoder", required=True, help="row A's model (.keras), from benchmarks/finetune_minilm.py")
     parser.add_argument("--dual-encoder-steps", type=int, default=56, help="A's training steps (row C trains as many)")
-    parser.add_argument("--reranker-steps", type=int, default=100)
+    parser.add_argument("--reranker-steps", type=int, default=300)
+    parser.add_argument("--reranker-learning-rate", type=float, default=1e-4, help="peak; linear warm-up over a tenth of the steps")
     parser.add_argument("--joint-steps", type=int, default=40)
     parser.add_argument("--list-size", type=int, default=4)
     parser.add_argument("--rerank-k", type=int, default=20)
@@ -58,7 +59,7 @@ def main(argv=None):
     from tf_dualenc.data import load_beir
     from tf_dualenc.evaluation import evaluate_reranking
     from tf_dualenc.models import build_bert_cross_encoder
-    from tf_dualenc.reranking import build_candidate_lists, denoise_candidates, mine_hard_negatives
+    from tf_dualenc.reranking import build_candidate_lists, denoise_candidates, hybrid_negatives, mine_hard_negatives
     from tf_dualenc.reranking.candidate_lists import write_candidate_lists
     from tf_dualenc.reranking.listwise_training import train_cross_encoder, train_jointly
     from tf_dualenc.training import TrainConfig, train
@@ -119,9 +120,12 @@ def main(argv=None):
         lists = build_candidate_lists(pairs, bm25_negatives, args.list_size, seed=0)
         reranker = build_bert_cross_encoder("all-MiniLM-L6-v2", sequence_length=args.pair_length)
         start = time.perf_counter()
-        losses = train_cross_encoder(reranker, lists, steps=args.reranker_steps, batch_size=8, learning_rate=3e-5)
+        losses = train_cross_encoder(reranker, lists, steps=args.reranker_steps, batch_size=8, learning_rate=args.reranker_learning_rate,
+                                     warmup_steps=args.reranker_steps // 10)["loss"]
         results["reranker_training"] = {"lists": len(lists), "list_size": args.list_size, "steps": args.reranker_steps, "batch_size": 8,
-                                        "seconds": round(time.perf_counter() - start, 1), "first_loss": losses[0], "last_10_loss": float(np.mean(losses[-10:]))}
+                                        "learning_rate": args.reranker_learning_rate, "warmup_steps": args.reranker_steps // 10,
+                                        "pair_length": args.pair_length, "seconds": round(time.perf_counter() - start, 1),
+                                        "first_loss": losses[0], "last_10_loss": float(np.mean(losses[-10:]))}
         reranker.save(reranker_path)
     if "AB" in args.rows:
         evaluate(dual_encoder, reranker.score_pairs, "AB", models={"dual_encoder": args.dual_encoder, "reranker": str(reranker_path)})
@@ -161,11 +165,8 @@ def main(argv=None):
 
     if "D" in args.rows:
         # Hybrid data augmentation: per list, denoised negatives first, then undenoised ones to fill it.
-        hybrid = {}
-        for qid, v in mined.items():
-            chosen = [tuple(x) for x in v["denoised"]][: (args.list_size - 1 + 1) // 2]
-            chosen += [tuple(x) for x in v["undenoised"] if tuple(x) not in chosen][: args.list_size - 1 - len(chosen)]
-            hybrid[qid] = chosen
+        hybrid = {qid: hybrid_negatives([tuple(x) for x in v["denoised"]], [tuple(x) for x in v["undenoised"]], args.list_size - 1)
+                  for qid, v in mined.items()}
         lists = build_candidate_lists(pairs, hybrid, args.list_size, seed=1)
         joint_reranker = keras.saving.load_model(reranker_path)
         start = time.perf_counter()

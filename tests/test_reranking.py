@@ -136,6 +136,96 @@ def test_hard_negatives_exclude_known_positives(tmp_path):
         build_candidate_lists(dataset.training_pairs(), mined, list_size=1)
 
 
+def test_hybrid_negatives_take_denoised_first_then_fill_from_undenoised():
+    from tf_dualenc.reranking import hybrid_negatives
+
+    undenoised = [("a", "A"), ("b", "B"), ("c", "C"), ("d", "D"), ("e", "E")]
+    denoised = [("a", "A", 0.1), ("c", "C", 0.2), ("e", "E", 0.3)]  # b and d were dropped as likely positives
+    assert hybrid_negatives(denoised, undenoised, 4) == [("a", "A"), ("c", "C"), ("b", "B"), ("d", "D")]
+    assert hybrid_negatives(denoised, undenoised, 3, denoised_share=1.0) == [("a", "A"), ("c", "C"), ("e", "E")]
+    assert hybrid_negatives(denoised, undenoised, 2, denoised_share=0.0) == [("a", "A"), ("b", "B")]
+    # Too few undenoised ones: topped up from the denoised list, never repeated.
+    assert hybrid_negatives([("x", "X"), ("y", "Y")], [("x", "X")], 4) == [("x", "X"), ("y", "Y")]
+    with pytest.raises(ValueError, match="denoised_share"):
+        hybrid_negatives(denoised, undenoised, 2, denoised_share=1.5)
+
+
+def test_list_ranking_metrics_count_ties_against_the_positive():
+    from tf_dualenc.reranking.listwise_training import list_ranking_metrics
+
+    scores = [[3.0, 1.0, 2.0], [1.0, 2.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 2.0]]
+    ranks = np.array([1, 2, 3, 3])
+    assert list_ranking_metrics(scores) == pytest.approx({"list_accuracy": 0.25, "list_mrr": float(np.mean(1 / ranks))})
+
+
+def test_warmup_linear_decay_follows_the_formula():
+    from tf_dualenc.reranking.listwise_training import warmup_linear_decay
+
+    schedule = warmup_linear_decay(1e-3, 10, warmup_steps=4)
+    expected = [1e-3 * (s + 1) / 4 if s < 4 else 1e-3 * (10 - s) / 6 for s in range(12)]
+    expected = [max(e, 0.0) for e in expected]
+    np.testing.assert_allclose([float(schedule(s)) for s in range(12)], expected, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose([float(warmup_linear_decay(1.0, 4)(s)) for s in range(4)], [1.0, 0.75, 0.5, 0.25])
+    with pytest.raises(ValueError, match="warmup_steps"):
+        warmup_linear_decay(1e-3, 10, warmup_steps=10)
+
+
+def test_candidate_lists_round_trip_through_the_pair_file(tmp_path):
+    from tf_dualenc.data import iter_pair_records
+    from tf_dualenc.reranking import read_candidate_lists, write_candidate_lists
+
+    lists = _lists(6)
+    path = write_candidate_lists(lists, str(tmp_path / "lists" / "mined.jsonl"))
+    # The file is a training-pair file `tf-dualenc train` reads with hard negatives.
+    records = list(iter_pair_records([path], num_negatives=3))
+    assert [r.negatives for r in records] == [tuple(item.documents[1:]) for item in lists]
+    back, skipped = read_candidate_lists(path, 4)
+    assert skipped == {} and [(b.query_id, b.document_ids, b.documents) for b in back] == [
+        (a.query_id, a.document_ids, a.documents) for a in lists]
+    hardest, _ = read_candidate_lists(path, 2)
+    assert [b.document_ids for b in hardest] == [a.document_ids[:2] for a in lists]
+    sampled, _ = read_candidate_lists(path, 3, seed=0)
+    for a, b in zip(lists, sampled):
+        assert b.document_ids[0] == a.document_ids[0] and set(b.document_ids[1:]) <= set(a.document_ids[1:])
+        assert len(set(b.document_ids)) == 3 and [a.documents[a.document_ids.index(i)] for i in b.document_ids] == b.documents
+    with pytest.raises(ValueError, match=r"mined.jsonl.*has 3 negatives; list_size=5"):
+        read_candidate_lists(path, 5)
+    assert read_candidate_lists(path, 5, lenient=True) == ([], {"too few negatives": 6})
+    (tmp_path / "bad.jsonl").write_text('{"query": "q", "document": "d", "negatives": ["n"]}\n{"query": "q2"}\n')
+    with pytest.raises(Exception, match=r"bad.jsonl:2"):
+        read_candidate_lists(str(tmp_path / "bad.jsonl"), 2)
+    with pytest.raises(FileNotFoundError, match="missing.jsonl"):
+        read_candidate_lists(str(tmp_path / "missing.jsonl"), 2)
+
+
+def test_mined_candidate_lists_are_denoised_and_counted(tmp_path):
+    from tf_dualenc.data import load_beir
+    from tf_dualenc.reranking import mine_candidate_lists, mine_hard_negatives
+
+    dataset = load_beir(write_tiny_beir(tmp_path / "data"), "train")
+    mined = mine_hard_negatives(dataset, retriever="bm25", depth=10)
+    plain, stats = mine_candidate_lists(dataset, retriever="bm25", depth=10, negatives_per_query=3)
+    assert stats["dropped_by_denoising"] == 0 and stats["negatives_mined"] == sum(min(len(v), 3) for v in mined.values())
+    for item in plain:
+        assert item.document_ids[1:] == [d for d, _ in mined[item.query_id][:3]]
+    # A scorer that calls every document whose id ends in an even digit a likely positive.
+    even = {d for d in dataset.corpus if d[-1] in "02468"}
+    scorer = lambda queries, documents: np.asarray(  # noqa: E731
+        [5.0 if any(dataset.document_text(d) == text for d in even) else -5.0 for text in documents], np.float32)
+    denoised, stats = mine_candidate_lists(dataset, retriever="bm25", depth=10, negatives_per_query=3, scorer=scorer)
+    dropped = sum(len([d for d, _ in mined[q][:3] if d in even]) for q in mined)
+    assert stats["dropped_by_denoising"] == dropped > 0
+    assert all(not set(item.document_ids[1:]) & even for item in denoised)
+    hybrid, _ = mine_candidate_lists(dataset, retriever="bm25", depth=10, negatives_per_query=3, scorer=scorer, hybrid=True)
+    by_query = {item.query_id: item for item in hybrid}
+    for item in denoised:  # ceil(3 × 0.5) = 2 denoised negatives lead each hybrid list
+        leading = min(2, len(item.document_ids) - 1)
+        assert by_query[item.query_id].document_ids[1 : 1 + leading] == item.document_ids[1 : 1 + leading]
+    assert any(set(item.document_ids[1:]) & even for item in hybrid)
+    with pytest.raises(ValueError, match="hybrid"):
+        mine_candidate_lists(dataset, hybrid=True)
+
+
 @pytest.fixture(scope="module")
 def tiny_cross_encoder(t5_vocabulary):
     from tf_dualenc.models import build_t5_cross_encoder
@@ -190,8 +280,13 @@ def test_cross_encoder_training_lowers_the_listwise_loss(t5_vocabulary):
     from tf_dualenc.reranking.listwise_training import train_cross_encoder
 
     model = build_t5_cross_encoder("tiny", vocabulary=t5_vocabulary, sequence_length=24, dropout=0.0)
-    losses = train_cross_encoder(model, _lists(), steps=30, batch_size=8, learning_rate=3e-3, print_fn=lambda *a: None)
-    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3
+    lists = _lists()
+    history = train_cross_encoder(model, lists, steps=30, batch_size=8, learning_rate=3e-3, warmup_steps=3, print_fn=lambda *a: None,
+                                  validation_lists=lists[:8], validate_every=15)
+    losses = history["loss"]
+    assert len(losses) == 30 and np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3
+    assert [v["step"] for v in history["validation"]] == [15, 30]
+    assert history["validation"][-1]["list_accuracy"] >= 0.5
 
 
 @pytest.mark.slow
@@ -253,3 +348,47 @@ def test_two_stage_retriever_reranks_the_first_stage_hits(tmp_path, t5_vocabular
     expected = rerank_hits(query, exported_first, tiny_cross_encoder.score_pairs, 3)
     assert [h["id"] for h in printed["hits"]] == [h["id"] for h in expected]
     np.testing.assert_allclose([h["score"] for h in printed["hits"]], [h["score"] for h in expected], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_cli_mines_trains_exports_and_trains_jointly(tmp_path, t5_vocabulary, capsys):
+    from tf_dualenc import cli
+    from tf_dualenc.export import ExportedCrossEncoder
+    from tf_dualenc.models import build_t5_dual_encoder
+    from tf_dualenc.reranking import read_candidate_lists
+
+    data = write_tiny_beir(tmp_path / "data")
+    mined = str(tmp_path / "mined.jsonl")
+    assert cli.main(["mine-negatives", "--data", data, "--output", mined, "--depth", "10", "--negatives", "3"]) == 0
+    lists, _ = read_candidate_lists(mined, 2)
+    assert len(lists) > 24 and "wrote" in capsys.readouterr().out
+    assert cli.main(["mine-negatives", "--data", data, "--output", mined]) == 2  # never overwrites silently
+    assert cli.main(["mine-negatives", "--data", data, "--output", str(tmp_path / "x.jsonl"), "--hybrid"]) == 2
+    assert "--hybrid mixes" in capsys.readouterr().err
+
+    reranker_dir = tmp_path / "reranker"
+    args = ["--data", mined, "--list-size", "3", "--steps", "4", "--batch-size", "4", "--lenient", "--log-every", "2"]
+    assert cli.main(["train-reranker", *args, "--output-dir", str(reranker_dir), "--tower", "t5", "--vocabulary", t5_vocabulary,
+                     "--pair-length", "32", "--validation-data", mined, "--warmup-steps", "1"]) == 0
+    training = json.loads((reranker_dir / "training.json").read_text())
+    assert len(training["loss"]) == 4 and training["validation"][-1]["step"] == 4
+    assert cli.main(["train-reranker", *args, "--output-dir", str(reranker_dir), "--tower", "t5", "--vocabulary", t5_vocabulary]) == 2
+    assert "already holds reranker.keras" in capsys.readouterr().err
+
+    assert cli.main(["export", "--model", str(reranker_dir / "reranker.keras"), "--export-base", str(tmp_path / "exports"),
+                     "--model-name", "reranker"]) == 0
+    exported = ExportedCrossEncoder(str(tmp_path / "exports" / "reranker" / "1"))
+    assert exported.score_pairs(["q"], ["d"]).shape == (1,)
+
+    retriever = build_t5_dual_encoder("tiny", vocabulary=t5_vocabulary, architecture="sde", query_sequence_length=12,
+                                      document_sequence_length=16)
+    retriever.save(tmp_path / "retriever.keras")
+    joint_dir = tmp_path / "joint"
+    assert cli.main(["train-joint", *args, "--output-dir", str(joint_dir), "--dual-encoder", str(tmp_path / "retriever.keras"),
+                     "--reranker", str(reranker_dir / "reranker.keras")]) == 0
+    assert {p.name for p in joint_dir.iterdir()} == {"dual_encoder.keras", "reranker.keras", "training.json"}
+    assert len(json.loads((joint_dir / "training.json").read_text())["kl"]) == 4
+    # A dual encoder where a cross-encoder belongs is named as such.
+    assert cli.main(["train-joint", *args, "--output-dir", str(tmp_path / "joint2"), "--dual-encoder", str(tmp_path / "retriever.keras"),
+                     "--reranker", str(tmp_path / "retriever.keras")]) == 2
+    assert "not a CrossEncoder" in capsys.readouterr().err

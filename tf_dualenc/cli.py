@@ -92,16 +92,124 @@ def _evaluate(args):
 
 
 def _export(args):
-    from tf_dualenc.export import export_encoder
+    from tf_dualenc.export import export_cross_encoder, export_encoder
+    from tf_dualenc.models import CrossEncoder
 
-    model = load_retrieval_model(args.model, args.query_length, args.document_length)
-    result = export_encoder(model, args.export_base, args.model_name, args.version, stock_compatible=not args.allow_custom_ops)
+    model = _load_keras(args.model) if args.model.endswith(".keras") else None
+    if isinstance(model, CrossEncoder):
+        if args.query_length or args.document_length:
+            raise ValueError(f"{args.model} is a cross-encoder: its token budget is the pair's ({model.preprocessor.sequence_length}); "
+                             "--query-length / --document-length do not apply.")
+        result = export_cross_encoder(model, args.export_base, args.model_name, args.version, stock_compatible=not args.allow_custom_ops)
+    else:
+        model = load_retrieval_model(args.model, args.query_length, args.document_length)
+        result = export_encoder(model, args.export_base, args.model_name, args.version, stock_compatible=not args.allow_custom_ops)
     audit = result.op_audit
     print(f"exported {result.path} (signatures: {', '.join(result.manifest['signatures'])})")
     for provider, ops in audit["non_core_ops"].items():
         print(f"  non-core ops from {provider}: {', '.join(ops)}")
     print("  stock TF Serving: " + ("can serve it" if audit["stock_tf_serving_compatible"]
                                     else f"CANNOT serve it (missing {', '.join(audit['not_in_stock_tf_serving'])}); see docs/serving.md"))
+    return 0
+
+
+def _mine_negatives(args):
+    from tf_dualenc.data import load_beir
+    from tf_dualenc.reranking import mine_candidate_lists, write_candidate_lists
+
+    if args.retriever == "dense" and not args.model:
+        raise ValueError("--retriever dense needs --model (a .keras dual encoder, all-MiniLM-L6-v2 or a HF BERT folder).")
+    if args.retriever == "bm25" and args.model:
+        raise ValueError("--model is the dense retriever's; with --retriever bm25 leave it out.")
+    if args.hybrid and not args.denoise:
+        raise ValueError("--hybrid mixes denoised and undenoised negatives; give --denoise RERANKER too.")
+    if os.path.exists(args.output) and not args.overwrite:
+        raise FileExistsError(f"{args.output} exists; pass --overwrite to replace it.")
+    dataset = load_beir(args.data, args.split)
+    queries = None
+    if args.max_queries:
+        import numpy as np
+
+        ids = sorted(dataset.qrels)
+        rng = np.random.default_rng(args.seed)
+        queries = [ids[i] for i in sorted(rng.choice(len(ids), min(args.max_queries, len(ids)), replace=False))]
+    model = load_retrieval_model(args.model, args.query_length, args.document_length) if args.model else None
+    scorer = load_reranker(args.denoise) if args.denoise else None
+    lists, stats = mine_candidate_lists(dataset, retriever=args.retriever, model=model, depth=args.depth, skip_top=args.skip_top,
+                                        negatives_per_query=args.negatives, scorer=scorer, threshold=args.threshold,
+                                        hybrid=args.hybrid, queries=queries)
+    if not lists:
+        raise ValueError(f"no training lists: none of the {stats['queries']} queries of {args.data} ({args.split}) kept a negative.")
+    write_candidate_lists(lists, args.output)
+    print(f"mined {stats['negatives_mined']} negatives for {stats['queries']} queries ({args.retriever}, depth {args.depth})"
+          + (f"; denoising dropped {stats['dropped_by_denoising']} (threshold {args.threshold})" if scorer else "")
+          + (f"; {stats['queries_without_negatives']} queries left without a negative" if stats["queries_without_negatives"] else ""))
+    print(f"wrote {len(lists)} training lists to {args.output} (train with --set num_negatives=N, or tf-dualenc train-reranker)")
+    return 0
+
+
+def _training_lists(args):
+    from tf_dualenc.reranking import read_candidate_lists
+
+    lists, skipped = read_candidate_lists(args.data, args.list_size, seed=args.seed, lenient=args.lenient)
+    validation = read_candidate_lists(args.validation_data, args.list_size, lenient=args.lenient)[0] if getattr(args, "validation_data", None) else None
+    if skipped:
+        print(f"lenient mode skipped {sum(skipped.values())} records: {skipped}")
+    return lists, validation
+
+
+def _new_output_dir(path, names):
+    existing = [name for name in names if os.path.exists(os.path.join(path, name))]
+    if existing:
+        raise FileExistsError(f"{path} already holds {', '.join(existing)}; choose another --output-dir.")
+    os.makedirs(path, exist_ok=True)
+
+
+def _write_json(path, value):
+    import json
+
+    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2)
+    os.replace(f"{path}.tmp", path)
+
+
+def _train_reranker(args):
+    from tf_dualenc.models import build_bert_cross_encoder, build_t5_cross_encoder
+    from tf_dualenc.reranking.listwise_training import train_cross_encoder
+
+    if args.tower == "t5" and not args.vocabulary:
+        raise ValueError("--tower t5 needs --vocabulary (a SentencePiece model, e.g. ../shared/models/t5/spiece.model).")
+    _new_output_dir(args.output_dir, ["reranker.keras"])
+    lists, validation = _training_lists(args)
+    if args.tower == "bert":
+        model = build_bert_cross_encoder(args.preset or "all-MiniLM-L6-v2", sequence_length=args.pair_length)
+    else:
+        model = build_t5_cross_encoder(args.size, vocabulary=args.vocabulary, sequence_length=args.pair_length, preset=args.preset)
+    history = train_cross_encoder(model, lists, steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                                  warmup_steps=args.warmup_steps, pointwise_weight=args.pointwise_weight, seed=args.seed,
+                                  validation_lists=validation, validate_every=args.validate_every, log_every=args.log_every)
+    path = os.path.join(args.output_dir, "reranker.keras")
+    model.save(path)
+    _write_json(os.path.join(args.output_dir, "training.json"), {"config": vars(args) | {"func": None}, "lists": len(lists), **history})
+    print(f"wrote {path} (export it with `tf-dualenc export --model {path} --export-base DIR --model-name reranker`)")
+    return 0
+
+
+def _train_joint(args):
+    from tf_dualenc.reranking.listwise_training import train_jointly
+
+    _new_output_dir(args.output_dir, ["dual_encoder.keras", "reranker.keras"])
+    dual_encoder = load_retrieval_model(args.dual_encoder, args.query_length, args.document_length)
+    reranker = _load_cross_encoder(args.reranker)
+    lists, _ = _training_lists(args)
+    history = train_jointly(dual_encoder, reranker, lists, steps=args.steps, batch_size=args.batch_size,
+                            retriever_learning_rate=args.retriever_learning_rate, reranker_learning_rate=args.reranker_learning_rate,
+                            warmup_steps=args.warmup_steps, retriever_temperature=args.retriever_temperature, seed=args.seed,
+                            log_every=args.log_every)
+    dual_encoder.save(os.path.join(args.output_dir, "dual_encoder.keras"))
+    reranker.save(os.path.join(args.output_dir, "reranker.keras"))
+    _write_json(os.path.join(args.output_dir, "training.json"), {"config": vars(args) | {"func": None}, "lists": len(lists), **history})
+    print(f"wrote {args.output_dir}/dual_encoder.keras and {args.output_dir}/reranker.keras")
     return 0
 
 
@@ -188,14 +296,29 @@ def _search(args):
     return 0
 
 
+def _load_keras(path):
+    import keras
+
+    import tf_dualenc.models  # noqa: F401  (registers the classes the .keras file names)
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Model file not found: {path}")
+    return keras.saving.load_model(path)
+
+
+def _load_cross_encoder(path):
+    from tf_dualenc.models import CrossEncoder
+
+    model = _load_keras(path)
+    if not isinstance(model, CrossEncoder):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a CrossEncoder (train one with `tf-dualenc train-reranker`).")
+    return model
+
+
 def load_reranker(spec):
     """A cross-encoder's `score_pairs`: from an export (`export_cross_encoder`; version or model folder) or a .keras file."""
     if spec.endswith(".keras"):
-        import keras
-
-        import tf_dualenc.models  # noqa: F401  (registers CrossEncoder before loading)
-
-        return keras.saving.load_model(spec).score_pairs
+        return _load_cross_encoder(spec).score_pairs
     from tf_dualenc.export import ExportedCrossEncoder
     from tf_dualenc.indexing.build_index_pipeline import resolve_export
 
@@ -207,13 +330,11 @@ def load_retrieval_model(spec, query_length=None, document_length=None):
     import os
 
     if spec.endswith(".keras"):
-        import keras
+        from tf_dualenc.models import DualEncoder
 
-        import tf_dualenc.models  # noqa: F401  (registers the classes the .keras file names)
-
-        if not os.path.isfile(spec):
-            raise FileNotFoundError(f"Model file not found: {spec}")
-        model = keras.models.load_model(spec)
+        model = _load_keras(spec)
+        if not isinstance(model, DualEncoder):
+            raise ValueError(f"{spec} holds a {type(model).__name__}, not a DualEncoder.")
         if query_length:
             model.query_preprocessor.sequence_length = query_length
         if document_length:
@@ -381,6 +502,61 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="run: also print the outputs and hits as one JSON line")
     p.add_argument("--verbose", action="store_true", help="run: keep TFX's INFO logging")
     p.set_defaults(func=_pipeline)
+
+    p = sub.add_parser("mine-negatives", help="mine hard negatives (BM25 or a dual encoder), optionally denoised by a cross-encoder")
+    p.add_argument("--data", required=True, help="BEIR-layout folder whose qrels give the positives")
+    p.add_argument("--split", default="train")
+    p.add_argument("--output", required=True, help="training-pair JSONL with negatives (for train, train-reranker, train-joint)")
+    p.add_argument("--retriever", choices=["bm25", "dense"], default="bm25")
+    p.add_argument("--model", default=None, help="dense retriever: a .keras dual encoder, all-MiniLM-L6-v2 or a HF BERT folder")
+    p.add_argument("--depth", type=int, default=30, help="documents retrieved per query (default: %(default)s)")
+    p.add_argument("--skip-top", type=int, default=0, help="also drop the first N non-positive hits (likely unlabelled positives)")
+    p.add_argument("--negatives", type=int, default=8, help="negatives kept per query (default: %(default)s)")
+    p.add_argument("--denoise", default=None, help="cross-encoder (export or .keras): drop negatives it scores as likely positive")
+    p.add_argument("--threshold", type=float, default=0.9, help="denoising: drop when sigmoid(score) > this (default: %(default)s)")
+    p.add_argument("--hybrid", action="store_true", help="RocketQAv2 hybrid lists: half denoised, half undenoised negatives")
+    p.add_argument("--max-queries", type=int, default=None, help="mine for a seeded sample of N queries (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--query-length", type=int, default=None)
+    p.add_argument("--document-length", type=int, default=None)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    p.set_defaults(func=_mine_negatives)
+
+    def list_training_arguments(p):
+        p.add_argument("--data", required=True, help="training-pair JSONL with negatives (from mine-negatives)")
+        p.add_argument("--output-dir", required=True, help="a new folder (existing models are never overwritten)")
+        p.add_argument("--list-size", type=int, default=4, help="candidates per list: the positive + N-1 negatives (default: %(default)s)")
+        p.add_argument("--steps", type=int, default=500)
+        p.add_argument("--batch-size", type=int, default=8, help="lists per step (default: %(default)s)")
+        p.add_argument("--warmup-steps", type=int, default=0)
+        p.add_argument("--seed", type=int, default=0, help="draws each list's negatives and the list order")
+        p.add_argument("--log-every", type=int, default=10)
+        p.add_argument("--lenient", action="store_true", help="skip bad records instead of failing")
+
+    p = sub.add_parser("train-reranker", help="train a cross-encoder re-ranker listwise on mined lists")
+    list_training_arguments(p)
+    p.add_argument("--tower", choices=["bert", "t5"], default="bert")
+    p.add_argument("--preset", default=None,
+                   help="BERT: all-MiniLM-L6-v2 (default), a keras-hub preset or a HF folder; T5: a keras-hub preset or HF folder")
+    p.add_argument("--size", default="tiny", help="T5 tower size without --preset (default: %(default)s)")
+    p.add_argument("--vocabulary", default=None, help="T5: SentencePiece model")
+    p.add_argument("--pair-length", type=int, default=256, help="tokens of query + document (default: %(default)s)")
+    p.add_argument("--learning-rate", type=float, default=5e-5)
+    p.add_argument("--pointwise-weight", type=float, default=0.5, help="weight of the calibrating BCE term (0: listwise only)")
+    p.add_argument("--validation-data", default=None, help="held-out lists (JSONL) scored during training")
+    p.add_argument("--validate-every", type=int, default=None, help="validation interval in steps (default: at the end)")
+    p.set_defaults(func=_train_reranker)
+
+    p = sub.add_parser("train-joint", help="RocketQAv2 joint training: dual encoder + cross-encoder by dynamic listwise distillation")
+    list_training_arguments(p)
+    p.add_argument("--dual-encoder", required=True, help="the retriever: a .keras dual encoder, all-MiniLM-L6-v2 or a HF BERT folder")
+    p.add_argument("--reranker", required=True, help="the re-ranker: a .keras cross-encoder (from train-reranker)")
+    p.add_argument("--retriever-learning-rate", type=float, default=2e-5)
+    p.add_argument("--reranker-learning-rate", type=float, default=2e-5)
+    p.add_argument("--retriever-temperature", type=float, default=0.05, help="τ of the retriever's softmax over each list")
+    p.add_argument("--query-length", type=int, default=None)
+    p.add_argument("--document-length", type=int, default=None)
+    p.set_defaults(func=_train_joint)
 
     p = sub.add_parser("train-vocab", help="train a T5-compatible SentencePiece vocabulary on a corpus")
     p.add_argument("--input", nargs="+", required=True, help="text, JSONL or BEIR corpus.jsonl/queries.jsonl files")

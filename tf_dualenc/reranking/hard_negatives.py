@@ -68,3 +68,79 @@ def denoise_candidates(query, candidates, scorer, threshold=0.9):
     for (doc_id, text), probability in zip(candidates, probabilities):
         (dropped if probability > threshold else kept).append((doc_id, text, float(probability)))
     return kept, dropped
+
+
+def hybrid_negatives(denoised, undenoised, count, denoised_share=0.5):
+    """RocketQAv2's hybrid data augmentation for one query: `count` negatives, the first ceil(count × denoised_share)
+    from the denoised ones (precise), the rest filled from the undenoised ones (diverse; unlabelled positives among
+    them are the price of diversity), without repeats.
+
+    Args:
+        denoised, undenoised: [(document id, text), ...] in preference order (`denoise_candidates`' kept ones and the
+            mined list before denoising).
+        count: negatives wanted; fewer come back when the two lists together hold fewer distinct documents.
+        denoised_share: fraction in [0, 1] taken from the denoised list first (when it has enough).
+    """
+    if not 0.0 <= denoised_share <= 1.0:
+        raise ValueError(f"denoised_share={denoised_share!r} must be in [0, 1].")
+    if not isinstance(count, int) or count < 0:
+        raise ValueError(f"count={count!r} must be a non-negative integer.")
+    chosen, seen = [], set()
+
+    def take(candidates, limit):
+        for doc_id, text, *_ in candidates:
+            if len(chosen) >= limit:
+                return
+            if doc_id not in seen:
+                seen.add(doc_id)
+                chosen.append((doc_id, text))
+
+    take(denoised, int(np.ceil(count * denoised_share)))
+    take(undenoised, count)
+    # The undenoised list ran short: top up from the denoised one.
+    take(denoised, count)
+    return chosen
+
+
+def mine_candidate_lists(dataset, *, retriever="bm25", model=None, depth=30, skip_top=0, negatives_per_query=8, scorer=None,
+                         threshold=0.9, hybrid=False, queries=None, batch_size=64):
+    """Training lists for every (query, positive) pair of `dataset`: the positive, then up to `negatives_per_query`
+    mined negatives in rank order — RocketQA's recipe end to end.
+
+    1. `mine_hard_negatives` (BM25 or a dense `model`; known positives excluded, the first `skip_top` skipped).
+    2. With a `scorer` (a cross-encoder's `score_pairs`): `denoise_candidates` drops negatives whose probability of
+       relevance exceeds `threshold`. With `hybrid`, each list is then refilled by `hybrid_negatives` (half denoised,
+       half undenoised), RocketQAv2's augmentation.
+
+    Returns:
+        (lists, stats): `CandidateList`s (write them with `write_candidate_lists`) and counts — queries mined,
+        negatives mined, dropped by denoising, and queries left with no negative (no list for them).
+    """
+    from tf_dualenc.reranking.candidate_lists import CandidateList
+
+    if not isinstance(negatives_per_query, int) or negatives_per_query < 1:
+        raise ValueError(f"negatives_per_query={negatives_per_query!r} must be a positive integer.")
+    if hybrid and scorer is None:
+        raise ValueError("hybrid=True mixes denoised and undenoised negatives; it needs a `scorer` to denoise with.")
+    mined = mine_hard_negatives(dataset, retriever=retriever, model=model, depth=depth, skip_top=skip_top, batch_size=batch_size,
+                                queries=queries)
+    stats = {"queries": len(mined), "negatives_mined": 0, "dropped_by_denoising": 0, "queries_without_negatives": 0}
+    negatives = {}
+    for query_id, candidates in mined.items():
+        candidates = candidates[:negatives_per_query]
+        stats["negatives_mined"] += len(candidates)
+        chosen = candidates
+        if scorer is not None:
+            kept, dropped = denoise_candidates(dataset.queries[query_id], candidates, scorer, threshold)
+            stats["dropped_by_denoising"] += len(dropped)
+            chosen = hybrid_negatives(kept, candidates, negatives_per_query) if hybrid else [(d, t) for d, t, _ in kept]
+        if not chosen:
+            stats["queries_without_negatives"] += 1
+        negatives[query_id] = chosen
+    lists = []
+    for query_id, query, document_id, document in dataset.training_pairs():
+        chosen = [(d, t) for d, t in negatives.get(query_id, ()) if d != document_id]
+        if chosen:
+            lists.append(CandidateList(query_id, query, [document_id] + [d for d, _ in chosen], [document] + [t for _, t in chosen]))
+    stats["lists"] = len(lists)
+    return lists, stats

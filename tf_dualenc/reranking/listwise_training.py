@@ -6,12 +6,16 @@ import time
 import numpy as np
 
 
-def _batches(lists, batch_size, steps, seed):
+def _check_lists(lists):
     if not lists:
         raise ValueError("no candidate lists to train on.")
     sizes = {len(item.documents) for item in lists}
     if len(sizes) != 1:
         raise ValueError(f"candidate lists must all have the same size; got sizes {sorted(sizes)}.")
+
+
+def _batches(lists, batch_size, steps, seed):
+    _check_lists(lists)
     if batch_size > len(lists):
         raise ValueError(f"batch_size={batch_size} is larger than the {len(lists)} candidate lists.")
     rng = np.random.default_rng(seed)
@@ -24,11 +28,55 @@ def _batches(lists, batch_size, steps, seed):
         yield [item.query for item in chosen], [item.documents for item in chosen]
 
 
-def _optimizer(learning_rate, steps):
+def warmup_linear_decay(learning_rate, steps, warmup_steps=0):
+    """Learning-rate schedule: linear warm-up to `learning_rate` over `warmup_steps` ((step + 1) / warmup_steps × peak),
+    then linear decay to 0 at `steps`. A freshly initialised scoring head on a pretrained tower gives large early
+    gradients; starting cold at the peak rate lets them wreck the tower's weights."""
     import keras
 
-    schedule = keras.optimizers.schedules.PolynomialDecay(learning_rate, max(steps, 1), end_learning_rate=0.0)
-    return keras.optimizers.Adam(schedule)
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps={steps!r} must be a positive integer.")
+    if not isinstance(warmup_steps, int) or not 0 <= warmup_steps < steps:
+        raise ValueError(f"warmup_steps={warmup_steps!r} must be an integer in [0, steps={steps}).")
+
+    class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            step = keras.ops.cast(step, "float32")
+            warm = learning_rate * (step + 1.0) / max(warmup_steps, 1)
+            decay = learning_rate * keras.ops.maximum(0.0, (steps - step) / (steps - warmup_steps))
+            return keras.ops.where(step < warmup_steps, warm, decay)
+
+        def get_config(self):
+            return {"learning_rate": learning_rate, "steps": steps, "warmup_steps": warmup_steps}
+
+    return WarmupLinearDecay()
+
+
+def _optimizer(learning_rate, steps, warmup_steps=0):
+    import keras
+
+    return keras.optimizers.Adam(warmup_linear_decay(learning_rate, steps, warmup_steps))
+
+
+def list_ranking_metrics(scores):
+    """Mean over lists of (positive ranked first, reciprocal rank of the positive); scores [B, C], positive = column 0.
+    Ties count against the positive, so a model that scores everything alike gets no credit."""
+    scores = np.asarray(scores, np.float64)
+    rank = 1 + np.sum(scores[:, 1:] >= scores[:, :1], axis=1)
+    return {"list_accuracy": float(np.mean(rank == 1)), "list_mrr": float(np.mean(1.0 / rank))}
+
+
+def validate_cross_encoder(cross_encoder, lists, batch_size=32):
+    """`list_ranking_metrics` of `cross_encoder` on held-out candidate lists (validation during and after training)."""
+    import tensorflow as tf
+
+    _check_lists(lists)
+    scores = []
+    for start in range(0, len(lists), batch_size):
+        chosen = lists[start : start + batch_size]
+        scores.append(cross_encoder({"query": tf.constant([item.query for item in chosen]),
+                                     "documents": tf.constant([item.documents for item in chosen])}, training=False).numpy())
+    return list_ranking_metrics(np.concatenate(scores))
 
 
 def reranker_loss(scores, temperature=1.0, pointwise_weight=0.5):
@@ -48,12 +96,25 @@ def reranker_loss(scores, temperature=1.0, pointwise_weight=0.5):
     return loss
 
 
-def train_cross_encoder(cross_encoder, lists, *, steps, batch_size=8, learning_rate=2e-5, temperature=1.0, pointwise_weight=0.5, seed=0,
-                        log_every=10, print_fn=print):
-    """Trains `cross_encoder` on candidate lists with `reranker_loss`; returns the per-step losses."""
+def train_cross_encoder(cross_encoder, lists, *, steps, batch_size=8, learning_rate=2e-5, warmup_steps=0, temperature=1.0,
+                        pointwise_weight=0.5, seed=0, validation_lists=None, validate_every=None, log_every=10, print_fn=print):
+    """Trains `cross_encoder` on candidate lists with `reranker_loss`.
+
+    Args:
+        lists: `CandidateList`s of one size (positive first), e.g. from `build_candidate_lists` or `read_candidate_lists`.
+        steps, batch_size: optimizer steps and lists per step (the lists are reshuffled each epoch).
+        learning_rate, warmup_steps: Adam, linear warm-up then linear decay to 0.
+        validation_lists: held-out lists scored every `validate_every` steps (default: at the end only) with
+            `list_ranking_metrics`, so a run that does not learn shows it.
+
+    Returns:
+        {"loss": [per step], "validation": [{"step", "list_accuracy", "list_mrr"}, ...]}.
+    """
     import tensorflow as tf
 
-    optimizer = _optimizer(learning_rate, steps)
+    optimizer = _optimizer(learning_rate, steps, warmup_steps)
+    if validation_lists is not None:
+        _check_lists(validation_lists)
 
     @tf.function(reduce_retracing=True)
     def step(queries, documents):
@@ -64,16 +125,21 @@ def train_cross_encoder(cross_encoder, lists, *, steps, batch_size=8, learning_r
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
-    losses, start = [], time.perf_counter()
+    history, start = {"loss": [], "validation": []}, time.perf_counter()
+    losses = history["loss"]
     for i, (queries, documents) in enumerate(_batches(lists, batch_size, steps, seed), 1):
         losses.append(float(step(tf.constant(queries), tf.constant(documents))))
         if i % log_every == 0 or i == steps:
             print_fn(f"cross-encoder step {i}/{steps}: loss {np.mean(losses[-log_every:]):.4f} ({time.perf_counter() - start:.0f} s)")
-    return losses
+        if validation_lists and (i == steps or (validate_every and i % validate_every == 0)):
+            history["validation"].append(dict(step=i, **validate_cross_encoder(cross_encoder, validation_lists, batch_size)))
+            print_fn(f"cross-encoder step {i}/{steps}: validation list accuracy {history['validation'][-1]['list_accuracy']:.4f}, "
+                     f"MRR {history['validation'][-1]['list_mrr']:.4f} ({len(validation_lists)} lists)")
+    return history
 
 
 def train_jointly(dual_encoder, cross_encoder, lists, *, steps, batch_size=8, retriever_learning_rate=2e-5,
-                  reranker_learning_rate=2e-5, retriever_temperature=0.05, reranker_temperature=1.0, pointwise_weight=0.5,
+                  reranker_learning_rate=2e-5, warmup_steps=0, retriever_temperature=0.05, reranker_temperature=1.0, pointwise_weight=0.5,
                   kl_direction="student_teacher", seed=0, log_every=10, print_fn=print):
     """RocketQAv2's dynamic listwise distillation, both models updated at every step.
 
@@ -93,8 +159,8 @@ def train_jointly(dual_encoder, cross_encoder, lists, *, steps, batch_size=8, re
 
     from tf_dualenc.losses import listwise_kl_divergence
 
-    retriever_optimizer = _optimizer(retriever_learning_rate, steps)
-    reranker_optimizer = _optimizer(reranker_learning_rate, steps)
+    retriever_optimizer = _optimizer(retriever_learning_rate, steps, warmup_steps)
+    reranker_optimizer = _optimizer(reranker_learning_rate, steps, warmup_steps)
 
     @tf.function(reduce_retracing=True)
     def step(queries, documents):
