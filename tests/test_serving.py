@@ -162,3 +162,39 @@ def test_retrieval_in_one_call_through_the_server(served, tmp_path, capsys):
     assert cli.main(["search", "--index", str(tmp_path / "index"), "--server", f"127.0.0.1:{server.grpc_port}",
                      "--model-name", "nope", "--query", "x"]) == 2
     assert "NOT_FOUND" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_stage_search_reranks_through_the_server(served, tmp_path, t5_vocabulary, capsys):
+    from tf_dualenc import cli
+    from tf_dualenc.export import export_cross_encoder, export_encoder
+    from tf_dualenc.indexing import RetrievalIndex, build_index
+    from tf_dualenc.models import build_t5_cross_encoder
+    from tf_dualenc.reranking import rerank_hits, serving_reranker
+
+    model, documents, _ = served
+    reranker = build_t5_cross_encoder("tiny", vocabulary=t5_vocabulary, sequence_length=40, dropout=0.0)
+    export_encoder(model, str(tmp_path / "models"), "tiny")
+    export_cross_encoder(reranker, str(tmp_path / "models"), "reranker")
+    server = LocalModelServer({name: str(tmp_path / "models" / name) for name in ("tiny", "reranker")}, grpc_port=0, rest_port=0).start()
+    try:
+        for address in (f"127.0.0.1:{server.grpc_port}", f"http://127.0.0.1:{server.rest_port}"):
+            scorer = serving_reranker(address, "reranker", batch_size=2)
+            np.testing.assert_allclose(scorer(QUERIES[:3], CORPUS[:3]), reranker.score_pairs(QUERIES[:3], CORPUS[:3]), atol=1e-5)
+            with pytest.raises(ValueError, match="as many queries as documents"):
+                scorer(QUERIES[:2], CORPUS[:1])
+
+        build_index(zip(DOC_IDS, CORPUS, documents), tmp_path / "index", dimension=64, count=len(DOC_IDS),
+                    model_info={"model_name": "tiny"}, print_fn=lambda *_: None)
+        first = RetrievalIndex.load(str(tmp_path / "index")).search_embeddings(model.encode_queries(QUERIES[:1]), k=4, with_text=True)[0]
+        expected = rerank_hits(QUERIES[0], first, reranker.score_pairs, top_n=2)
+        capsys.readouterr()
+        assert cli.main(["search", "--index", str(tmp_path / "index"), "--server", f"127.0.0.1:{server.grpc_port}", "--query", QUERIES[0],
+                         "--k", "2", "--rerank-k", "4", "--rerank-model-name", "reranker", "--json"]) == 0
+        hits = json.loads(capsys.readouterr().out)["hits"]
+        assert [h["id"] for h in hits] == [h["id"] for h in expected]
+        np.testing.assert_allclose([h["score"] for h in hits], [h["score"] for h in expected], atol=1e-5)
+        assert cli.main(["search", "--index", str(tmp_path / "index"), "--query", "x", "--rerank-model-name", "reranker"]) == 2
+        assert "--rerank-model-name re-ranks through --server" in capsys.readouterr().err
+    finally:
+        server.stop()

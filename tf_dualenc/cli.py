@@ -253,6 +253,8 @@ def _serve(args):
 def _search(args):
     import json
 
+    if args.rerank_model_name and (args.rerank or not args.server):
+        raise ValueError("--rerank-model-name re-ranks through --server; give --server and leave out --rerank (a local re-ranker).")
     from tf_dualenc.indexing import RetrievalIndex
 
     index = RetrievalIndex.load(args.index, verify_checksums=not args.skip_checksums)
@@ -274,12 +276,18 @@ def _search(args):
         if not model_dir:
             raise ValueError(f"{args.index} records no query encoder; pass --model <encoder export version folder>.")
         encoder = local_query_encoder(model_dir)
-    if args.rerank:
+    if args.rerank or args.rerank_model_name:
         from tf_dualenc.reranking import TwoStageRetriever
 
         if args.rerank_k < args.k:
             raise ValueError(f"--rerank-k {args.rerank_k} must be at least --k {args.k} (re-ranking keeps the best k of rerank-k).")
-        retriever = TwoStageRetriever(index, encoder, load_reranker(args.rerank), k=args.rerank_k, top_n=args.k, exact=args.exact)
+        if args.rerank_model_name:
+            from tf_dualenc.reranking import serving_reranker
+
+            scorer = serving_reranker(args.server, args.rerank_model_name)
+        else:
+            scorer = load_reranker(args.rerank)
+        retriever = TwoStageRetriever(index, encoder, scorer, k=args.rerank_k, top_n=args.k, exact=args.exact)
         results = retriever.search(texts)
         timings = retriever.last_timings
         print(f"retrieval {1000 * timings['retrieval_seconds'] / len(texts):.1f} ms/query, "
@@ -488,6 +496,7 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="one JSON line per query")
     p.add_argument("--skip-checksums", action="store_true", help="do not verify file checksums on load")
     p.add_argument("--rerank", default=None, help="re-rank with a cross-encoder (export folder or .keras); --k hits are kept")
+    p.add_argument("--rerank-model-name", default=None, help="re-rank with the cross-encoder served under this name at --server")
     p.add_argument("--rerank-k", type=int, default=100, help="first-stage candidates re-ranked (default: %(default)s)")
     p.set_defaults(func=_search)
 

@@ -3,7 +3,8 @@ and RocketQAv2-style joint training of a retriever and a re-ranker."""
 
 from tf_dualenc.reranking.candidate_lists import CandidateList, build_candidate_lists, read_candidate_lists, write_candidate_lists
 from tf_dualenc.reranking.hard_negatives import denoise_candidates, hybrid_negatives, mine_candidate_lists, mine_hard_negatives
+from tf_dualenc.reranking.serving_reranker import serving_reranker
 from tf_dualenc.reranking.two_stage import TwoStageRetriever, rerank_hits
 
 __all__ = ["CandidateList", "TwoStageRetriever", "build_candidate_lists", "denoise_candidates", "hybrid_negatives", "mine_candidate_lists",
-           "mine_hard_negatives", "read_candidate_lists", "rerank_hits", "write_candidate_lists"]
+           "mine_hard_negatives", "read_candidate_lists", "rerank_hits", "serving_reranker", "write_candidate_lists"]
