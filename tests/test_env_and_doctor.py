@@ -74,3 +74,15 @@ def test_doctor_flags_a_version_mismatch(monkeypatch):
     lines = []
     assert doctor.run(print_fn=lines.append) == 1
     assert any("numpy" in line and "MISMATCH (want 0.0.1)" in line for line in lines)
+
+
+def test_readme_documents_every_command():
+    import argparse
+    import pathlib
+
+    from tf_dualenc.cli import build_parser
+
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [name for name in action.choices if f"`tf-dualenc {name}" not in readme]
+    assert not missing, f"README.md's command table lacks: {missing}"
