@@ -156,6 +156,12 @@ def test_list_ranking_metrics_count_ties_against_the_positive():
     scores = [[3.0, 1.0, 2.0], [1.0, 2.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 2.0]]
     ranks = np.array([1, 2, 3, 3])
     assert list_ranking_metrics(scores) == pytest.approx({"list_accuracy": 0.25, "list_mrr": float(np.mean(1 / ranks))})
+    from tf_dualenc.reranking.listwise_training import validate_cross_encoder
+
+    with pytest.raises(ValueError, match="no validation candidate lists"):
+        validate_cross_encoder(None, [])
+    with pytest.raises(ValueError, match="validation candidate lists must all have the same size"):
+        validate_cross_encoder(None, _lists(2) + [_lists(1)[0].__class__("q", "q", ["p", "n"], ["p", "n"])])
 
 
 def test_warmup_linear_decay_follows_the_formula():

@@ -6,12 +6,12 @@ import time
 import numpy as np
 
 
-def _check_lists(lists):
+def _check_lists(lists, role="training"):
     if not lists:
-        raise ValueError("no candidate lists to train on.")
+        raise ValueError(f"no {role} candidate lists.")
     sizes = {len(item.documents) for item in lists}
     if len(sizes) != 1:
-        raise ValueError(f"candidate lists must all have the same size; got sizes {sorted(sizes)}.")
+        raise ValueError(f"{role} candidate lists must all have the same size; got sizes {sorted(sizes)}.")
 
 
 def _batches(lists, batch_size, steps, seed):
@@ -70,7 +70,7 @@ def validate_cross_encoder(cross_encoder, lists, batch_size=32):
     """`list_ranking_metrics` of `cross_encoder` on held-out candidate lists (validation during and after training)."""
     import tensorflow as tf
 
-    _check_lists(lists)
+    _check_lists(lists, "validation")
     scores = []
     for start in range(0, len(lists), batch_size):
         chosen = lists[start : start + batch_size]
@@ -114,7 +114,7 @@ def train_cross_encoder(cross_encoder, lists, *, steps, batch_size=8, learning_r
 
     optimizer = _optimizer(learning_rate, steps, warmup_steps)
     if validation_lists is not None:
-        _check_lists(validation_lists)
+        _check_lists(validation_lists, "validation")
 
     @tf.function(reduce_retracing=True)
     def step(queries, documents):
