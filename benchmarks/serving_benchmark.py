@@ -4,7 +4,7 @@
 
 - encode: `encode_documents` on the SciFact corpus (5,183 abstracts), batch 64, 256 tokens — the setting of the
   issue's sentence-transformers figure (19.6 abstracts/s on this machine kind).
-- beam: the same corpus through `tf-dualenc build-index` (DirectRunner multi_processing, 2 workers, batches of
+- beam: the same corpus through `tf-dualenc build-index` (DirectRunner `--beam-mode`, default multi_processing, `--beam-workers` 2; batches of
   up to 64), timed from start to the embeddings written (the index build after it is excluded).
 - latency: one query per request, 200 requests after 10 warm-up ones: the export's `encode_query` signature in
   process, and through `serving.local_server` over gRPC with `ServingClient`; p50 / p99 in milliseconds.
@@ -47,6 +47,9 @@ def main(argv=None):
     parser.add_argument("--models", default="minilm,t5_1.1_small")
     parser.add_argument("--parts", default="encode,beam,latency")
     parser.add_argument("--limit", type=int, default=None, help="encode only the first N documents (smoke runs)")
+    parser.add_argument("--beam-mode", choices=["multi_processing", "in_memory"], default="multi_processing",
+                        help="DirectRunner running mode of the Beam job (default: %(default)s)")
+    parser.add_argument("--beam-workers", type=int, default=2, help="DirectRunner workers (default: %(default)s)")
     args = parser.parse_args(argv)
     import tf_dualenc  # noqa: F401
 
@@ -80,8 +83,8 @@ def main(argv=None):
             # The CLI in a child process, as a user runs it; its own timing line gives the encoding part.
             out = subprocess.run([sys.executable, "-W", "ignore", "-m", "tf_dualenc.cli", "build-index", "--corpus", corpus, "--model", export,
                                   "--output", os.path.join(work, "index"), "--min-batch-size", "64", "--max-batch-size", "64",
-                                  "--method", "brute_force", "--runner", "DirectRunner", "--direct_running_mode", "multi_processing",
-                                  "--direct_num_workers", "2"], capture_output=True, text=True)
+                                  "--method", "brute_force", "--runner", "DirectRunner", "--direct_running_mode", args.beam_mode,
+                                  "--direct_num_workers", str(args.beam_workers)], capture_output=True, text=True)
             total = time.perf_counter() - start
             if out.returncode:
                 raise RuntimeError(out.stderr[-3000:])
@@ -91,9 +94,10 @@ def main(argv=None):
             encode_seconds = total - manifest["seconds"]["write"] - manifest["seconds"]["build"]
             result["beam_docs_per_second"] = round(len(texts) / encode_seconds, 2)
             result["beam_seconds_total"] = round(total, 1)
+            result["beam_runner"] = {"direct_running_mode": args.beam_mode, "direct_num_workers": args.beam_workers}
             if "plain_docs_per_second" in result:
                 result["beam_overhead"] = round(result["plain_docs_per_second"] / result["beam_docs_per_second"] - 1, 4)
-            print(f"{name}: Beam multi_processing x2 {result['beam_docs_per_second']} docs/s (job {total:.0f} s)", flush=True)
+            print(f"{name}: Beam {args.beam_mode} x{args.beam_workers} {result['beam_docs_per_second']} docs/s (job {total:.0f} s)", flush=True)
         if "latency" in parts:
             from serving.client import ServingClient
             from serving.local_server import LocalModelServer
@@ -117,7 +121,10 @@ def main(argv=None):
             result["latency_grpc_ms"] = {"p50": percentile_ms(timings[10:], 50), "p99": percentile_ms(timings[10:], 99)}
             print(f"{name}: latency in process {result['latency_in_process_ms']} ms, gRPC {result['latency_grpc_ms']} ms", flush=True)
         if args.limit is None:
-            (HERE / "results" / f"serving_{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+            # A partial or non-default run gets its own file, so it never overwrites the full default one.
+            variant = "" if (parts, args.beam_mode, args.beam_workers) == (["encode", "beam", "latency"], "multi_processing", 2) else (
+                "_" + "-".join(parts) + (f"_{args.beam_mode}_x{args.beam_workers}" if "beam" in parts else ""))
+            (HERE / "results" / f"serving_{name}{variant}.json").write_text(json.dumps(result, indent=2) + "\n")
         del model
 
 

@@ -4,7 +4,7 @@ then build a searchable index folder from them.
     python -m tf_dualenc.indexing.build_index_pipeline \
         --corpus ../shared/data/scifact/corpus.jsonl --model exports/scifact/1 --output indexes/scifact \
         [--method auto|scann|brute_force] [--queries ../shared/data/scifact/queries.jsonl] \
-        [--runner DirectRunner --direct_running_mode multi_processing --direct_num_workers 2]
+        [--runner DirectRunner]   (in-process, one worker: the fastest on one machine; docs/serving.md)
 
 Everything not listed above is a standard Beam pipeline option (Dataflow, Flink, Spark runners take theirs:
 `--runner DataflowRunner --project ... --region ... --temp_location gs://...`).
