@@ -227,6 +227,13 @@ def test_mined_candidate_lists_are_denoised_and_counted(tmp_path):
     for item in denoised:  # ceil(3 × 0.5) = 2 denoised negatives lead each hybrid list
         leading = min(2, len(item.document_ids) - 1)
         assert by_query[item.query_id].document_ids[1 : 1 + leading] == item.document_ids[1 : 1 + leading]
+    # Hybrid lists draw from a pool of twice the list's negatives: denoised ones first, then the pool in rank order.
+    for query_id, item in by_query.items():
+        pool = [d for d, _ in mined[query_id][:6]]
+        kept = [d for d in pool if d not in even]
+        expected = kept[:2] + [d for d in pool if d not in kept[:2]]
+        expected = (expected + [d for d in kept if d not in expected])[:3]
+        assert item.document_ids[1:] == expected
     assert any(set(item.document_ids[1:]) & even for item in hybrid)
     with pytest.raises(ValueError, match="hybrid"):
         mine_candidate_lists(dataset, hybrid=True)

@@ -109,8 +109,9 @@ def mine_candidate_lists(dataset, *, retriever="bm25", model=None, depth=30, ski
 
     1. `mine_hard_negatives` (BM25 or a dense `model`; known positives excluded, the first `skip_top` skipped).
     2. With a `scorer` (a cross-encoder's `score_pairs`): `denoise_candidates` drops negatives whose probability of
-       relevance exceeds `threshold`. With `hybrid`, each list is then refilled by `hybrid_negatives` (half denoised,
-       half undenoised), RocketQAv2's augmentation.
+       relevance exceeds `threshold`. With `hybrid`, a pool of twice `negatives_per_query` is mined and denoised, and
+       `hybrid_negatives` fills each list from it (half denoised, half undenoised), RocketQAv2's augmentation; from a
+       pool of exactly the list's size the mix would just be the undenoised list reordered.
 
     Returns:
         (lists, stats): `CandidateList`s (write them with `write_candidate_lists`) and counts — queries mined,
@@ -126,8 +127,9 @@ def mine_candidate_lists(dataset, *, retriever="bm25", model=None, depth=30, ski
                                 queries=queries)
     stats = {"queries": len(mined), "negatives_mined": 0, "dropped_by_denoising": 0, "queries_without_negatives": 0}
     negatives = {}
+    pool = 2 * negatives_per_query if hybrid else negatives_per_query
     for query_id, candidates in mined.items():
-        candidates = candidates[:negatives_per_query]
+        candidates = candidates[:pool]
         stats["negatives_mined"] += len(candidates)
         chosen = candidates
         if scorer is not None:
