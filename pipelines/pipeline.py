@@ -1,7 +1,7 @@
 """The pipeline definition: one pure `create_pipeline()` for every runner (local, Beam, Kubeflow V2 / Vertex AI).
 
     RetrievalExampleGen ─ examples ─▶ Trainer (run_fn=pipelines.trainer_module.run_fn) ─ model ─┐
-            └─ eval_dataset ──────────────────────────────────────────────────────────────────┤
+            └─ validation_dataset (decides), eval_dataset (test: reported, indexed) ──────────┤
     latest_blessed_model_resolver ─ baseline_model ──▶ RetrievalEvaluator ─ blessing ─▶ RetrievalIndexer ─ index ─▶ ServingPusher
 """
 
@@ -33,7 +33,8 @@ def create_pipeline(config, *, metadata_connection_config=None, beam_pipeline_ar
         raise ValueError(f"baseline_strategy={baseline_strategy!r} (valid: {list(BASELINE_STRATEGIES)})")
     example_gen = RetrievalExampleGen(
         data=config.data, eval_data=config.eval_data, data_format=config.data_format, split=config.split,
-        eval_split=config.eval_split, title_separator=config.title_separator, lenient=config.lenient,
+        eval_split=config.eval_split, validation_data=config.validation_data or config.data,
+        validation_fraction=config.validation_fraction, title_separator=config.title_separator, lenient=config.lenient,
         num_shards=config.num_shards, input_fingerprint=input_fingerprint,
     )
     trainer = tfx.components.Trainer(
@@ -53,9 +54,10 @@ def create_pipeline(config, *, metadata_connection_config=None, beam_pipeline_ar
     # Resolve after training, so the newest Model artifact is the one about to be evaluated (see the strategy).
     baseline.add_upstream_node(trainer)
     evaluator = RetrievalEvaluator(
-        model=trainer.outputs["model"], eval_dataset=example_gen.outputs["eval_dataset"],
-        baseline_model=baseline.outputs["model"], metric=config.metric, threshold=config.threshold,
-        k=config.eval_k, batch_size=config.eval_batch_size,
+        model=trainer.outputs["model"], validation_dataset=example_gen.outputs["validation_dataset"],
+        eval_dataset=example_gen.outputs["eval_dataset"], baseline_model=baseline.outputs["model"], metric=config.metric,
+        threshold=config.threshold, k=config.eval_k, batch_size=config.eval_batch_size, bless_against=config.bless_against,
+        starting_model=config.train,
     )
     indexer = RetrievalIndexer(
         model=trainer.outputs["model"], blessing=evaluator.outputs["blessing"], eval_dataset=example_gen.outputs["eval_dataset"],

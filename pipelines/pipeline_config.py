@@ -18,8 +18,13 @@ class PipelineConfig:
 
     Data: `dataset` (a BEIR name: `../shared/data/<name>` when present, else downloaded from BEIR's public address)
     or `data` (a BEIR folder or pair files); `split` is the training split, `eval_data` / `eval_split` the evaluation
-    split (default: the same BEIR folder, split "test"). Training: `train` (TrainConfig keys), `train_steps`.
-    Blessing: `metric` must reach `threshold` and not fall below the last blessed model's. Index: `index_corpus`
+    split (default: the same BEIR folder, split "test"): it is reported, never used to decide anything.
+    Validation (what blessing is decided on): `validation_data` (default: `data` when it is a BEIR folder) — its `dev`
+    split when it has one, else `validation_fraction` of its `split` queries, held out of training.
+    Training: `train` (TrainConfig keys), `train_steps`.
+    Blessing: `metric` on validation must reach `threshold`; the first blessing must beat each of `bless_against`
+    ("starting_model": the model before fine-tuning; "bm25") on validation, later ones must not fall below the last
+    blessed model's. Index: `index_corpus`
     (files/globs; default the evaluation corpus), `index_method`. Push: `serving_dir`, `model_name`.
     Orchestration: `pipeline_name`, `pipeline_root`, `metadata_path`, `enable_cache`, `runner`, `direct_num_workers`
     (Beam workers for the indexer and the Beam runner), `beam_pipeline_args`, `image` (container image for Kubeflow V2 /
@@ -35,6 +40,9 @@ class PipelineConfig:
     split: str = "train"
     eval_data: str = ""
     eval_split: str = "test"
+    validation_data: str = ""
+    validation_fraction: float = 0.2
+    bless_against: typing.List[str] = dataclasses.field(default_factory=lambda: ["starting_model"])
     title_separator: str = " "
     lenient: bool = False
     num_shards: int = 1
@@ -105,7 +113,9 @@ class PipelineConfig:
         if not values["serving_dir"]:
             values["serving_dir"] = os.path.join(self.pipeline_root, "serving")
         # Artifact URIs are stored in the metadata: local ones must not depend on the working directory.
-        for name in ("pipeline_root", "metadata_path", "serving_dir", "data", "eval_data"):
+        if not values["validation_data"] and values["data"] and os.path.isdir(values["data"]):
+            values["validation_data"] = values["data"]
+        for name in ("pipeline_root", "metadata_path", "serving_dir", "data", "eval_data", "validation_data"):
             values[name] = _absolute(values[name])
         values["index_corpus"] = [_absolute(p) for p in values["index_corpus"]]
         return PipelineConfig(**values)
@@ -146,6 +156,7 @@ class PipelineConfig:
             eval_data = self.eval_data or (self.data if self.data and os.path.isdir(self.data) else "")
             if eval_data and os.path.isdir(eval_data) and not os.path.isfile(os.path.join(eval_data, "qrels", f"{self.eval_split}.tsv")):
                 errors.append(f"eval_data={eval_data!r} has no qrels/{self.eval_split}.tsv (eval_split={self.eval_split!r})")
+        errors.extend(self._validation_errors(check_paths))
         for name, low in (("train_steps", 1), ("num_shards", 1), ("eval_k", 10), ("eval_batch_size", 1), ("brute_force_below", 0),
                           ("direct_num_workers", 1)):
             value = getattr(self, name)
@@ -171,6 +182,22 @@ class PipelineConfig:
         if errors:
             raise ValueError("Invalid pipeline config: " + "; ".join(errors) + ".")
         return self
+
+    def _validation_errors(self, check_paths):
+        from pipelines.components.retrieval_evaluator import REFERENCES
+
+        errors = []
+        fraction = self.validation_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction < 1.0:
+            errors.append(f"validation_fraction={fraction!r} (must be in (0, 1): blessing is decided on a validation split)")
+        if not isinstance(self.bless_against, list) or set(self.bless_against) - set(REFERENCES):
+            errors.append(f"bless_against={self.bless_against!r} (a list of {list(REFERENCES)}, or [])")
+        source = self.validation_data or (self.data if self.data and (os.path.isdir(self.data) or not check_paths) else "")
+        if not source and not self.dataset:
+            errors.append("validation_data is needed when data are pair files (a BEIR folder to take the validation split from)")
+        elif check_paths and source and not os.path.isdir(source):
+            errors.append(f"validation_data={source!r} is not a folder (a BEIR folder with qrels/dev.tsv or qrels/{self.split}.tsv)")
+        return errors
 
     def _train_errors(self, check_paths):
         from pipelines.trainer_module import OWNED_KEYS

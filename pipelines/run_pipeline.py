@@ -24,7 +24,7 @@ def prepare(config, *, print_fn=print):
     """Resolves and validates `config` (downloading a named BEIR data set if needed); returns (config, fingerprint)."""
     config.validate(check_paths=False)
     config = config.resolved(print_fn=print_fn).validate()
-    return config, fingerprint_inputs(config.data, config.eval_data)
+    return config, fingerprint_inputs(config.data, config.eval_data, config.validation_data)
 
 
 def run_pipeline(config, *, print_fn=print):

@@ -85,6 +85,13 @@ def test_blessing_needs_the_threshold_and_no_regression():
     blessed, reason = blessing_decision(0.5, 0.4, 0.51, "NDCG@10")
     assert not blessed and "worse than the last blessed model's 0.5100" in reason
     assert blessing_decision(0.51, 0.4, 0.51)[0]  # equal to the baseline is "not worse"
+    # The first blessing must beat every reference; equal to one is not better.
+    assert blessing_decision(0.6, 0.0, None, "NDCG@10", {"starting_model": 0.55, "bm25": 0.58}) == (
+        True, "NDCG@10 = 0.6000 clears the threshold 0.0000 and beats the starting model's 0.5500, the bm25's 0.5800")
+    assert blessing_decision(0.55, 0.0, None, "NDCG@10", {"starting_model": 0.55}) == (
+        False, "NDCG@10 = 0.5500 does not beat the starting model's 0.5500")
+    # Once a model is blessed, the baseline rule applies instead of the references.
+    assert blessing_decision(0.5, 0.0, 0.49, "NDCG@10", {"starting_model": 0.6})[0]
 
 
 def _model(artifact_id):
@@ -308,13 +315,22 @@ def test_pipeline_runs_end_to_end_caches_and_never_touches_the_served_model_on_f
     outputs = pipeline_outputs(resolved)
     assert set(_states(outputs).values()) == {"COMPLETE"}
     examples = outputs["RetrievalExampleGen"]["examples"]
-    assert examples["num_pairs"] == 48
+    validation = outputs["RetrievalExampleGen"]["validation_dataset"]
+    # The validation queries (carved from train by the seeded hash) are held out of training.
+    from tf_dualenc.data.validation_split import load_validation
+
+    assert validation["queries"] == len(load_validation(data, fraction=0.2).queries) > 0
+    assert examples["num_pairs"] == 48 - validation["queries"]
     assert os.listdir(os.path.join(examples["uri"], "Split-train")) == ["pairs-00000-of-00001.tfrecord"]
     model_uri = outputs["Trainer"]["model"]["uri"]
     assert os.path.isfile(os.path.join(model_uri, "Format-Serving", "saved_model.pb"))
     assert os.path.isfile(os.path.join(model_uri, "Format-Keras", "model.keras"))
     evaluation = json.loads(open(os.path.join(outputs["RetrievalEvaluator"]["evaluation"]["uri"], "evaluation.json")).read())
     assert evaluation["blessed"] and evaluation["metric"] == "NDCG@10" and 0.0 <= evaluation["value"] <= 1.0
+    # Decided on validation, beating the model training started from; test scored for the report only.
+    assert evaluation["decided_on"]["split"] == "train[validation 0.2]"
+    assert evaluation["value"] > evaluation["reference_metrics"]["starting_model"]["NDCG@10"]
+    assert set(evaluation["test_metrics"]) == set(evaluation["metrics"])
     assert outputs["RetrievalEvaluator"]["blessing"]["blessed"] == 1
     assert outputs["RetrievalIndexer"]["index"]["count"] == 64
     pushed = outputs["ServingPusher"]["pushed_model"]
@@ -329,7 +345,8 @@ def test_pipeline_runs_end_to_end_caches_and_never_touches_the_served_model_on_f
     served = _tree(serving)
 
     # Unchanged inputs: everything is reused.
-    assert set(_states(run_pipeline(config, print_fn=lambda *a: None)).values()) == {"CACHED"}
+    rerun_states = _states(run_pipeline(config, print_fn=lambda *a: None))
+    assert set(rerun_states.values()) == {"CACHED"}, rerun_states
 
     # A changed hyperparameter re-runs from the Trainer on; an unreachable threshold blesses nothing.
     failing = config.with_overrides(["train.learning_rate=0.02", "threshold=0.99"])
@@ -345,6 +362,22 @@ def test_pipeline_runs_end_to_end_caches_and_never_touches_the_served_model_on_f
     with pytest.raises(PipelineError, match=r"RetrievalExampleGen failed: .*corpus.jsonl:65"):
         run_pipeline(config, print_fn=lambda *a: None)
     assert _tree(serving) == served
+
+
+@pytest.mark.slow
+def test_pipeline_refuses_a_first_model_that_does_not_beat_its_references(tmp_path, t5_vocabulary):
+    from pipelines.run_pipeline import PipelineError, pipeline_outputs, run_pipeline
+
+    # Six steps of a tiny T5 from random initialisation do not beat BM25 on these lexical question/answer pairs.
+    config = tiny_pipeline_config(tmp_path / "root", write_tiny_beir(tmp_path / "data"), t5_vocabulary,
+                                  bless_against=["starting_model", "bm25"])
+    with pytest.raises(PipelineError, match=r"did not bless the model: NDCG@10 = \S+ does not beat the (starting model|bm25)'s"):
+        run_pipeline(config, print_fn=lambda *a: None)
+    outputs = pipeline_outputs(config.resolved(print_fn=lambda *a: None))
+    evaluation = json.loads(open(os.path.join(outputs["RetrievalEvaluator"]["evaluation"]["uri"], "evaluation.json")).read())
+    assert not evaluation["blessed"] and set(evaluation["reference_metrics"]) == {"starting_model", "bm25"}
+    assert evaluation["value"] <= max(m["NDCG@10"] for m in evaluation["reference_metrics"].values())
+    assert not (tmp_path / "root" / "serving").exists()
 
 
 @pytest.mark.slow

@@ -300,6 +300,33 @@ def test_cross_encoder_training_lowers_the_listwise_loss(t5_vocabulary):
     assert len(losses) == 30 and np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3
     assert [v["step"] for v in history["validation"]] == [15, 30]
     assert history["validation"][-1]["list_accuracy"] >= 0.5
+    # The model ends with the weights of its best validation step.
+    from tf_dualenc.reranking.listwise_training import validate_cross_encoder
+
+    best = max(history["validation"], key=lambda v: v["list_mrr"])
+    assert history["best_step"] == best["step"]
+    assert validate_cross_encoder(model, lists[:8], 8)["list_mrr"] == pytest.approx(best["list_mrr"])
+
+
+@pytest.mark.slow
+def test_cross_encoder_training_keeps_the_best_validation_weights(t5_vocabulary):
+    from tf_dualenc.models import build_t5_cross_encoder
+    from tf_dualenc.reranking.listwise_training import train_cross_encoder, validate_cross_encoder
+
+    model = build_t5_cross_encoder("tiny", vocabulary=t5_vocabulary, sequence_length=24, dropout=0.0)
+    lists = _lists()
+    # Validation lists whose labels contradict training (the "positive" is an off-topic document): the more the model
+    # learns, the worse it validates, so the best step comes early and the last one is worse.
+    from tf_dualenc.reranking import CandidateList
+
+    contrary = [CandidateList(c.query_id, c.query, c.document_ids, [c.documents[1], c.documents[0]] + c.documents[2:])
+                for c in lists[:8]]
+    history = train_cross_encoder(model, lists, steps=12, batch_size=8, learning_rate=3e-3, print_fn=lambda *a: None,
+                                  validation_lists=contrary, validate_every=1)
+    scores = [v["list_mrr"] for v in history["validation"]]
+    assert history["best_step"] == history["validation"][int(np.argmax(scores))]["step"] < 12
+    assert scores[-1] < max(scores)
+    assert validate_cross_encoder(model, contrary, 8)["list_mrr"] == pytest.approx(max(scores))
 
 
 @pytest.mark.slow

@@ -54,12 +54,27 @@ def _evaluate(args):
         method = "bm25"
     else:
         model = load_retrieval_model(args.model, args.query_length, args.document_length)
+    if args.hybrid:
+        return _evaluate_hybrid(args, dataset, model, measures)
     if args.rerank:
         from tf_dualenc.evaluation import evaluate_reranking
 
         if method != "dense":
             raise ValueError("--rerank re-ranks a dense model's run; --model bm25 is not one.")
-        report = evaluate_reranking(dataset, model=model, scorer=load_reranker(args.rerank), k=args.k, rerank_k=args.rerank_k,
+        scorer = load_reranker(args.rerank)
+        if args.skip_rerank_check:
+            print("WARNING: --skip-rerank-check: the re-ranker was not checked on a validation split; it may make retrieval worse.",
+                  file=sys.stderr)
+        else:
+            from tf_dualenc.data.validation_split import load_validation
+            from tf_dualenc.evaluation.rerank_evaluation import check_reranker
+
+            validation = load_validation(args.validation_data or args.data, fraction=args.validation_fraction, split=args.validation_split)
+            check = check_reranker(validation, model=model, scorer=scorer, k=args.k, rerank_k=args.rerank_k,
+                                   metric=measures[0], batch_size=args.batch_size)
+            print(f"re-ranker check on {check['split']} ({check['queries']} queries): {check['metric']} "
+                  f"{check['retrieval']:.4f} -> {check['reranked']:.4f}")
+        report = evaluate_reranking(dataset, model=model, scorer=scorer, k=args.k, rerank_k=args.rerank_k,
                                     measures=measures, batch_size=args.batch_size, output_dir=args.output_dir,
                                     description={"retriever": args.model, "reranker": args.rerank})
         print(f"{args.model} + re-ranking by {args.rerank} on {args.data} ({args.split}: {report['config']['queries']} queries)")
@@ -87,6 +102,38 @@ def _evaluate(args):
         print(f"  {name:<12} {value:.4f}")
     if "documents_per_second" in report["timings"]:
         print(f"  encoded {report['timings']['documents_per_second']:.1f} documents/s")
+    print(f"wrote {args.output_dir}/report.json and run.trec")
+    return 0
+
+
+def _evaluate_hybrid(args, dataset, model, measures):
+    from tf_dualenc.data.validation_split import load_validation
+    from tf_dualenc.evaluation.hybrid import evaluate_hybrid
+    from tf_dualenc.evaluation.trec_metrics import write_trec_run
+
+    if model is None:
+        raise ValueError("--hybrid fuses a dense model's run with BM25; --model bm25 is not a dense model.")
+    if args.rerank:
+        raise ValueError("--hybrid and --rerank are separate evaluations; run them one at a time.")
+    validation = None
+    if args.hybrid == "interpolate" and args.hybrid_weight is None:
+        validation = load_validation(args.validation_data or args.data, fraction=args.validation_fraction, split=args.validation_split)
+        if args.split == args.validation_split and os.path.abspath(args.validation_data or args.data) == os.path.abspath(args.data):
+            raise ValueError(f"--split {args.split} is the split the weight is chosen on; evaluate another split, or give --hybrid-weight.")
+    report = evaluate_hybrid(dataset, model=model, fusion=args.hybrid, validation=validation, weight=args.hybrid_weight, k=args.k,
+                             measures=measures, batch_size=args.batch_size)
+    run = report.pop("run")
+    report.update(model=args.model, dataset={"path": os.path.abspath(args.data), "split": args.split, "queries": len(dataset.queries)})
+    os.makedirs(args.output_dir, exist_ok=True)
+    write_trec_run(os.path.join(args.output_dir, "run.trec"), run, tag=f"hybrid_{args.hybrid}")
+    _write_json(os.path.join(args.output_dir, "report.json"), report)
+    hybrid = report["hybrid"]
+    how = f"weight {hybrid['weight']} (dense share)" if args.hybrid == "interpolate" else "reciprocal rank fusion, k=60"
+    chosen = f", chosen on {hybrid['chosen_on']['split']} ({hybrid['chosen_on']['queries']} queries)" if hybrid["chosen_on"] else ""
+    print(f"{args.model} + BM25, {how}{chosen}, on {args.data} ({args.split}: {len(dataset.queries)} queries)")
+    print(f"  {'measure':<12} {'dense':>8} {'bm25':>8} {'hybrid':>8}")
+    for name, value in report["metrics"].items():
+        print(f"  {name:<12} {report['components']['dense'][name]:>8.4f} {report['components']['bm25'][name]:>8.4f} {value:>8.4f}")
     print(f"wrote {args.output_dir}/report.json and run.trec")
     return 0
 
@@ -253,6 +300,8 @@ def _serve(args):
 def _search(args):
     import json
 
+    if args.hybrid and (args.rerank or args.rerank_model_name):
+        raise ValueError("--hybrid and re-ranking are separate modes of search; use one.")
     if args.rerank_model_name and (args.rerank or not args.server):
         raise ValueError("--rerank-model-name re-ranks through --server; give --server and leave out --rerank (a local re-ranker).")
     from tf_dualenc.indexing import RetrievalIndex
@@ -292,6 +341,11 @@ def _search(args):
         timings = retriever.last_timings
         print(f"retrieval {1000 * timings['retrieval_seconds'] / len(texts):.1f} ms/query, "
               f"re-ranking {args.rerank_k} candidates {1000 * timings['rerank_seconds'] / len(texts):.1f} ms/query", file=sys.stderr)
+    elif args.hybrid:
+        if args.hybrid == "interpolate" and args.hybrid_weight is None:
+            raise ValueError("--hybrid interpolate needs --hybrid-weight (choose it on a validation split with "
+                             "`tf-dualenc evaluate --hybrid interpolate`, which prints it), or use --hybrid rrf.")
+        results = index.search_hybrid(texts, encoder, k=args.k, fusion=args.hybrid, weight=args.hybrid_weight, exact=args.exact)
     else:
         results = index.search(texts, encoder, k=args.k, exact=args.exact)
     for text, hits in zip(texts, results):
@@ -390,8 +444,13 @@ def _pipeline(args):
     pushed = outputs["ServingPusher"]["pushed_model"]
     print("\ncomponents: " + ", ".join(f"{name} {outputs[name]['state']}" for name in COMPONENT_ORDER))
     print(f"model:    {outputs['Trainer']['model']['uri']}  (Format-Serving: SavedModel; Format-Keras: model.keras)")
-    print(f"metrics:  {evaluation['uri']}/evaluation.json  " + ", ".join(
-        f"{m} {evaluation[m]:.4f}" for m in ("NDCG@10", "MRR@10", "P@1", "Recall@100") if m in evaluation))
+    shown = ("NDCG@10", "MRR@10", "P@1", "Recall@100")
+    print(f"metrics:  {evaluation['uri']}/evaluation.json")
+    print("  validation (decides): " + ", ".join(f"{m} {evaluation[m]:.4f}" for m in shown if m in evaluation))
+    references = {name: evaluation[f"{name}_{config.metric}"] for name in ("starting_model", "bm25") if f"{name}_{config.metric}" in evaluation}
+    if references:
+        print("  references on validation: " + ", ".join(f"{n.replace('_', ' ')} {config.metric} {v:.4f}" for n, v in references.items()))
+    print("  test (reported only):  " + ", ".join(f"{m} {evaluation['test_' + m]:.4f}" for m in shown if "test_" + m in evaluation))
     print(f"blessing: {outputs['RetrievalEvaluator']['blessing'].get('reason', '')}")
     print(f"index:    {outputs['RetrievalIndexer']['index']['uri']}/index")
     print(f"pushed:   {pushed['pushed_destination']} (version {pushed['pushed_version']}); index {pushed['index_destination']}")
@@ -452,6 +511,18 @@ def build_parser():
     p.add_argument("--lenient", action="store_true", help="skip and count bad records instead of failing")
     p.add_argument("--rerank", default=None, help="re-rank with a cross-encoder (export folder or .keras): metrics before and after")
     p.add_argument("--rerank-k", type=int, default=100, help="first-stage hits re-ranked per query (default: %(default)s)")
+    p.add_argument("--skip-rerank-check", action="store_true",
+                   help="use --rerank without first checking, on the validation split, that re-ranking does not lower the first measure")
+    p.add_argument("--hybrid", choices=["rrf", "interpolate"], default=None,
+                   help="fuse the dense run with BM25: reciprocal rank fusion, or min-max normalised score interpolation")
+    p.add_argument("--hybrid-weight", type=float, default=None,
+                   help="interpolate: the dense run's weight in [0, 1] (default: chosen on the validation split)")
+    p.add_argument("--validation-data", default=None,
+                   help="BEIR folder of the validation split (the hybrid weight and the re-ranker check; default: --data)")
+    p.add_argument("--validation-split", default="train",
+                   help="its split to carve the validation queries from (a folder's dev split is used when it has one; default: %(default)s)")
+    p.add_argument("--validation-fraction", type=float, default=0.2,
+                   help="share of those queries held out as validation, as `train --set validation_fraction` (default: %(default)s)")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("export", help="export a dual encoder as a versioned SavedModel for TF Serving (+ op audit)")
@@ -498,6 +569,10 @@ def build_parser():
     p.add_argument("--rerank", default=None, help="re-rank with a cross-encoder (export folder or .keras); --k hits are kept")
     p.add_argument("--rerank-model-name", default=None, help="re-rank with the cross-encoder served under this name at --server")
     p.add_argument("--rerank-k", type=int, default=100, help="first-stage candidates re-ranked (default: %(default)s)")
+    p.add_argument("--hybrid", choices=["rrf", "interpolate"], default=None,
+                   help="fuse the dense hits with BM25 over the index's documents (reciprocal rank fusion, or score interpolation)")
+    p.add_argument("--hybrid-weight", type=float, default=None,
+                   help="interpolate: the dense share in [0, 1], as `evaluate --hybrid interpolate` chose it on validation")
     p.set_defaults(func=_search)
 
     p = sub.add_parser("pipeline", help="the TFX pipeline: ingest → train → evaluate/bless → index → push (run or compile)")

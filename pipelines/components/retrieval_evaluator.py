@@ -1,10 +1,15 @@
-"""Retrieval evaluator: encodes the evaluation corpus with the trained export, computes the training issue's metrics
-(trec_eval definitions), and blesses the model when the chosen metric clears the threshold and is not worse than the
-last blessed model (the baseline, when there is one).
+"""Retrieval evaluator: scores the trained export on the validation split (carved from the training data) and blesses
+it there; the test split is scored too, for the report only — nothing is chosen on it.
+
+Blessing (`blessing_decision`): the chosen metric on validation must clear the threshold, and
+- when there is a last blessed model (the baseline), must not fall below it, as TFX's Evaluator does;
+- otherwise (the first blessing) must beat each reference of `bless_against` on the same validation split:
+  "starting_model" (the model the run fine-tunes, before training: zero-shot MiniLM, or a T5 tower from its preset or
+  random initialisation) and/or "bm25". So a fine-tune that made the model worse is never pushed.
 
 The blessing is a standard `ModelBlessing` (`BLESSED` / `NOT_BLESSED` file; custom properties `blessed`,
 `current_model_id`, `baseline_model_id` as TFX's Evaluator writes them), so `LatestBlessedModelStrategy` and
-TFX tools read it like any other. It also records the metric, its value, the threshold and the reason.
+TFX tools read it like any other. It also records the metric, its value, the threshold, the references and the reason.
 """
 
 import json
@@ -18,6 +23,7 @@ from pipelines.artifacts import RetrievalDataset, RetrievalEvaluation
 from pipelines.components.component_error import ComponentError
 
 COMPONENT = "RetrievalEvaluator"
+REFERENCES = ("starting_model", "bm25")
 
 
 def serving_dir(model_artifact):
@@ -25,58 +31,112 @@ def serving_dir(model_artifact):
     return os.path.join(model_artifact.uri, "Format-Serving")
 
 
-def blessing_decision(value, threshold, baseline_value=None, metric="metric"):
-    """(blessed, reason): the metric must clear `threshold` and not be below the baseline's."""
+def blessing_decision(value, threshold, baseline_value=None, metric="metric", references=None):
+    """(blessed, reason): the metric must clear `threshold`; with a baseline (the last blessed model) it must not be
+    below the baseline's; without one it must beat (strictly) every value of `references` ({name: value})."""
     if value < threshold:
         return False, f"{metric} = {value:.4f} is below the threshold {threshold:.4f}"
     if baseline_value is not None and value < baseline_value:
         return False, f"{metric} = {value:.4f} is worse than the last blessed model's {baseline_value:.4f}"
+    if baseline_value is None:
+        for name, reference in (references or {}).items():
+            if value <= reference:
+                return False, f"{metric} = {value:.4f} does not beat the {name.replace('_', ' ')}'s {reference:.4f}"
     against = "" if baseline_value is None else f" and not worse than the last blessed model's {baseline_value:.4f}"
+    if baseline_value is None and references:
+        against = " and beats " + ", ".join(f"the {n.replace('_', ' ')}'s {v:.4f}" for n, v in references.items())
     return True, f"{metric} = {value:.4f} clears the threshold {threshold:.4f}{against}"
+
+
+def _starting_model(train_values):
+    import keras
+
+    from tf_dualenc.training.train_config import TrainConfig
+    from tf_dualenc.training.trainer import build_model
+
+    config = TrainConfig.from_dict(dict(train_values), source="the Trainer's train config")
+    # The same seed as the Trainer's: a randomly initialised tower is the very one training started from.
+    keras.utils.set_random_seed(config.seed)
+    return build_model(config)
+
+
+def _score(model, splits, folder, measures, k, batch_size):
+    from tf_dualenc.evaluation import evaluate_run, write_trec_run
+    from tf_dualenc.evaluation.hybrid import dense_runs
+
+    runs, _ = dense_runs(model, splits, k=k, batch_size=batch_size)
+    os.makedirs(folder, exist_ok=True)
+    metrics = {}
+    for name, run in runs.items():
+        write_trec_run(os.path.join(folder, f"run.{name}.trec"), run, tag=name)
+        metrics[name] = evaluate_run(splits[name].qrels, run, measures=measures)["aggregate"]
+    return metrics
 
 
 class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties):
         from tf_dualenc.data import load_beir
-        from tf_dualenc.evaluation import evaluate_retrieval
+        from tf_dualenc.evaluation import evaluate_run
+        from tf_dualenc.evaluation.hybrid import lexical_run
         from tf_dualenc.export import ExportedDualEncoder
 
         model = artifact_utils.get_single_instance(input_dict["model"])
         baselines = input_dict.get("baseline_model") or []
         baseline = baselines[0] if baselines and baselines[0].id != model.id else None
-        dataset_artifact = artifact_utils.get_single_instance(input_dict["eval_dataset"])
+        validation_artifact = artifact_utils.get_single_instance(input_dict["validation_dataset"])
+        test_artifacts = input_dict.get("eval_dataset") or []
         evaluation = artifact_utils.get_single_instance(output_dict["evaluation"])
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
         metric, threshold = exec_properties["metric"], float(exec_properties["threshold"])
         measures = tuple(json.loads(exec_properties["measures"]))
+        bless_against = json.loads(exec_properties["bless_against"])
+        k, batch_size = int(exec_properties["k"]), int(exec_properties["batch_size"])
         try:
             if metric not in measures:
                 raise ValueError(f"metric {metric!r} is not among the computed measures {list(measures)}")
-            dataset = load_beir(dataset_artifact.uri, dataset_artifact.get_string_custom_property("split"))
-
-            def evaluate(artifact, folder):
-                return evaluate_retrieval(
-                    dataset, model=ExportedDualEncoder(serving_dir(artifact)), k=int(exec_properties["k"]), measures=measures,
-                    batch_size=int(exec_properties["batch_size"]), output_dir=folder, model_description=artifact.uri,
-                )
-
-            report = evaluate(model, os.path.join(evaluation.uri, "model"))
-            baseline_report = evaluate(baseline, os.path.join(evaluation.uri, "baseline")) if baseline is not None else None
+            unknown = sorted(set(bless_against) - set(REFERENCES))
+            if unknown:
+                raise ValueError(f"bless_against {unknown} (valid: {list(REFERENCES)})")
+            splits = {"validation": load_beir(validation_artifact.uri, validation_artifact.get_string_custom_property("split"))}
+            if test_artifacts:
+                splits["test"] = load_beir(test_artifacts[0].uri, test_artifacts[0].get_string_custom_property("split"))
+            scores = _score(ExportedDualEncoder(serving_dir(model)), splits, os.path.join(evaluation.uri, "model"), measures, k, batch_size)
+            validation = {"validation": splits["validation"]}
+            baseline_metrics = None
+            if baseline is not None:
+                baseline_metrics = _score(ExportedDualEncoder(serving_dir(baseline)), validation, os.path.join(evaluation.uri, "baseline"),
+                                          measures, k, batch_size)["validation"]
+            reference_metrics = {}
+            if baseline is None and "starting_model" in bless_against:
+                starting = _starting_model(json.loads(exec_properties["starting_model"]))
+                reference_metrics["starting_model"] = _score(starting, validation, os.path.join(evaluation.uri, "starting_model"),
+                                                             measures, k, batch_size)["validation"]
+            if baseline is None and "bm25" in bless_against:
+                reference_metrics["bm25"] = evaluate_run(splits["validation"].qrels, lexical_run(splits["validation"], k=k),
+                                                         measures=measures)["aggregate"]
         except (ValueError, OSError) as error:
             raise ComponentError(COMPONENT, error) from error
-        value = float(report["metrics"][metric])
-        baseline_value = float(baseline_report["metrics"][metric]) if baseline_report else None
-        blessed, reason = blessing_decision(value, threshold, baseline_value, metric)
+        value = float(scores["validation"][metric])
+        baseline_value = float(baseline_metrics[metric]) if baseline_metrics else None
+        references = {name: float(m[metric]) for name, m in reference_metrics.items()}
+        blessed, reason = blessing_decision(value, threshold, baseline_value, metric, references)
         summary = {
             "metric": metric, "value": value, "threshold": threshold, "blessed": blessed, "reason": reason,
-            "metrics": report["metrics"], "baseline_metrics": baseline_report["metrics"] if baseline_report else None,
+            "decided_on": {"split": validation_artifact.get_string_custom_property("description") or "validation",
+                           "queries": len(splits["validation"].queries)},
+            "metrics": scores["validation"], "test_metrics": scores.get("test"),
+            "baseline_metrics": baseline_metrics, "reference_metrics": reference_metrics,
             "model": model.uri, "baseline_model": baseline.uri if baseline is not None else None,
         }
         with open(os.path.join(evaluation.uri, "evaluation.json"), "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2)
             f.write("\n")
-        for name, score in report["metrics"].items():
+        for name, score in scores["validation"].items():
             evaluation.set_float_custom_property(name, float(score))
+        for name, score in (scores.get("test") or {}).items():
+            evaluation.set_float_custom_property(f"test_{name}", float(score))
+        for reference, metrics in reference_metrics.items():
+            evaluation.set_float_custom_property(f"{reference}_{metric}", float(metrics[metric]))
         evaluation.set_int_custom_property("blessed", int(blessed))
         with open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w", encoding="utf-8") as f:
             f.write(reason + "\n")
@@ -99,10 +159,13 @@ class RetrievalEvaluatorSpec(ComponentSpec):
         "measures": ExecutionParameter(type=str),
         "k": ExecutionParameter(type=int),
         "batch_size": ExecutionParameter(type=int),
+        "bless_against": ExecutionParameter(type=str),
+        "starting_model": ExecutionParameter(type=str),
     }
     INPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
-        "eval_dataset": ChannelParameter(type=RetrievalDataset),
+        "validation_dataset": ChannelParameter(type=RetrievalDataset),
+        "eval_dataset": ChannelParameter(type=RetrievalDataset, optional=True),
         "baseline_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
     }
     OUTPUTS = {
@@ -112,23 +175,28 @@ class RetrievalEvaluatorSpec(ComponentSpec):
 
 
 class RetrievalEvaluator(base_component.BaseComponent):
-    """Evaluates the trained model on `eval_dataset` and blesses it (see the module docstring).
+    """Evaluates the trained model on `validation_dataset` and blesses it (see the module docstring).
 
     Args:
         model: the Trainer's `Model` (its `Format-Serving` encoder export is what is evaluated — what will be served).
-        eval_dataset: a `RetrievalDataset`.
+        validation_dataset: the `RetrievalDataset` the blessing is decided on.
+        eval_dataset: the test `RetrievalDataset`, scored for the report only (optional).
         baseline_model: the last blessed model (a Resolver's output), optional.
         metric: one of `measures` (trec_eval-style: "NDCG@10", "MRR@10", "P@1", "Recall@100", "MAP@100").
         threshold: the minimum value of `metric` to bless.
+        bless_against: references the first blessing must beat on validation: "starting_model", "bm25".
+        starting_model: the Trainer's train config (a dict of `TrainConfig` keys) that rebuilds the starting model.
     """
 
     SPEC_CLASS = RetrievalEvaluatorSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, model, eval_dataset, baseline_model=None, *, metric="NDCG@10", threshold=0.0,
-                 measures=("NDCG@10", "MRR@10", "P@1", "Recall@100", "MAP@100"), k=100, batch_size=64):
+    def __init__(self, model, validation_dataset, eval_dataset=None, baseline_model=None, *, metric="NDCG@10", threshold=0.0,
+                 measures=("NDCG@10", "MRR@10", "P@1", "Recall@100", "MAP@100"), k=100, batch_size=64,
+                 bless_against=("starting_model",), starting_model=None):
         super().__init__(spec=RetrievalEvaluatorSpec(
-            model=model, eval_dataset=eval_dataset, baseline_model=baseline_model, metric=metric, threshold=float(threshold),
-            measures=json.dumps(list(measures)), k=k, batch_size=batch_size,
+            model=model, validation_dataset=validation_dataset, eval_dataset=eval_dataset, baseline_model=baseline_model,
+            metric=metric, threshold=float(threshold), measures=json.dumps(list(measures)), k=k, batch_size=batch_size,
+            bless_against=json.dumps(list(bless_against)), starting_model=json.dumps(dict(starting_model or {}), sort_keys=True),
             evaluation=Channel(type=RetrievalEvaluation), blessing=Channel(type=standard_artifacts.ModelBlessing),
         ))

@@ -1,6 +1,6 @@
-"""Ingest: training pairs (a BEIR split or pair files) → TFRecord `tf.Example` shards in an `Examples` artifact (split
-"train"; split "eval" holds the evaluation split's pairs), and the evaluation split (BEIR) → a validated
-`RetrievalDataset` artifact.
+"""Ingest: training pairs (a BEIR split or pair files, minus the validation queries) → TFRecord `tf.Example` shards in
+an `Examples` artifact (split "train"; split "eval" holds the validation split's pairs), the validation split and the
+evaluation (test) split (BEIR) → two validated `RetrievalDataset` artifacts.
 
 The examples are the pair format `tf_dualenc.data.write_pair_tfrecords` writes (`query`, `document`, `query_id`,
 `document_id`, `negatives`), under `<uri>/Split-train/` and `<uri>/Split-eval/`. Everything is validated while it is read; a bad record stops
@@ -39,9 +39,12 @@ def write_beir_split(dataset, folder):
 def _training_records(exec_properties):
     from tf_dualenc.data import PairRecord, iter_pair_records, load_training_pairs
 
+    # Validation queries carved from the training folder are held out of training.
+    carved = os.path.abspath(exec_properties["validation_data"]) == os.path.abspath(exec_properties["data"])
     pairs = load_training_pairs(
         exec_properties["data"], data_format=exec_properties["data_format"], split=exec_properties["split"],
         title_separator=exec_properties["title_separator"], lenient=bool(exec_properties["lenient"]),
+        validation_fraction=float(exec_properties["validation_fraction"]) if carved else 0.0,
     )
     if hasattr(pairs, "files"):  # pair files: read them all here (not through a shuffle buffer)
         records = iter_pair_records(pairs.files, pairs.data_format, lenient=pairs.lenient, skipped=pairs.skipped)
@@ -55,10 +58,14 @@ class Executor(base_executor.BaseExecutor):
     """Writes the train split of pairs and the evaluation split; see the module docstring."""
 
     def Do(self, input_dict, output_dict, exec_properties):
+        import dataclasses
+
         from tf_dualenc.data import PairRecord, load_beir, write_pair_tfrecords
+        from tf_dualenc.data.validation_split import load_validation
 
         examples = artifact_utils.get_single_instance(output_dict["examples"])
         eval_dataset = artifact_utils.get_single_instance(output_dict["eval_dataset"])
+        validation_artifact = artifact_utils.get_single_instance(output_dict["validation_dataset"])
         try:
             pairs, records = _training_records(exec_properties)
             counted = []
@@ -73,11 +80,13 @@ class Executor(base_executor.BaseExecutor):
             if not counted:
                 raise ValueError(f"{pairs.source}: no training pairs")
             dataset = load_beir(exec_properties["eval_data"], exec_properties["eval_split"], lenient=bool(exec_properties["lenient"]))
-            eval_pairs = [PairRecord(*row) for row in dataset.training_pairs(exec_properties["title_separator"])]
+            validation = load_validation(exec_properties["validation_data"], fraction=float(exec_properties["validation_fraction"]),
+                                         split=exec_properties["split"], lenient=bool(exec_properties["lenient"]))
+            eval_pairs = [PairRecord(*row) for row in validation.training_pairs(exec_properties["title_separator"])]
             if not eval_pairs:
-                raise ValueError(f"{exec_properties['eval_data']}: evaluation split {exec_properties['eval_split']!r} has no "
+                raise ValueError(f"{exec_properties['validation_data']}: validation split {validation.split!r} has no "
                                  "qrels rows with score > 0")
-            # The evaluation split's pairs, as the Trainer's "eval" split (TFX's Trainer expects one).
+            # The validation split's pairs, as the Trainer's "eval" split (TFX's Trainer expects one); never the test split.
             write_pair_tfrecords(eval_pairs, os.path.join(examples.uri, "Split-eval", "pairs"), num_shards=1)
         except (ValueError, OSError) as error:  # DataError is a ValueError; both name the file and line
             raise ComponentError(COMPONENT, error) from error
@@ -85,11 +94,16 @@ class Executor(base_executor.BaseExecutor):
         examples.set_int_custom_property("num_pairs", len(counted))
         examples.set_string_custom_property("source", pairs.source)
         examples.set_string_custom_property("skipped_records", json.dumps(dict(pairs.skipped)))
-        write_beir_split(dataset, eval_dataset.uri)
-        eval_dataset.set_string_custom_property("split", dataset.split)
-        eval_dataset.set_string_custom_property("source", os.path.abspath(dataset.path))
-        eval_dataset.set_int_custom_property("documents", len(dataset.corpus))
-        eval_dataset.set_int_custom_property("queries", len(dataset.queries))
+        for artifact, split, role in ((eval_dataset, dataset, "test"), (validation_artifact, validation, "validation")):
+            # The carved split's name ("train[validation 0.2]") describes it; its qrels file is plainly "validation".
+            written = split if role == "test" else dataclasses.replace(split, split="validation")
+            write_beir_split(written, artifact.uri)
+            artifact.set_string_custom_property("split", written.split)
+            artifact.set_string_custom_property("role", role)
+            artifact.set_string_custom_property("description", split.split)
+            artifact.set_string_custom_property("source", os.path.abspath(split.path))
+            artifact.set_int_custom_property("documents", len(split.corpus))
+            artifact.set_int_custom_property("queries", len(split.queries))
 
 
 class RetrievalExampleGenSpec(ComponentSpec):
@@ -99,6 +113,8 @@ class RetrievalExampleGenSpec(ComponentSpec):
         "split": ExecutionParameter(type=str),
         "eval_data": ExecutionParameter(type=str),
         "eval_split": ExecutionParameter(type=str),
+        "validation_data": ExecutionParameter(type=str),
+        "validation_fraction": ExecutionParameter(type=float),
         "title_separator": ExecutionParameter(type=str),
         "lenient": ExecutionParameter(type=int),
         "num_shards": ExecutionParameter(type=int),
@@ -110,28 +126,36 @@ class RetrievalExampleGenSpec(ComponentSpec):
     OUTPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "eval_dataset": ChannelParameter(type=RetrievalDataset),
+        "validation_dataset": ChannelParameter(type=RetrievalDataset),
     }
 
 
 class RetrievalExampleGen(base_component.BaseComponent):
-    """Ingest component: training pairs → `examples` (TFRecord, split "train"); evaluation split → `eval_dataset`.
+    """Ingest component: training pairs → `examples` (TFRecord, split "train"; split "eval" = the validation pairs);
+    the validation split → `validation_dataset` (what checkpoints and blessing are decided on); the evaluation (test)
+    split → `eval_dataset` (reported and indexed, never used to decide anything).
 
     Args:
         data: a BEIR folder (pairs = qrels rows with score > 0 of `split`) or pair files (JSONL / TSV / TFRecord; comma
             list or globs).
         eval_data: a BEIR folder holding the evaluation split `eval_split`.
+        validation_data: the BEIR folder the validation split comes from: its `dev` split when it has one, else
+            `validation_fraction` of its `split` queries (`tf_dualenc.data.validation_split`). When it is `data`, those
+            queries' pairs are left out of training.
         input_fingerprint: see `pipelines.pipeline_config.fingerprint_inputs`.
     """
 
     SPEC_CLASS = RetrievalExampleGenSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, data, eval_data, *, data_format="auto", split="train", eval_split="test", title_separator=" ",
-                 lenient=False, num_shards=1, input_fingerprint=""):
+    def __init__(self, data, eval_data, *, validation_data=None, validation_fraction=0.2, data_format="auto", split="train",
+                 eval_split="test", title_separator=" ", lenient=False, num_shards=1, input_fingerprint=""):
         super().__init__(spec=RetrievalExampleGenSpec(
             data=data, data_format=data_format, split=split, eval_data=eval_data, eval_split=eval_split,
+            validation_data=validation_data or data, validation_fraction=float(validation_fraction),
             title_separator=title_separator, lenient=int(lenient), num_shards=num_shards, input_fingerprint=input_fingerprint,
             examples=Channel(type=standard_artifacts.Examples),
             eval_dataset=Channel(type=RetrievalDataset),
+            validation_dataset=Channel(type=RetrievalDataset),
         ))
 

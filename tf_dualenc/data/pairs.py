@@ -68,10 +68,12 @@ def open_pair_stream(data, *, data_format="auto", shuffle_buffer=10_000, num_neg
 
 
 def load_training_pairs(path, *, data_format="auto", split="train", title_separator=" ", lenient=False,
-                        shuffle_buffer=10_000, num_negatives=0):
+                        shuffle_buffer=10_000, num_negatives=0, validation_fraction=0.0):
     """Pairs from a BEIR folder (qrels rows with score > 0, in memory) or pair files (streamed).
 
     data_format: "auto" (a folder is BEIR, anything else pair files), "beir", or one of PAIR_FORMATS.
+    validation_fraction: for a BEIR folder, leave out the queries of the validation split
+        (`tf_dualenc.data.validation_split`).
     """
     if data_format == "auto":
         data_format = "beir" if os.path.isdir(path) else "auto"
@@ -79,7 +81,12 @@ def load_training_pairs(path, *, data_format="auto", split="train", title_separa
         return open_pair_stream(path, data_format=data_format, shuffle_buffer=shuffle_buffer, num_negatives=num_negatives, lenient=lenient)
     if num_negatives:
         raise ValueError(f"num_negatives={num_negatives} needs pair files with hard negatives; the BEIR folder {path} has none.")
-    dataset = load_beir(path, split, lenient=lenient)
+    if validation_fraction:
+        from tf_dualenc.data.validation_split import load_training_split
+
+        dataset = load_training_split(path, fraction=validation_fraction, split=split, lenient=lenient)
+    else:
+        dataset = load_beir(path, split, lenient=lenient)
     pairs = TrainingPairs([], [], [], [], source=f"{os.path.abspath(path)} ({split})", skipped=dataset.skipped)
     for qid, query, doc_id, document in dataset.training_pairs(title_separator):
         pairs.query_ids.append(qid)

@@ -267,3 +267,28 @@ class RetrievalIndex:
         if isinstance(texts, str):
             texts = [texts]
         return self.search_embeddings(query_encoder(list(texts)), k, **kwargs)
+
+    def lexical_run(self, texts, depth=100):
+        """BM25 over the index's stored documents: {query position (str): {document id: score}}. The BM25 index is
+        built in memory on first use (seconds for 10^4 documents; it reads every stored text once)."""
+        from tf_dualenc.evaluation.bm25_baseline import bm25_run
+
+        if getattr(self, "_document_texts", None) is None:
+            self._document_texts = [self.document(row)["text"] for row in range(len(self))]
+        return bm25_run(self.ids, self._document_texts, [str(i) for i in range(len(texts))], list(texts), k=min(depth, len(self)))
+
+    def search_hybrid(self, texts, query_encoder, k=10, *, fusion="rrf", weight=None, depth=100, exact=False):
+        """Dense and BM25 retrieval fused (`tf_dualenc.evaluation.hybrid.fuse_runs`: "rrf", or "interpolate" with the
+        dense `weight` chosen on a validation split by `tf-dualenc evaluate --hybrid interpolate`); each side
+        contributes its top `depth`. Returns lists of {"id", "score", "text"}, best first."""
+        from tf_dualenc.evaluation.hybrid import fuse_runs
+        from tf_dualenc.evaluation.trec_metrics import rank
+
+        if isinstance(texts, str):
+            texts = [texts]
+        dense_hits = self.search(texts, query_encoder, k=max(depth, k), exact=exact, with_text=False)
+        dense = {str(i): {hit["id"]: hit["score"] for hit in hits} for i, hits in enumerate(dense_hits)}
+        fused = fuse_runs(dense, self.lexical_run(texts, depth), fusion, weight=weight)
+        row_of = {doc_id: row for row, doc_id in enumerate(self.ids)}
+        return [[{"id": doc, "score": float(fused.get(str(i), {})[doc]), "text": self.document(row_of[doc])["text"]}
+                 for doc in rank(fused.get(str(i), {}))[:k]] for i in range(len(texts))]

@@ -5,6 +5,8 @@ import time
 
 import numpy as np
 
+from tf_dualenc.training.learning_rate import warmup_linear_decay
+
 
 def _check_lists(lists, role="training"):
     if not lists:
@@ -26,30 +28,6 @@ def _batches(lists, batch_size, steps, seed):
         chosen = [lists[i] for i in order[position : position + batch_size]]
         position += batch_size
         yield [item.query for item in chosen], [item.documents for item in chosen]
-
-
-def warmup_linear_decay(learning_rate, steps, warmup_steps=0):
-    """Learning-rate schedule: linear warm-up to `learning_rate` over `warmup_steps` ((step + 1) / warmup_steps × peak),
-    then linear decay to 0 at `steps`. A freshly initialised scoring head on a pretrained tower gives large early
-    gradients; starting cold at the peak rate lets them wreck the tower's weights."""
-    import keras
-
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps={steps!r} must be a positive integer.")
-    if not isinstance(warmup_steps, int) or not 0 <= warmup_steps < steps:
-        raise ValueError(f"warmup_steps={warmup_steps!r} must be an integer in [0, steps={steps}).")
-
-    class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-        def __call__(self, step):
-            step = keras.ops.cast(step, "float32")
-            warm = learning_rate * (step + 1.0) / max(warmup_steps, 1)
-            decay = learning_rate * keras.ops.maximum(0.0, (steps - step) / (steps - warmup_steps))
-            return keras.ops.where(step < warmup_steps, warm, decay)
-
-        def get_config(self):
-            return {"learning_rate": learning_rate, "steps": steps, "warmup_steps": warmup_steps}
-
-    return WarmupLinearDecay()
 
 
 def _optimizer(learning_rate, steps, warmup_steps=0):
@@ -97,7 +75,8 @@ def reranker_loss(scores, temperature=1.0, pointwise_weight=0.5):
 
 
 def train_cross_encoder(cross_encoder, lists, *, steps, batch_size=8, learning_rate=2e-5, warmup_steps=0, temperature=1.0,
-                        pointwise_weight=0.5, seed=0, validation_lists=None, validate_every=None, log_every=10, print_fn=print):
+                        pointwise_weight=0.5, seed=0, validation_lists=None, validate_every=None, keep_best=True, log_every=10,
+                        print_fn=print):
     """Trains `cross_encoder` on candidate lists with `reranker_loss`.
 
     Args:
@@ -106,9 +85,12 @@ def train_cross_encoder(cross_encoder, lists, *, steps, batch_size=8, learning_r
         learning_rate, warmup_steps: Adam, linear warm-up then linear decay to 0.
         validation_lists: held-out lists scored every `validate_every` steps (default: at the end only) with
             `list_ranking_metrics`, so a run that does not learn shows it.
+        keep_best: with validation, end with the weights of the step whose validation list MRR was highest (ties: the
+            earlier step), not the last step's.
 
     Returns:
-        {"loss": [per step], "validation": [{"step", "list_accuracy", "list_mrr"}, ...]}.
+        {"loss": [per step], "validation": [{"step", "list_accuracy", "list_mrr"}, ...], "best_step": the step whose
+        weights the model ends with}.
     """
     import tensorflow as tf
 
@@ -125,8 +107,9 @@ def train_cross_encoder(cross_encoder, lists, *, steps, batch_size=8, learning_r
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
-    history, start = {"loss": [], "validation": []}, time.perf_counter()
+    history, start = {"loss": [], "validation": [], "best_step": steps}, time.perf_counter()
     losses = history["loss"]
+    best_mrr, best_weights = None, None
     for i, (queries, documents) in enumerate(_batches(lists, batch_size, steps, seed), 1):
         losses.append(float(step(tf.constant(queries), tf.constant(documents))))
         if i % log_every == 0 or i == steps:
@@ -135,6 +118,13 @@ def train_cross_encoder(cross_encoder, lists, *, steps, batch_size=8, learning_r
             history["validation"].append(dict(step=i, **validate_cross_encoder(cross_encoder, validation_lists, batch_size)))
             print_fn(f"cross-encoder step {i}/{steps}: validation list accuracy {history['validation'][-1]['list_accuracy']:.4f}, "
                      f"MRR {history['validation'][-1]['list_mrr']:.4f} ({len(validation_lists)} lists)")
+            if keep_best and (best_mrr is None or history["validation"][-1]["list_mrr"] > best_mrr):
+                best_mrr, history["best_step"] = history["validation"][-1]["list_mrr"], i
+                best_weights = [v.numpy() for v in cross_encoder.weights] if i < steps else None
+    if keep_best and history["best_step"] < steps and best_weights is not None:
+        for variable, value in zip(cross_encoder.weights, best_weights):
+            variable.assign(value)
+        print_fn(f"cross-encoder: kept the weights of step {history['best_step']} (best validation list MRR {best_mrr:.4f})")
     return history
 
 

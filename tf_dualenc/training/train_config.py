@@ -14,6 +14,7 @@ MODELS = ("t5", "bert")
 OPTIMIZERS = ("adafactor", "adam", "sgd")
 DATA_FORMATS = ("auto", "beir", "jsonl", "tsv", "tfrecord")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+HARD_NEGATIVE_MINERS = ("bm25", "dense")
 
 
 @dataclasses.dataclass
@@ -30,6 +31,17 @@ class TrainConfig:
         split: BEIR qrels split to train on.
         title_separator: joins a BEIR document's title and text.
         lenient: skip and count bad records instead of failing.
+        validation_fraction: share of the BEIR split's queries held out as the validation split (a seeded hash of
+            the query id, see `tf_dualenc.data.validation_split`; a folder's `dev` split is used instead when it has
+            one). Their pairs are not trained on; checkpoints are chosen on them. 0 = no validation split.
+        validation_every: also evaluate on the validation split every N steps (TensorBoard `validation/...`); the
+            best one is saved as `best_model.keras`. 0 = only once, at the end.
+        validation_metric: the measure that picks the best step (e.g. "NDCG@10", "MRR@10").
+        hard_negatives: mine hard negatives for every training pair before training: "bm25", "dense" (the model
+            being fine-tuned, before training) or a pair JSONL file that has them. Mined lists are cached in
+            `hard_negatives_cache` (default: output_dir), keyed by everything that decides them.
+        hard_negatives_depth, hard_negatives_skip_top: negatives are drawn (seeded) from the first `depth` mined
+            non-positives after skipping the first `skip_top` (the likeliest unlabelled positives).
     Model:
         model: "t5" (T5 encoder towers) or "bert" (BERT-family, e.g. all-MiniLM-L6-v2).
         size: T5 size name (ignored for bert or with preset).
@@ -45,7 +57,8 @@ class TrainConfig:
         alpha: PAIR weight.
         mask_duplicates: drop same-id pairs from the denominators.
     Optimisation:
-        optimizer: "adafactor" (paper), "adam" or "sgd"; learning_rate decays linearly to 0 over `steps`.
+        optimizer: "adafactor" (paper), "adam" or "sgd"; learning_rate warms up linearly over `warmup_steps`, then
+            decays linearly to 0 at `steps`.
         batch_size, steps, seed.
         no_duplicates: batches never repeat a query id or a document id.
         jit_compile: XLA-compile the train step.
@@ -61,6 +74,13 @@ class TrainConfig:
     split: str = "train"
     title_separator: str = " "
     lenient: bool = False
+    validation_fraction: float = 0.0
+    validation_every: int = 0
+    validation_metric: str = "NDCG@10"
+    hard_negatives: typing.Optional[str] = None
+    hard_negatives_depth: int = 8
+    hard_negatives_skip_top: int = 1
+    hard_negatives_cache: typing.Optional[str] = None
     model: str = "t5"
     size: str = "t5_1.1_small"
     vocabulary: typing.Optional[str] = None
@@ -78,6 +98,7 @@ class TrainConfig:
     mask_duplicates: bool = True
     optimizer: str = "adafactor"
     learning_rate: float = 1e-3
+    warmup_steps: int = 0
     batch_size: int = 512
     steps: int = 20000
     seed: int = 0
@@ -160,7 +181,8 @@ class TrainConfig:
         if self.model == "bert" and not self.preset:
             errors.append("preset is required for model='bert' (e.g. 'all-MiniLM-L6-v2' or a Hugging Face folder)")
         for name, low in (("query_length", 2), ("document_length", 2), ("batch_size", 2), ("steps", 1),
-                          ("shuffle_buffer", 1), ("num_negatives", 0),
+                          ("shuffle_buffer", 1), ("num_negatives", 0), ("validation_every", 0), ("warmup_steps", 0),
+                          ("hard_negatives_depth", 1), ("hard_negatives_skip_top", 0),
                           ("checkpoint_every", 1), ("keep_checkpoints", 1), ("log_every", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -176,8 +198,9 @@ class TrainConfig:
         for field in dataclasses.fields(self):
             if field.type is bool and not isinstance(getattr(self, field.name), bool):
                 errors.append(f"{field.name}={getattr(self, field.name)!r} (must be true or false)")
+        self._validate_selection_and_negatives(errors)
         if isinstance(self.num_negatives, int) and self.num_negatives > 0:
-            if self.data and os.path.isdir(self.data):
+            if self.data and os.path.isdir(self.data) and not self.hard_negatives:
                 errors.append(f"num_negatives={self.num_negatives} needs pair files with hard negatives; a BEIR folder has none")
             if self.loss == "pair":
                 errors.append("num_negatives > 0 is not defined for loss='pair' (use 'samtone' or 'in_batch')")
@@ -186,6 +209,30 @@ class TrainConfig:
         if errors:
             raise ValueError("Invalid training config: " + "; ".join(errors) + ".")
         return self
+
+    def _validate_selection_and_negatives(self, errors):
+        from tf_dualenc.evaluation.trec_metrics import parse_measure
+
+        fraction = self.validation_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction < 1.0:
+            errors.append(f"validation_fraction={fraction!r} (must be in [0, 1))")
+        elif fraction > 0 and self.data and not os.path.isdir(self.data):
+            errors.append(f"validation_fraction={fraction} needs a BEIR folder (queries with qrels); data={self.data!r} is not one")
+        try:
+            parse_measure(self.validation_metric)
+        except (ValueError, TypeError):
+            errors.append(f"validation_metric={self.validation_metric!r} (valid forms: NDCG@k, MRR@k, P@k, Recall@k, MAP@k)")
+        if isinstance(self.warmup_steps, int) and isinstance(self.steps, int) and self.warmup_steps >= self.steps > 0:
+            errors.append(f"warmup_steps={self.warmup_steps} (must be smaller than steps={self.steps})")
+        if self.hard_negatives is None:
+            return
+        if self.hard_negatives not in HARD_NEGATIVE_MINERS and not os.path.isfile(str(self.hard_negatives)):
+            errors.append(f"hard_negatives={self.hard_negatives!r} (valid: {list(HARD_NEGATIVE_MINERS)}, a pair JSONL file "
+                          "with negatives, or null)")
+        if self.hard_negatives in HARD_NEGATIVE_MINERS and not (self.data and os.path.isdir(self.data)):
+            errors.append(f"hard_negatives={self.hard_negatives!r} mines from a BEIR folder's corpus; data={self.data!r} is not one")
+        if self.num_negatives == 0:
+            errors.append(f"hard_negatives={self.hard_negatives!r} needs num_negatives >= 1 (negatives per training pair)")
 
     def to_dict(self):
         return dataclasses.asdict(self)

@@ -103,9 +103,9 @@ def make_loss_fn(config):
 def make_optimizer(config):
     import keras
 
-    schedule = keras.optimizers.schedules.PolynomialDecay(
-        config.learning_rate, decay_steps=config.steps, end_learning_rate=0.0, power=1.0
-    )
+    from tf_dualenc.training.learning_rate import warmup_linear_decay
+
+    schedule = warmup_linear_decay(config.learning_rate, config.steps, config.warmup_steps)
     if config.optimizer == "adam":
         return keras.optimizers.Adam(learning_rate=schedule)
     if config.optimizer == "sgd":
@@ -214,15 +214,18 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
 
     os.makedirs(config.output_dir, exist_ok=True)
     _check_resume_config(config.output_dir, config)
-    pairs = load_training_pairs(
-        config.data, data_format=config.data_format, split=config.split, title_separator=config.title_separator,
-        lenient=config.lenient, shuffle_buffer=config.shuffle_buffer, num_negatives=config.num_negatives,
-    )
-    streamed = not hasattr(pairs, "__len__")
-    if pairs.skipped:
-        print_fn(f"lenient mode skipped {sum(pairs.skipped.values())} records: {dict(pairs.skipped)}")
-    if not streamed and len(pairs) < config.batch_size:
-        raise ValueError(f"batch_size={config.batch_size} is larger than the {len(pairs)} training pairs in {pairs.source}.")
+    previous_summary = _read_summary(config.output_dir)
+    if previous_summary and previous_summary.get("finished"):
+        # A finished run: report it again rather than overwrite its figures with an empty resumption.
+        print_fn(f"{config.output_dir} holds a finished run ({previous_summary['steps_done']} steps); nothing to do. "
+                 f"model: {previous_summary.get('model')}")
+        import tf_dualenc.models  # noqa: F401  (registers the classes the .keras file names)
+
+        return previous_summary, keras.saving.load_model(previous_summary["model"])
+    pairs = None
+    if not config.hard_negatives:
+        pairs = _load_pairs(config, load_training_pairs, print_fn)
+    validation = _validation_tracker(config, previous_summary)
 
     strategy = make_strategy(config.strategy)
     replicas = strategy.num_replicas_in_sync
@@ -237,6 +240,14 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
         optimizer = make_optimizer(config)
         optimizer.build(model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    if pairs is None:
+        from tf_dualenc.data.pairs import open_pair_stream
+        from tf_dualenc.training.hard_negative_pairs import prepare_hard_negative_pairs
+
+        pair_file = prepare_hard_negative_pairs(config, model, print_fn)
+        pairs = open_pair_stream(pair_file, data_format="jsonl", shuffle_buffer=config.shuffle_buffer,
+                                 num_negatives=config.num_negatives)
+    streamed = not hasattr(pairs, "__len__")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
     # Every worker must take part in a save; only the chief's copy is kept.
     checkpoint_dir = os.path.join(config.output_dir, "checkpoints")
@@ -283,6 +294,14 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
                 bar.update(current, values=[("loss", loss), ("in_batch_accuracy", accuracy), ("lr", lr)])
             if current % config.checkpoint_every == 0 or current == last_step:
                 manager.save(checkpoint_number=current)
+            if validation is not None and chief and (
+                (config.validation_every and current % config.validation_every == 0) or current == config.steps
+            ):
+                metrics = validation.evaluate(model, current)
+                with writer.as_default(step=current):
+                    for name, value in metrics.items():
+                        tf.summary.scalar(f"validation/{name}", value)
+                print_fn(f"\nvalidation at step {current}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
             if current >= last_step:
                 break
     except tf.errors.OpError:
@@ -316,6 +335,9 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
         "strategy": config.strategy,
         "replicas": replicas,
     }
+    if validation is not None:
+        summary["validation"] = validation.summary()
+        summary["best_model"] = summary["validation"]["best_model"]
     if not chief:
         return summary, model
     if summary["finished"]:
@@ -335,5 +357,33 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
     return summary, model
 
 
-def load_config(path, overrides=()):
-    return TrainConfig.from_file(path, overrides).validate()
+def _read_summary(output_dir):
+    path = os.path.join(output_dir, "summary.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _load_pairs(config, load_training_pairs, print_fn):
+    pairs = load_training_pairs(
+        config.data, data_format=config.data_format, split=config.split, title_separator=config.title_separator,
+        lenient=config.lenient, shuffle_buffer=config.shuffle_buffer, num_negatives=config.num_negatives,
+        validation_fraction=config.validation_fraction,
+    )
+    if pairs.skipped:
+        print_fn(f"lenient mode skipped {sum(pairs.skipped.values())} records: {dict(pairs.skipped)}")
+    if hasattr(pairs, "__len__") and len(pairs) < config.batch_size:
+        raise ValueError(f"batch_size={config.batch_size} is larger than the {len(pairs)} training pairs in {pairs.source}.")
+    return pairs
+
+
+def _validation_tracker(config, previous_summary):
+    if not config.validation_fraction:
+        return None
+    from tf_dualenc.data.validation_split import load_validation
+    from tf_dualenc.training.validation_tracker import ValidationTracker
+
+    dataset = load_validation(config.data, fraction=config.validation_fraction, split=config.split, lenient=config.lenient)
+    return ValidationTracker(dataset, config.output_dir, metric=config.validation_metric, title_separator=config.title_separator,
+                             previous=(previous_summary or {}).get("validation"))

@@ -1,0 +1,149 @@
+"""Retrieval quality with honest selection: fine-tune all-MiniLM-L6-v2 per (architecture, loss, seed) on the training
+split minus a validation split carved from it, then score dense, BM25 and hybrid retrieval on validation and test.
+
+    .venv/bin/python benchmarks/quality.py [--dataset scifact|squad_reqa] [--recipe strong|plain]
+                                           [--architectures sde,ade_spl] [--losses samtone,in_batch] [--seeds 0,1,2]
+
+Everything that could be chosen (the hybrid interpolation weight; nothing else is tuned per run) is chosen on the
+validation split; test numbers are reported, never used. The recipes below were fixed before any run of this script.
+Each (dataset, recipe, architecture, loss, seed) lands in benchmarks/results/quality/ as soon as it is measured, with
+per-query test and validation scores for the paired tests of `benchmarks/compare_losses.py`. A cell whose result file
+exists is skipped, so the script can be re-run after an interruption.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "shared" / "data"
+RESULTS = HERE / "results" / "quality"
+MEASURES = ("NDCG@10", "MRR@10", "P@1", "Recall@100")
+PER_QUERY = ("NDCG@10", "MRR@10", "P@1")
+
+# Fixed before any measurement (not tuned on test): MiniLM's usual fine-tuning settings (sentence-transformers' MNRL
+# scale 20 = temperature 0.05, lr 2e-5, 10% warm-up), 256 document tokens, 3 epochs, and for "strong" one hard
+# negative per pair drawn from the starting model's top 8 non-positives after skipping the first (RocketQA's
+# advice: the very top "negatives" are often unlabelled positives).
+RECIPES = {
+    "strong": {"epochs": 3, "warmup_fraction": 0.1, "hard_negatives": "dense", "num_negatives": 1},
+    "plain": {"epochs": 3, "warmup_fraction": 0.0, "hard_negatives": None, "num_negatives": 0},
+}
+COMMON = {"model": "bert", "preset": "all-MiniLM-L6-v2", "query_length": 64, "document_length": 256, "batch_size": 32,
+          "optimizer": "adam", "learning_rate": 2e-5, "temperature": 0.05, "validation_fraction": 0.2}
+VARIANTS = {
+    "in_batch": {"loss": "in_batch"},
+    "samtone": {"loss": "samtone", "same_tower": "query"},
+    "samtone_both": {"loss": "samtone", "same_tower": "both"},
+    "pair": {"loss": "pair", "mask_duplicates": False},
+}
+DATASETS = {"scifact": (DATA / "scifact", DATA / "scifact"), "squad_reqa": (DATA / "squad_reqa_train", DATA / "squad_reqa_test")}
+
+
+def _per_query(qrels, run):
+    from tf_dualenc.evaluation import evaluate_run
+
+    scores = evaluate_run(qrels, run, measures=MEASURES)
+    return scores["aggregate"], {m: {q: round(v[m], 5) for q, v in scores["per_query"].items()} for m in PER_QUERY}
+
+
+def score_retrievers(splits, dense, lexical):
+    """Dense, BM25, RRF and validation-weighted interpolation, on each split; returns (metrics, per-query)."""
+    from tf_dualenc.evaluation.hybrid import choose_interpolation_weight, interpolate_runs, reciprocal_rank_fusion
+
+    weight, curve = choose_interpolation_weight(splits["validation"].qrels, dense["validation"], lexical["validation"])
+    metrics, per_query = {}, {}
+    for name, split in splits.items():
+        runs = {"dense": dense[name], "bm25": lexical[name],
+                "hybrid_rrf": reciprocal_rank_fusion([dense[name], lexical[name]], depth=100),
+                "hybrid_interpolate": interpolate_runs(dense[name], lexical[name], weight, depth=100)}
+        for method, run in runs.items():
+            metrics.setdefault(name, {})[method], per_query.setdefault(name, {})[method] = _per_query(split.qrels, run)
+    return metrics, per_query, {"interpolation_weight": weight, "validation_curve": curve}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="scifact")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="strong")
+    parser.add_argument("--architectures", default="sde", help="comma list of sde, ade, ade_spl")
+    parser.add_argument("--losses", default="samtone,in_batch", help=f"comma list of {sorted(VARIANTS)}")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--zero-shot", action="store_true", help="also score the untrained model (once per dataset)")
+    parser.add_argument("--max-train-queries", type=int, default=None, help="SQuAD: sample this many training queries")
+    parser.add_argument("--work-dir", default="/tmp/tf_dualenc_quality")
+    args = parser.parse_args(argv)
+    command = "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
+
+    from tf_dualenc.data import load_beir
+    from tf_dualenc.data.validation_split import load_validation
+    from tf_dualenc.evaluation.hybrid import dense_runs, lexical_run
+    from tf_dualenc.training import TrainConfig, train
+    from tf_dualenc.training.hard_negative_pairs import prepare_hard_negative_pairs
+    from tf_dualenc.training.trainer import build_model
+
+    train_path, test_path = DATASETS[args.dataset]
+    recipe = RECIPES[args.recipe]
+    splits = {"validation": load_validation(train_path, fraction=COMMON["validation_fraction"]), "test": load_beir(test_path, "test")}
+    bm25_runs = {name: lexical_run(split) for name, split in splits.items()}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    work = pathlib.Path(args.work_dir)
+
+    def save(name, result):
+        result["command"] = command
+        (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+
+    if args.zero_shot and not (RESULTS / f"{args.dataset}_zero_shot.json").exists():
+        from tf_dualenc.models import build_bert_dual_encoder
+
+        model = build_bert_dual_encoder("all-MiniLM-L6-v2", architecture="sde", query_sequence_length=64, document_sequence_length=256)
+        runs, timings = dense_runs(model, splits)
+        metrics, per_query, fusion = score_retrievers(splits, runs, bm25_runs)
+        save(f"{args.dataset}_zero_shot", {"model": "all-MiniLM-L6-v2 (zero-shot)", "metrics": metrics, "per_query": per_query,
+                                           "fusion": fusion, "timings": timings})
+        print(f"{args.dataset} zero-shot: " + json.dumps({s: {m: round(v["NDCG@10"], 4) for m, v in r.items()} for s, r in metrics.items()}),
+              flush=True)
+        del model
+
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for architecture in args.architectures.split(","):
+            for variant in args.losses.split(","):
+                name = f"{args.dataset}_{args.recipe}_{architecture}_{variant}_seed{seed}"
+                if (RESULTS / f"{name}.json").exists():
+                    print(f"{name}: exists, skipped", flush=True)
+                    continue
+                base = dict(COMMON, data=str(train_path), architecture=architecture, seed=seed, **VARIANTS[variant])
+                data = {}
+                if recipe["hard_negatives"]:
+                    # Mined once per (dataset, architecture) with the starting model, validation queries left out.
+                    mining = TrainConfig(**{**base, "loss": "in_batch"}, hard_negatives=recipe["hard_negatives"],
+                                         num_negatives=recipe["num_negatives"], hard_negatives_cache=str(work / "hard_negatives"),
+                                         output_dir=str(work / "mining")).validate()
+                    starting_model = None if recipe["hard_negatives"] == "bm25" else build_model(mining)
+                    data = {"data": prepare_hard_negative_pairs(mining, starting_model), "num_negatives": recipe["num_negatives"],
+                            "validation_fraction": 0.0}
+                    del starting_model
+                    pairs = sum(1 for _ in open(data["data"], encoding="utf-8"))
+                else:
+                    from tf_dualenc.data.pairs import load_training_pairs
+
+                    pairs = len(load_training_pairs(str(train_path), validation_fraction=COMMON["validation_fraction"]))
+                steps = recipe["epochs"] * (pairs // COMMON["batch_size"])
+                config = TrainConfig(**{**base, **data}, steps=steps, warmup_steps=int(recipe["warmup_fraction"] * steps),
+                                     checkpoint_every=steps, log_every=1, output_dir=str(work / name)).validate()
+                summary, model = train(config, progress=False)
+                runs, timings = dense_runs(model, splits)
+                metrics, per_query, fusion = score_retrievers(splits, runs, bm25_runs)
+                save(name, {"dataset": args.dataset, "recipe": args.recipe, "recipe_settings": {**COMMON, **recipe},
+                            "architecture": architecture, "loss": variant, "seed": seed, "training_pairs": pairs,
+                            "metrics": metrics, "per_query": per_query, "fusion": fusion, "timings": timings,
+                            "training": {"config": config.to_dict(), "summary": summary}})
+                print(f"{name}: " + " ".join(f"{s}/{m} {r[m]['NDCG@10']:.4f}" for s, r in metrics.items() for m in ("dense", "hybrid_interpolate"))
+                      + f" (train {summary['seconds_this_run']}s)", flush=True)
+                del model
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Hybrid retrieval: lexical (BM25) and dense runs fused into one ranking.
+
+Two fusions, both on runs `{query id: {document id: score}}`:
+
+- Reciprocal rank fusion (Cormack et al. 2009): score(d) = Σ_runs 1 / (k + rank_run(d)), rank from 1; a document
+  missing from a run adds nothing from it. No weight to choose; k = 60 as in the paper.
+- Normalised score interpolation: per query, each run's scores are min-max scaled to [0, 1] over its own top list
+  (a document missing from a run gets 0 there), then score(d) = w · dense(d) + (1 − w) · lexical(d). The weight w is
+  chosen on a validation split (`choose_interpolation_weight`), never on the test split.
+"""
+
+import os
+
+import numpy as np
+
+FUSIONS = ("rrf", "interpolate")
+DEFAULT_WEIGHTS = tuple(round(w, 2) for w in np.linspace(0.0, 1.0, 21))
+
+
+def _ranked(scores):
+    from tf_dualenc.evaluation.trec_metrics import rank
+
+    return rank(scores)
+
+
+def reciprocal_rank_fusion(runs, k=60, depth=None):
+    """Fuses several runs by reciprocal rank; returns a run with each query's top `depth` (all when None)."""
+    if not runs:
+        raise ValueError("reciprocal_rank_fusion needs at least one run.")
+    if isinstance(k, bool) or not isinstance(k, (int, float)) or k < 0:
+        raise ValueError(f"k={k!r} must be a non-negative number.")
+    fused = {}
+    for qid in set().union(*runs):
+        scores = {}
+        for run in runs:
+            for position, doc_id in enumerate(_ranked(run.get(qid, {})), 1):
+                scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (k + position)
+        fused[qid] = _top(scores, depth)
+    return fused
+
+
+def _min_max(scores):
+    if not scores:
+        return {}
+    values = np.fromiter(scores.values(), np.float64, len(scores))
+    low, span = values.min(), values.max() - values.min()
+    if span <= 0:
+        return {d: 1.0 for d in scores}
+    return {d: (s - low) / span for d, s in scores.items()}
+
+
+def interpolate_runs(dense, lexical, weight, depth=None):
+    """w · minmax(dense) + (1 − w) · minmax(lexical), per query; returns the fused run (top `depth` per query)."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight={weight!r} must be in [0, 1] (the dense run's share).")
+    fused = {}
+    for qid in set(dense) | set(lexical):
+        d, l = _min_max(dense.get(qid, {})), _min_max(lexical.get(qid, {}))
+        fused[qid] = _top({doc: weight * d.get(doc, 0.0) + (1.0 - weight) * l.get(doc, 0.0) for doc in set(d) | set(l)}, depth)
+    return fused
+
+
+def _top(scores, depth):
+    if depth is None or len(scores) <= depth:
+        return scores
+    return {d: scores[d] for d in _ranked(scores)[:depth]}
+
+
+def choose_interpolation_weight(qrels, dense, lexical, *, metric="NDCG@10", weights=DEFAULT_WEIGHTS):
+    """The weight of `weights` whose interpolation scores best on `qrels` (a validation split); ties go to the
+    weight nearest 0.5. Returns (weight, {weight: metric value})."""
+    from tf_dualenc.evaluation.trec_metrics import evaluate_run
+
+    if not weights:
+        raise ValueError("weights is empty.")
+    curve = {float(w): evaluate_run(qrels, interpolate_runs(dense, lexical, float(w)), measures=(metric,))["aggregate"][metric]
+             for w in weights}
+    best = max(curve, key=lambda w: (curve[w], -abs(w - 0.5)))
+    return best, curve
+
+
+def fuse_runs(dense, lexical, fusion, *, weight=None, depth=None):
+    """One entry point for callers that take the fusion by name: "rrf" or "interpolate" (needs `weight`)."""
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion={fusion!r} (valid: {list(FUSIONS)}).")
+    if fusion == "rrf":
+        return reciprocal_rank_fusion([dense, lexical], depth=depth)
+    if weight is None:
+        raise ValueError("fusion='interpolate' needs a weight (choose it on a validation split with choose_interpolation_weight).")
+    return interpolate_runs(dense, lexical, weight, depth=depth)
+
+
+def dense_runs(model, splits, *, k=100, batch_size=64, title_separator=" "):
+    """Dense runs for several `BeirDataset` splits, encoding each distinct corpus once (a validation split carved
+    from SciFact's training queries shares the test split's corpus). Query ids must be unique across splits that
+    share a corpus. Returns ({split name: run}, timings)."""
+    import dataclasses
+
+    from tf_dualenc.evaluation.evaluate import dense_run
+
+    runs, timings, groups = {}, {}, []
+    for name, split in splits.items():
+        # Same corpus: the same folder, or equal contents (a pipeline's validation and test artifacts are copies).
+        group = next((g for g in groups if os.path.abspath(splits[g[0]].path) == os.path.abspath(split.path)
+                      or splits[g[0]].corpus == split.corpus), None)
+        if group is None:
+            groups.append([name])
+        else:
+            group.append(name)
+    for names in groups:
+        queries = {q: t for n in names for q, t in splits[n].queries.items()}
+        merged = dataclasses.replace(splits[names[0]], queries=queries, qrels={q: {} for q in queries})
+        run, timing = dense_run(model, merged, k=k, batch_size=batch_size, title_separator=title_separator)
+        for name in names:
+            runs[name] = {q: run[q] for q in splits[name].queries}
+        timings[",".join(names)] = {key: round(value, 3) for key, value in timing.items()}
+    return runs, timings
+
+
+def lexical_run(split, *, k=100, title_separator=" "):
+    """BM25 over `split`'s corpus for its queries (the lexical side of a hybrid)."""
+    from tf_dualenc.evaluation.bm25_baseline import bm25_run
+
+    doc_ids = list(split.corpus)
+    return bm25_run(doc_ids, [split.document_text(d, title_separator) for d in doc_ids], list(split.queries),
+                    list(split.queries.values()), k=k)
+
+
+def evaluate_hybrid(dataset, *, model, fusion, validation=None, weight=None, k=100, measures=None, batch_size=64,
+                    title_separator=" "):
+    """Scores dense, BM25 and their fusion on `dataset`; for "interpolate" without a `weight`, the weight is chosen
+    on `validation` (a `BeirDataset`, e.g. `load_validation(...)`), never on `dataset`.
+
+    Returns a report: {"metrics": fused, "components": {"dense": ..., "bm25": ...}, "hybrid": {fusion, weight,
+    chosen_on, validation_curve}, "run": the fused run, "timings"}.
+    """
+    from tf_dualenc.evaluation.trec_metrics import DEFAULT_MEASURES, evaluate_run
+
+    measures = tuple(measures or DEFAULT_MEASURES)
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion={fusion!r} (valid: {list(FUSIONS)}).")
+    needs_validation = fusion == "interpolate" and weight is None
+    if needs_validation and validation is None:
+        raise ValueError("fusion='interpolate' needs a weight, or a validation split to choose it on.")
+    splits = {"evaluated": dataset, **({"validation": validation} if needs_validation else {})}
+    dense, timings = dense_runs(model, splits, k=k, batch_size=batch_size, title_separator=title_separator)
+    lexical = {name: lexical_run(split, k=k, title_separator=title_separator) for name, split in splits.items()}
+    hybrid = {"fusion": fusion, "weight": weight, "chosen_on": None, "validation_curve": None}
+    if needs_validation:
+        hybrid["weight"], hybrid["validation_curve"] = choose_interpolation_weight(validation.qrels, dense["validation"], lexical["validation"])
+        hybrid["chosen_on"] = {"path": os.path.abspath(validation.path), "split": validation.split, "queries": len(validation.queries)}
+    fused = fuse_runs(dense["evaluated"], lexical["evaluated"], fusion, weight=hybrid["weight"], depth=k)
+    return {
+        "metrics": evaluate_run(dataset.qrels, fused, measures=measures)["aggregate"],
+        "components": {name: evaluate_run(dataset.qrels, run["evaluated"], measures=measures)["aggregate"]
+                       for name, run in (("dense", dense), ("bm25", lexical))},
+        "hybrid": hybrid,
+        "run": fused,
+        "timings": timings,
+    }
