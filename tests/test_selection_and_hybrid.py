@@ -271,6 +271,14 @@ class _OracleEncoder:
     encode_queries = encode_documents = _encode
 
 
+class _NearMissEncoder(_OracleEncoder):
+    """Ranks each query's true document second, behind the next query's."""
+
+    def encode_queries(self, texts, batch_size=64):
+        exact = self._encode(texts)
+        return 0.5 * exact + np.roll(exact, 1, axis=1)
+
+
 def test_a_reranker_that_lowers_the_validation_metric_is_refused(tmp_path):
     from tf_dualenc.evaluation.rerank_evaluation import RerankerRegression, check_reranker
 
@@ -280,7 +288,7 @@ def test_a_reranker_that_lowers_the_validation_metric_is_refused(tmp_path):
     # Scores every document the same except the true one, which it puts last.
     positives = {validation.queries[q]: {validation.document_text(d) for d in docs} for q, docs in validation.qrels.items()}
     backwards = lambda queries, documents: [-1.0 if d in positives.get(q, ()) else 0.0 for q, d in zip(queries, documents)]
-    with pytest.raises(RerankerRegression, match=r"re-ranking lowers validation P@1 from 1\.0000 to 0\.0000 \(\d+ queries of train\[validation 0\.2\]\)"):
+    with pytest.raises(RerankerRegression, match=r"re-ranking lowers validation P@1 from 1\.0000 to 0\.0000 \(\d+ queries of train\[validation 0\.2\], cross-encoder weight 1\.0\)"):
         check_reranker(validation, model=model, scorer=backwards, k=5, rerank_k=5, metric="P@1")
     faithful = lambda queries, documents: [1.0 if d in positives.get(q, ()) else 0.0 for q, d in zip(queries, documents)]
     assert check_reranker(validation, model=model, scorer=faithful, k=5, rerank_k=5, metric="P@1")["reranked"] == 1.0
@@ -326,3 +334,33 @@ def test_index_hybrid_search_fuses_dense_and_bm25_over_stored_documents(tmp_path
     # The dense side alone cannot find "plain words here" (no keyword); BM25 brings it to the top.
     assert hits[1][0]["id"] == "d5"
     assert index.search_hybrid(queries, encoder._encode, k=2, fusion="interpolate", weight=1.0, depth=6)[0][0]["id"] == "d0"
+
+
+def test_reranking_interpolates_with_the_first_stage_and_picks_the_weight_on_validation():
+    from tf_dualenc.evaluation.rerank_evaluation import choose_rerank_weight, combine_reranking
+
+    run = {"q": {"a": 0.9, "b": 0.8, "c": 0.1, "tail": 0.05}}
+    cross = {"q": {"a": 0.0, "b": 1.0, "c": 0.9}}
+    # First stage normalised over the head: a 1, b 0.875, c 0; cross-encoder: a 0, b 1, c 0.9.
+    order = lambda w: sorted(combine_reranking(run, cross, w)["q"], key=lambda d: -combine_reranking(run, cross, w)["q"][d])
+    assert order(1.0) == ["b", "c", "a", "tail"] and order(0.0) == ["a", "b", "c", "tail"]
+    assert order(0.5) == ["b", "a", "c", "tail"]  # b 0.9375, a 0.5, c 0.45
+    weight, curve = choose_rerank_weight({"q": {"a": 1}}, run, cross, metric="P@1")
+    assert curve[0.0] == 1.0 and curve[1.0] == 0.0 and weight == 0.0  # ties go to the first stage
+    with pytest.raises(ValueError, match=r"weight=2 must be in \[0, 1\]"):
+        combine_reranking(run, cross, 2)
+
+
+def test_reranker_check_chooses_the_weight_and_refuses_one_that_only_helps_at_zero(tmp_path):
+    from tf_dualenc.evaluation.rerank_evaluation import RerankerRegression, check_reranker
+
+    data = write_tiny_beir(tmp_path / "beir")
+    validation = load_validation(data, fraction=0.2)
+    positives = {validation.queries[q]: {validation.document_text(d) for d in docs} for q, docs in validation.qrels.items()}
+    backwards = lambda queries, documents: [-1.0 if d in positives.get(q, ()) else 0.0 for q, d in zip(queries, documents)]
+    with pytest.raises(RerankerRegression, match="the best cross-encoder weight on validation is 0"):
+        check_reranker(validation, model=_OracleEncoder(data), scorer=backwards, k=5, rerank_k=5, metric="P@1", weight="auto")
+    faithful = lambda queries, documents: [1.0 if d in positives.get(q, ()) else 0.0 for q, d in zip(queries, documents)]
+    result = check_reranker(validation, model=_NearMissEncoder(data), scorer=faithful, k=5, rerank_k=5, metric="P@1", weight="auto")
+    assert result["retrieval"] == 0.0 and result["reranked"] == 1.0 and set(result["weight_curve"]) == {w / 10 for w in range(11)}
+    assert result["weight"] == min(w for w, v in result["weight_curve"].items() if v == 1.0) > 0

@@ -62,6 +62,9 @@ def _evaluate(args):
         if method != "dense":
             raise ValueError("--rerank re-ranks a dense model's run; --model bm25 is not one.")
         scorer = load_reranker(args.rerank)
+        weight = _rerank_weight(args.rerank_weight)
+        if args.skip_rerank_check and weight == "auto":
+            raise ValueError("--rerank-weight auto is chosen by the validation check; it cannot be combined with --skip-rerank-check.")
         if args.skip_rerank_check:
             print("WARNING: --skip-rerank-check: the re-ranker was not checked on a validation split; it may make retrieval worse.",
                   file=sys.stderr)
@@ -71,10 +74,11 @@ def _evaluate(args):
 
             validation = load_validation(args.validation_data or args.data, fraction=args.validation_fraction, split=args.validation_split)
             check = check_reranker(validation, model=model, scorer=scorer, k=args.k, rerank_k=args.rerank_k,
-                                   metric=measures[0], batch_size=args.batch_size)
+                                   metric=measures[0], weight=weight, batch_size=args.batch_size)
+            weight = check["weight"]
             print(f"re-ranker check on {check['split']} ({check['queries']} queries): {check['metric']} "
-                  f"{check['retrieval']:.4f} -> {check['reranked']:.4f}")
-        report = evaluate_reranking(dataset, model=model, scorer=scorer, k=args.k, rerank_k=args.rerank_k,
+                  f"{check['retrieval']:.4f} -> {check['reranked']:.4f} (cross-encoder weight {weight})")
+        report = evaluate_reranking(dataset, model=model, scorer=scorer, k=args.k, rerank_k=args.rerank_k, weight=weight,
                                     measures=measures, batch_size=args.batch_size, output_dir=args.output_dir,
                                     description={"retriever": args.model, "reranker": args.rerank})
         print(f"{args.model} + re-ranking by {args.rerank} on {args.data} ({args.split}: {report['config']['queries']} queries)")
@@ -104,6 +108,18 @@ def _evaluate(args):
         print(f"  encoded {report['timings']['documents_per_second']:.1f} documents/s")
     print(f"wrote {args.output_dir}/report.json and run.trec")
     return 0
+
+
+def _rerank_weight(raw):
+    if raw == "auto":
+        return raw
+    try:
+        value = float(raw)
+    except ValueError:
+        value = None
+    if value is None or not 0.0 <= value <= 1.0:
+        raise ValueError(f"--rerank-weight {raw!r}: expected 'auto' or a number in [0, 1] (the cross-encoder's share).")
+    return value
 
 
 def _evaluate_hybrid(args, dataset, model, measures):
@@ -511,6 +527,9 @@ def build_parser():
     p.add_argument("--lenient", action="store_true", help="skip and count bad records instead of failing")
     p.add_argument("--rerank", default=None, help="re-rank with a cross-encoder (export folder or .keras): metrics before and after")
     p.add_argument("--rerank-k", type=int, default=100, help="first-stage hits re-ranked per query (default: %(default)s)")
+    p.add_argument("--rerank-weight", default="1.0",
+                   help="the cross-encoder's share of the final score, w·CE + (1−w)·first stage (min-max per query), or 'auto': "
+                        "chosen on the validation split (default: %(default)s, the cross-encoder alone)")
     p.add_argument("--skip-rerank-check", action="store_true",
                    help="use --rerank without first checking, on the validation split, that re-ranking does not lower the first measure")
     p.add_argument("--hybrid", choices=["rrf", "interpolate"], default=None,

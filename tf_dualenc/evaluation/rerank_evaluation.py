@@ -11,32 +11,73 @@ from tf_dualenc.evaluation.evaluate import dense_run
 from tf_dualenc.evaluation.trec_metrics import DEFAULT_MEASURES, evaluate_run, write_trec_run
 
 
-def rerank_run(run, queries, document_text, scorer, rerank_k, batch_size=32):
-    """Re-ranks each query's top `rerank_k` of `run` ({qid: {doc: score}}) with `scorer(queries, documents)`.
+def cross_encoder_scores(run, queries, document_text, scorer, rerank_k):
+    """The cross-encoder's score of each query's top `rerank_k` documents of `run`: {qid: {doc: score}}."""
+    scores = {}
+    for qid, docs in run.items():
+        head = sorted(docs, key=lambda d: -docs[d])[:rerank_k]
+        if head:
+            values = np.asarray(scorer([queries[qid]] * len(head), [document_text(d) for d in head]), np.float32)
+            scores[qid] = dict(zip(head, values.tolist()))
+    return scores
 
-    The re-ranked documents come first in re-ranker order, then the rest of the first-stage run in its order; scores
-    in the returned run are rank-based (higher is better), so trec_eval sees exactly that order.
-    """
+
+def _min_max(values):
+    values = np.asarray(values, np.float64)
+    span = values.max() - values.min()
+    return np.ones_like(values) if span <= 0 else (values - values.min()) / span
+
+
+def combine_reranking(run, cross_scores, weight=1.0):
+    """Orders each query's re-ranked head by w · minmax(cross-encoder) + (1 − w) · minmax(first stage) (w = 1: the
+    cross-encoder alone; w = 0: the first stage's order), then the rest of the run in its order. Scores in the
+    returned run are rank-based (higher is better), so trec_eval sees exactly that order."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight={weight!r} must be in [0, 1] (the cross-encoder's share).")
     reranked = {}
     for qid, docs in run.items():
         ranked = sorted(docs, key=lambda d: -docs[d])
-        head, tail = ranked[:rerank_k], ranked[rerank_k:]
+        scored = cross_scores.get(qid, {})
+        head, tail = [d for d in ranked if d in scored], [d for d in ranked if d not in scored]
         if head:
-            scores = np.asarray(scorer([queries[qid]] * len(head), [document_text(d) for d in head]), np.float32)
-            head = [head[i] for i in np.argsort(-scores, kind="stable")]
+            mixed = (weight * _min_max([scored[d] for d in head]) if weight > 0 else 0.0) + (
+                (1.0 - weight) * _min_max([docs[d] for d in head]) if weight < 1 else 0.0)
+            head = [head[i] for i in np.argsort(-np.asarray(mixed), kind="stable")]
         order = head + tail
         reranked[qid] = {doc: float(len(order) - rank) for rank, doc in enumerate(order)}
     return reranked
 
 
+def rerank_run(run, queries, document_text, scorer, rerank_k, batch_size=32, weight=1.0):
+    """Re-ranks each query's top `rerank_k` of `run` ({qid: {doc: score}}) with `scorer(queries, documents)`.
+
+    The re-ranked documents come first, ordered by the cross-encoder (or, with `weight` < 1, by its interpolation with
+    the first-stage score: `combine_reranking`), then the rest of the first-stage run in its order; scores in the
+    returned run are rank-based (higher is better), so trec_eval sees exactly that order.
+    """
+    return combine_reranking(run, cross_encoder_scores(run, queries, document_text, scorer, rerank_k), weight)
+
+
+RERANK_WEIGHTS = tuple(round(w, 2) for w in np.linspace(0.0, 1.0, 11))
+
+
+def choose_rerank_weight(qrels, run, cross_scores, metric="NDCG@10", weights=RERANK_WEIGHTS):
+    """The cross-encoder share of `weights` that scores best on `qrels` (a validation split); ties go to the smaller
+    share, so the cross-encoder is trusted only as far as it improves validation. Returns (weight, {weight: value})."""
+    curve = {float(w): evaluate_run(qrels, combine_reranking(run, cross_scores, float(w)), measures=(metric,))["aggregate"][metric]
+             for w in weights}
+    return max(curve, key=lambda w: (curve[w], -w)), curve
+
+
 def evaluate_reranking(dataset, *, model, scorer, k=100, rerank_k=100, measures=DEFAULT_MEASURES, batch_size=64, title_separator=" ",
-                       output_dir=None, description=None, max_queries=None):
+                       output_dir=None, description=None, max_queries=None, weight=1.0):
     """Dual-encoder retrieval then cross-encoder re-ranking on a `BeirDataset` split.
 
     Args:
         model: the first stage (`encode_queries` / `encode_documents`: DualEncoder or ExportedDualEncoder).
         scorer: (queries, documents) → scores (`CrossEncoder.score_pairs`, `ExportedCrossEncoder.score_pairs`).
         k: first-stage depth; rerank_k: how many of those are re-ranked (<= k).
+        weight: the cross-encoder's share of the final score (`combine_reranking`; 1 = the cross-encoder alone).
         max_queries: evaluate the first N queries only (re-ranking costs one forward pass per pair).
 
     Returns:
@@ -54,7 +95,7 @@ def evaluate_reranking(dataset, *, model, scorer, k=100, rerank_k=100, measures=
     run, timings = dense_run(model, dataset, k=k, batch_size=batch_size, title_separator=title_separator)
     queries = len(dataset.queries)
     start = time.perf_counter()
-    reranked = rerank_run(run, dataset.queries, lambda d: dataset.document_text(d, title_separator), scorer, rerank_k)
+    reranked = rerank_run(run, dataset.queries, lambda d: dataset.document_text(d, title_separator), scorer, rerank_k, weight=weight)
     rerank_seconds = time.perf_counter() - start
     report = {
         "retrieval": evaluate_run(dataset.qrels, run, measures=measures)["aggregate"],
@@ -64,7 +105,7 @@ def evaluate_reranking(dataset, *, model, scorer, k=100, rerank_k=100, measures=
             "retrieval": round(1000 * (timings["encode_queries_seconds"] + timings["search_seconds"]) / queries, 3),
             "rerank": round(1000 * rerank_seconds / queries, 3),
         },
-        "config": {"k": k, "rerank_k": rerank_k, "queries": queries, "documents": len(dataset.corpus), "measures": list(measures)},
+        "config": {"k": k, "rerank_k": rerank_k, "weight": weight, "queries": queries, "documents": len(dataset.corpus), "measures": list(measures)},
         "model": description,
         "dataset": {"path": os.path.abspath(dataset.path), "split": dataset.split},
     }
@@ -83,7 +124,7 @@ class RerankerRegression(ValueError):
     """A re-ranker lowers the validation metric of the run it re-ranks; the message gives both values."""
 
 
-def check_reranker(validation, *, model, scorer, k=100, rerank_k=100, metric="NDCG@10", max_queries=200, batch_size=64,
+def check_reranker(validation, *, model, scorer, k=100, rerank_k=100, metric="NDCG@10", weight=1.0, max_queries=200, batch_size=64,
                    title_separator=" "):
     """Re-ranks `model`'s run on a validation split and refuses a re-ranker that makes it worse.
 
@@ -92,20 +133,37 @@ def check_reranker(validation, *, model, scorer, k=100, rerank_k=100, metric="ND
 
     Args:
         validation: a `BeirDataset` validation split (`tf_dualenc.data.validation_split.load_validation`), not test.
+        weight: the cross-encoder's share of the final score, or "auto": the share (0, 0.1, ..., 1) that scores best
+            on this validation split (`choose_rerank_weight`).
         max_queries: validation queries used (re-ranking costs one cross-encoder pass per pair).
 
     Returns:
-        {"metric", "retrieval", "reranked", "queries"} when re-ranking does not lower `metric`.
+        {"metric", "retrieval", "reranked", "weight", "queries", "split"[, "weight_curve"]} when re-ranking does not
+        lower `metric`.
 
     Raises:
-        RerankerRegression: re-ranking lowers `metric` on the validation split.
+        RerankerRegression: re-ranking lowers `metric` on the validation split, or helps only with weight 0 (unused).
     """
-    report = evaluate_reranking(validation, model=model, scorer=scorer, k=k, rerank_k=rerank_k, measures=(metric,),
-                                batch_size=batch_size, title_separator=title_separator, max_queries=max_queries)
-    result = {"metric": metric, "retrieval": report["retrieval"][metric], "reranked": report["reranked"][metric],
-              "queries": report["config"]["queries"], "split": validation.split}
-    if result["reranked"] < result["retrieval"]:
+    import dataclasses
+
+    if weight != "auto" and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0):
+        raise ValueError(f"weight={weight!r} must be 'auto' or in [0, 1] (the cross-encoder's share).")
+    kept = list(validation.queries)[:max_queries]
+    validation = dataclasses.replace(validation, queries={q: validation.queries[q] for q in kept},
+                                     qrels={q: validation.qrels[q] for q in kept if q in validation.qrels})
+    run, _ = dense_run(model, validation, k=k, batch_size=batch_size, title_separator=title_separator)
+    cross = cross_encoder_scores(run, validation.queries, lambda d: validation.document_text(d, title_separator), scorer, rerank_k)
+    result = {"metric": metric, "queries": len(validation.queries), "split": validation.split,
+              "retrieval": evaluate_run(validation.qrels, run, measures=(metric,))["aggregate"][metric]}
+    if weight == "auto":
+        weight, result["weight_curve"] = choose_rerank_weight(validation.qrels, run, cross, metric)
+    result["weight"] = weight
+    result["reranked"] = evaluate_run(validation.qrels, combine_reranking(run, cross, weight), measures=(metric,))["aggregate"][metric]
+    if result["reranked"] < result["retrieval"] or weight == 0:
         raise RerankerRegression(
             f"re-ranking lowers validation {metric} from {result['retrieval']:.4f} to {result['reranked']:.4f} "
-            f"({result['queries']} queries of {validation.split}); this re-ranker would make retrieval worse")
+            f"({result['queries']} queries of {validation.split}, cross-encoder weight {weight}); this re-ranker would make "
+            "retrieval worse" if weight != 0 else
+            f"the best cross-encoder weight on validation is 0 ({result['queries']} queries of {validation.split}): the "
+            "re-ranker does not help; leave it out")
     return result
