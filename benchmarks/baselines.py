@@ -24,7 +24,7 @@ def main(argv=None):
     parser.add_argument("--length", type=int, default=256, help="query and document token budget")
     args = parser.parse_args(argv)
 
-    from tf_dualenc.cli import load_retrieval_model
+    from tf_dualenc.loading import load_retrieval_model
     from tf_dualenc.data import load_beir
     from tf_dualenc.evaluation import evaluate_retrieval
 

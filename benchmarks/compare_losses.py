@@ -3,6 +3,7 @@ between two losses.
 
     .venv/bin/python benchmarks/compare_losses.py [--dataset scifact] [--recipe strong] [--architecture sde]
                                                   [--a samtone --b in_batch] [--split test] [--measure NDCG@10]
+    .venv/bin/python benchmarks/compare_losses.py --summary [--dataset scifact] [--recipe strong]
 
 Paired tests (a − b), on the queries of `--split`:
 - over queries: each query's score averaged over the seeds both losses have, then a paired t-test and a paired
@@ -101,6 +102,31 @@ def markdown(report):
     return "\n".join(lines)
 
 
+def summary_table(dataset, recipe, measure="NDCG@10"):
+    """Markdown: zero-shot, BM25 and every (architecture, loss) cell of `recipe`, dense and hybrid, validation and
+    test, mean ± std over the seeds present."""
+    rows = []
+    zero_shot = RESULTS / f"{dataset}_zero_shot.json"
+    if zero_shot.exists():
+        result = json.loads(zero_shot.read_text())
+        for method, label in (("bm25", "BM25"), ("dense", "zero-shot all-MiniLM-L6-v2"), ("hybrid_rrf", "zero-shot + BM25, RRF"),
+                              ("hybrid_interpolate", "zero-shot + BM25, interpolation")):
+            rows.append((label, "—", *(f"{result['metrics'][split][method][measure]:.4f}" for split in ("validation", "test"))))
+    cells = {}
+    for path in sorted(RESULTS.glob(f"{dataset}_{recipe}_*_seed*.json")):
+        result = json.loads(path.read_text())
+        cells.setdefault((result["architecture"], result["loss"]), []).append(result)
+    for (architecture, loss), results in sorted(cells.items()):
+        for method, label in (("dense", "dense"), ("hybrid_rrf", "+ BM25, RRF"), ("hybrid_interpolate", "+ BM25, interpolation")):
+            values = {split: [r["metrics"][split][method][measure] for r in results] for split in ("validation", "test")}
+            text = {split: f"{np.mean(v):.4f} ± {np.std(v, ddof=1):.4f}" if len(v) > 1 else f"{v[0]:.4f}" for split, v in values.items()}
+            seeds = ",".join(str(r["seed"]) for r in sorted(results, key=lambda r: r["seed"]))
+            rows.append((f"{architecture} {loss} ({recipe}) {label}", seeds, text["validation"], text["test"]))
+    lines = [f"| {dataset} ({measure}) | seeds | validation | test |", "|---|---|---|---|"]
+    lines += [f"| {' | '.join(row)} |" for row in rows]
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="scifact")
@@ -110,7 +136,11 @@ def main(argv=None):
     parser.add_argument("--b", default="in_batch")
     parser.add_argument("--split", default="test", choices=["test", "validation"])
     parser.add_argument("--measure", default="NDCG@10")
+    parser.add_argument("--summary", action="store_true", help="print the table of every cell of the recipe instead")
     args = parser.parse_args(argv)
+    if args.summary:
+        print(summary_table(args.dataset, args.recipe, args.measure))
+        return
     report = compare(args.dataset, args.recipe, args.architecture, args.a, args.b, args.split, args.measure)
     out = RESULTS / f"compare_{args.dataset}_{args.recipe}_{args.architecture}_{args.a}_vs_{args.b}_{args.split}.json"
     out.write_text(json.dumps(report, indent=1) + "\n")

@@ -42,7 +42,7 @@ def main(argv=None):
     parser.add_argument("--work-dir", default="/tmp/tf_dualenc_bench")
     args = parser.parse_args(argv)
 
-    from tf_dualenc.cli import load_retrieval_model
+    from tf_dualenc.loading import load_retrieval_model
     from tf_dualenc.data import load_beir
     from tf_dualenc.evaluation import evaluate_retrieval
     from tf_dualenc.training import TrainConfig, train

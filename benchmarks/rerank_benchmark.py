@@ -52,10 +52,9 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None, help="one BEIR folder with train and test splits instead of --dataset's (smoke runs)")
     args = parser.parse_args(argv)
 
-    import keras
     import numpy as np
 
-    from tf_dualenc.cli import load_retrieval_model
+    from tf_dualenc.loading import load_model, load_retrieval_model
     from tf_dualenc.data import load_beir
     from tf_dualenc.evaluation import evaluate_reranking
     from tf_dualenc.models import build_bert_cross_encoder
@@ -114,7 +113,7 @@ def main(argv=None):
     # B's cross-encoder: listwise on positive + BM25 negatives of the train split.
     reranker_path = work / "reranker.keras"
     if reranker_path.exists():
-        reranker = keras.saving.load_model(reranker_path)
+        reranker = load_model(reranker_path)
     else:
         bm25_negatives = mine_hard_negatives(train_split, retriever="bm25", depth=30)
         lists = build_candidate_lists(pairs, bm25_negatives, args.list_size, seed=0)
@@ -168,7 +167,7 @@ def main(argv=None):
         hybrid = {qid: hybrid_negatives([tuple(x) for x in v["denoised"]], [tuple(x) for x in v["undenoised"]], args.list_size - 1)
                   for qid, v in mined.items()}
         lists = build_candidate_lists(pairs, hybrid, args.list_size, seed=1)
-        joint_reranker = keras.saving.load_model(reranker_path)
+        joint_reranker = load_model(reranker_path)
         start = time.perf_counter()
         history = train_jointly(dual_encoder, joint_reranker, lists, steps=args.joint_steps, batch_size=8)
         evaluate(dual_encoder, joint_reranker.score_pairs, "D", training={

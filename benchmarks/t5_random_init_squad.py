@@ -29,9 +29,8 @@ def main(argv=None):
     parser.add_argument("--work-dir", default="/tmp/tf_dualenc_bench_t5")
     args = parser.parse_args(argv)
 
-    import keras
-
     from tf_dualenc.data import load_beir
+    from tf_dualenc.loading import load_model
     from tf_dualenc.evaluation import evaluate_retrieval
     from tf_dualenc.training import TrainConfig, train
 
@@ -46,7 +45,7 @@ def main(argv=None):
             output_dir=f"{args.work_dir}/{args.size}_{architecture}_{loss}_{args.steps}steps",
         ).validate()
         summary, _ = train(config, progress=False)
-        model = keras.models.load_model(summary["model"])
+        model = load_model(summary["model"])
         start = time.perf_counter()
         report = evaluate_retrieval(test, model=model, measures=("P@1", "MRR@10", "NDCG@10", "Recall@100", "MAP@100"),
                                     batch_size=256, model_description=f"T5 {args.size} random init, {architecture}, {loss}")

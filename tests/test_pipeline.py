@@ -329,7 +329,9 @@ def test_pipeline_runs_end_to_end_caches_and_never_touches_the_served_model_on_f
     assert evaluation["blessed"] and evaluation["metric"] == "NDCG@10" and 0.0 <= evaluation["value"] <= 1.0
     # Decided on validation, beating the model training started from; test scored for the report only.
     assert evaluation["decided_on"]["split"] == "train[validation 0.2]"
-    assert evaluation["value"] > evaluation["reference_metrics"]["starting_model"]["NDCG@10"]
+    assert evaluation["value"] > evaluation["reference_metrics"]["starting_model"]["validation"]["NDCG@10"]
+    # The references are reported on test beside the model.
+    assert set(evaluation["reference_metrics"]["bm25"]) == {"validation", "test"}
     assert set(evaluation["test_metrics"]) == set(evaluation["metrics"])
     assert outputs["RetrievalEvaluator"]["blessing"]["blessed"] == 1
     assert outputs["RetrievalIndexer"]["index"]["count"] == 64
@@ -376,7 +378,7 @@ def test_pipeline_refuses_a_first_model_that_does_not_beat_its_references(tmp_pa
     outputs = pipeline_outputs(config.resolved(print_fn=lambda *a: None))
     evaluation = json.loads(open(os.path.join(outputs["RetrievalEvaluator"]["evaluation"]["uri"], "evaluation.json")).read())
     assert not evaluation["blessed"] and set(evaluation["reference_metrics"]) == {"starting_model", "bm25"}
-    assert evaluation["value"] <= max(m["NDCG@10"] for m in evaluation["reference_metrics"].values())
+    assert evaluation["value"] <= max(m["validation"]["NDCG@10"] for m in evaluation["reference_metrics"].values())
     assert not (tmp_path / "root" / "serving").exists()
 
 

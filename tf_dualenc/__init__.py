@@ -13,6 +13,14 @@ __version__ = "0.1.0"
 _LAZY_SUBMODULES = ("losses", "models", "vocabulary", "evaluation", "demo", "doctor", "data", "training", "export", "indexing", "analysis")
 
 
+def load_model(path):
+    """Loads a tf_dualenc `.keras` file (dual encoder or cross-encoder, compiled with a tf_dualenc loss or not);
+    see `tf_dualenc.loading`."""
+    from tf_dualenc.loading import load_model as _load_model
+
+    return _load_model(path)
+
+
 def __getattr__(name):
     if name in _LAZY_SUBMODULES:
         import importlib

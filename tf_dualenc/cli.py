@@ -5,6 +5,8 @@ import os
 import sys
 import warnings
 
+from tf_dualenc.loading import load_cross_encoder, load_model, load_reranker, load_retrieval_model
+
 
 def _doctor(args):
     from tf_dualenc import doctor
@@ -158,7 +160,7 @@ def _export(args):
     from tf_dualenc.export import export_cross_encoder, export_encoder
     from tf_dualenc.models import CrossEncoder
 
-    model = _load_keras(args.model) if args.model.endswith(".keras") else None
+    model = load_model(args.model) if args.model.endswith(".keras") else None
     if isinstance(model, CrossEncoder):
         if args.query_length or args.document_length:
             raise ValueError(f"{args.model} is a cross-encoder: its token budget is the pair's ({model.preprocessor.sequence_length}); "
@@ -263,7 +265,7 @@ def _train_joint(args):
 
     _new_output_dir(args.output_dir, ["dual_encoder.keras", "reranker.keras"])
     dual_encoder = load_retrieval_model(args.dual_encoder, args.query_length, args.document_length)
-    reranker = _load_cross_encoder(args.reranker)
+    reranker = load_cross_encoder(args.reranker)
     lists, _ = _training_lists(args)
     history = train_jointly(dual_encoder, reranker, lists, steps=args.steps, batch_size=args.batch_size,
                             retriever_learning_rate=args.retriever_learning_rate, reranker_learning_rate=args.reranker_learning_rate,
@@ -374,61 +376,6 @@ def _search(args):
     return 0
 
 
-def _load_keras(path):
-    import keras
-
-    import tf_dualenc.models  # noqa: F401  (registers the classes the .keras file names)
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Model file not found: {path}")
-    return keras.saving.load_model(path)
-
-
-def _load_cross_encoder(path):
-    from tf_dualenc.models import CrossEncoder
-
-    model = _load_keras(path)
-    if not isinstance(model, CrossEncoder):
-        raise ValueError(f"{path} holds a {type(model).__name__}, not a CrossEncoder (train one with `tf-dualenc train-reranker`).")
-    return model
-
-
-def load_reranker(spec):
-    """A cross-encoder's `score_pairs`: from an export (`export_cross_encoder`; version or model folder) or a .keras file."""
-    if spec.endswith(".keras"):
-        return _load_cross_encoder(spec).score_pairs
-    from tf_dualenc.export import ExportedCrossEncoder
-    from tf_dualenc.indexing.build_index_pipeline import resolve_export
-
-    return ExportedCrossEncoder(resolve_export(spec)).score_pairs
-
-
-def load_retrieval_model(spec, query_length=None, document_length=None):
-    """A `.keras` DualEncoder file, "all-MiniLM-L6-v2", or a local Hugging Face BERT-family folder (zero-shot SDE)."""
-    import os
-
-    if spec.endswith(".keras"):
-        from tf_dualenc.models import DualEncoder
-
-        model = _load_keras(spec)
-        if not isinstance(model, DualEncoder):
-            raise ValueError(f"{spec} holds a {type(model).__name__}, not a DualEncoder.")
-        if query_length:
-            model.query_preprocessor.sequence_length = query_length
-        if document_length:
-            model.document_preprocessor.sequence_length = document_length
-        return model
-    if spec == "all-MiniLM-L6-v2" or os.path.isfile(os.path.join(spec, "config.json")):
-        from tf_dualenc.models import build_bert_dual_encoder
-
-        return build_bert_dual_encoder(
-            spec, architecture="sde", query_sequence_length=query_length or 256, document_sequence_length=document_length or 256
-        )
-    raise ValueError(
-        f"--model {spec!r}: expected a .keras file, 'bm25', 'all-MiniLM-L6-v2', or a Hugging Face folder with config.json."
-    )
-
-
 def _pipeline(args):
     import json
     import logging
@@ -460,13 +407,13 @@ def _pipeline(args):
     pushed = outputs["ServingPusher"]["pushed_model"]
     print("\ncomponents: " + ", ".join(f"{name} {outputs[name]['state']}" for name in COMPONENT_ORDER))
     print(f"model:    {outputs['Trainer']['model']['uri']}  (Format-Serving: SavedModel; Format-Keras: model.keras)")
-    shown = ("NDCG@10", "MRR@10", "P@1", "Recall@100")
     print(f"metrics:  {evaluation['uri']}/evaluation.json")
-    print("  validation (decides): " + ", ".join(f"{m} {evaluation[m]:.4f}" for m in shown if m in evaluation))
-    references = {name: evaluation[f"{name}_{config.metric}"] for name in ("starting_model", "bm25") if f"{name}_{config.metric}" in evaluation}
-    if references:
-        print("  references on validation: " + ", ".join(f"{n.replace('_', ' ')} {config.metric} {v:.4f}" for n, v in references.items()))
-    print("  test (reported only):  " + ", ".join(f"{m} {evaluation['test_' + m]:.4f}" for m in shown if "test_" + m in evaluation))
+    metric = config.metric
+    print(f"  {metric:<22} {'validation (decides)':>20} {'test (reported only)':>20}")
+    for label, key in (("this model", metric), ("starting model", f"starting_model_{metric}"), ("bm25", f"bm25_{metric}")):
+        if key in evaluation:
+            test = evaluation.get(f"test_{key}")
+            print(f"  {label:<22} {evaluation[key]:>20.4f} {test if test is None else format(test, '.4f'):>20}")
     print(f"blessing: {outputs['RetrievalEvaluator']['blessing'].get('reason', '')}")
     print(f"index:    {outputs['RetrievalIndexer']['index']['uri']}/index")
     print(f"pushed:   {pushed['pushed_destination']} (version {pushed['pushed_version']}); index {pushed['index_destination']}")

@@ -66,6 +66,7 @@ def run(output_dir="runs/demo", steps=60, seed=0, vocabulary=None, print_fn=prin
     import numpy as np
     import tensorflow as tf
 
+    from tf_dualenc.loading import load_model
     from tf_dualenc.losses import SamToNeLoss
     from tf_dualenc.models import build_t5_dual_encoder
 
@@ -108,7 +109,7 @@ def run(output_dir="runs/demo", steps=60, seed=0, vocabulary=None, print_fn=prin
     tmp = output_dir / "model.keras.tmp.keras"
     model.save(tmp)
     os.replace(tmp, model_path)
-    reloaded = keras.models.load_model(model_path)
+    reloaded = load_model(model_path)
     drift = float(np.abs(reloaded.encode_queries(list(queries)) - model.encode_queries(list(queries))).max())
 
     report = {

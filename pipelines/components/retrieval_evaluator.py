@@ -106,19 +106,21 @@ class Executor(base_executor.BaseExecutor):
             if baseline is not None:
                 baseline_metrics = _score(ExportedDualEncoder(serving_dir(baseline)), validation, os.path.join(evaluation.uri, "baseline"),
                                           measures, k, batch_size)["validation"]
+            # References, on every split: decided on validation, shown beside the model on test. The starting model
+            # is scored for a first blessing only (later ones compare with the last blessed model); BM25 costs little.
             reference_metrics = {}
-            if baseline is None and "starting_model" in bless_against:
+            if baseline is None:
                 starting = _starting_model(json.loads(exec_properties["starting_model"]))
-                reference_metrics["starting_model"] = _score(starting, validation, os.path.join(evaluation.uri, "starting_model"),
-                                                             measures, k, batch_size)["validation"]
-            if baseline is None and "bm25" in bless_against:
-                reference_metrics["bm25"] = evaluate_run(splits["validation"].qrels, lexical_run(splits["validation"], k=k),
-                                                         measures=measures)["aggregate"]
+                reference_metrics["starting_model"] = _score(starting, splits, os.path.join(evaluation.uri, "starting_model"),
+                                                             measures, k, batch_size)
+            reference_metrics["bm25"] = {name: evaluate_run(split.qrels, lexical_run(split, k=k), measures=measures)["aggregate"]
+                                         for name, split in splits.items()}
         except (ValueError, OSError) as error:
             raise ComponentError(COMPONENT, error) from error
         value = float(scores["validation"][metric])
         baseline_value = float(baseline_metrics[metric]) if baseline_metrics else None
-        references = {name: float(m[metric]) for name, m in reference_metrics.items()}
+        references = {name: float(reference_metrics[name]["validation"][metric]) for name in bless_against
+                      if baseline is None and name in reference_metrics}
         blessed, reason = blessing_decision(value, threshold, baseline_value, metric, references)
         summary = {
             "metric": metric, "value": value, "threshold": threshold, "blessed": blessed, "reason": reason,
@@ -135,8 +137,10 @@ class Executor(base_executor.BaseExecutor):
             evaluation.set_float_custom_property(name, float(score))
         for name, score in (scores.get("test") or {}).items():
             evaluation.set_float_custom_property(f"test_{name}", float(score))
-        for reference, metrics in reference_metrics.items():
-            evaluation.set_float_custom_property(f"{reference}_{metric}", float(metrics[metric]))
+        for reference, by_split in reference_metrics.items():
+            for split, metrics in by_split.items():
+                prefix = "" if split == "validation" else f"{split}_"
+                evaluation.set_float_custom_property(f"{prefix}{reference}_{metric}", float(metrics[metric]))
         evaluation.set_int_custom_property("blessed", int(blessed))
         with open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w", encoding="utf-8") as f:
             f.write(reason + "\n")

@@ -219,9 +219,9 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
         # A finished run: report it again rather than overwrite its figures with an empty resumption.
         print_fn(f"{config.output_dir} holds a finished run ({previous_summary['steps_done']} steps); nothing to do. "
                  f"model: {previous_summary.get('model')}")
-        import tf_dualenc.models  # noqa: F401  (registers the classes the .keras file names)
+        from tf_dualenc.loading import load_model
 
-        return previous_summary, keras.saving.load_model(previous_summary["model"])
+        return previous_summary, load_model(previous_summary["model"])
     pairs = None
     if not config.hard_negatives:
         pairs = _load_pairs(config, load_training_pairs, print_fn)

@@ -1,0 +1,78 @@
+"""Loading models: the one place that turns a path or a name into a model, for the command line, the pipeline,
+the benchmarks and Python users alike.
+
+A `.keras` file names the classes it holds (towers, pooling, the dual encoder or cross-encoder) and, when it was saved
+after `model.compile(loss=SamToNeLoss(...))`, its loss; Keras finds them only once the modules that register them are
+imported, which `load_model` does.
+"""
+
+import os
+
+
+def load_model(path):
+    """Loads a tf_dualenc `.keras` file (a `DualEncoder` or `CrossEncoder`, compiled or not).
+
+    Example:
+    ```python
+    import tf_dualenc
+    model = tf_dualenc.load_model("runs/train/model.keras")
+    vectors = model.encode_queries(["what is samtone?"])
+    ```
+    """
+    import keras
+
+    import tf_dualenc.losses  # noqa: F401  (registers the loss classes a compiled model's file names)
+    import tf_dualenc.models  # noqa: F401  (registers the model classes)
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Model file not found: {path}")
+    try:
+        return keras.saving.load_model(path)
+    except (ValueError, TypeError, OSError, KeyError) as error:
+        raise ValueError(f"{path}: cannot be loaded as a tf_dualenc model ({type(error).__name__}: {error})") from error
+
+
+def load_cross_encoder(path):
+    """A `CrossEncoder` from a `.keras` file; any other model is an error naming the file."""
+    from tf_dualenc.models.cross_encoder import CrossEncoder
+
+    model = load_model(path)
+    if not isinstance(model, CrossEncoder):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a CrossEncoder (train one with `tf-dualenc train-reranker`).")
+    return model
+
+
+def load_reranker(spec):
+    """A cross-encoder's `score_pairs`: from an export (`export_cross_encoder`; version or model folder) or a .keras file."""
+    if spec.endswith(".keras"):
+        return load_cross_encoder(spec).score_pairs
+    from tf_dualenc.export import ExportedCrossEncoder
+    from tf_dualenc.indexing.build_index_pipeline import resolve_export
+
+    return ExportedCrossEncoder(resolve_export(spec)).score_pairs
+
+
+def load_retrieval_model(spec, query_length=None, document_length=None):
+    """A dual encoder from a `.keras` file, "all-MiniLM-L6-v2", or a local Hugging Face BERT-family folder (zero-shot
+    SDE); `query_length` / `document_length` override its token budgets."""
+    if spec.endswith(".keras"):
+        from tf_dualenc.models.dual_encoder import DualEncoder
+
+        model = load_model(spec)
+        if not isinstance(model, DualEncoder):
+            raise ValueError(f"{spec} holds a {type(model).__name__}, not a DualEncoder.")
+        if query_length:
+            model.query_preprocessor.sequence_length = query_length
+        if document_length:
+            model.document_preprocessor.sequence_length = document_length
+        return model
+    if spec == "all-MiniLM-L6-v2" or os.path.isfile(os.path.join(spec, "config.json")):
+        from tf_dualenc.models.builders import build_bert_dual_encoder
+
+        return build_bert_dual_encoder(
+            spec, architecture="sde", query_sequence_length=query_length or 256, document_sequence_length=document_length or 256
+        )
+    raise ValueError(
+        f"--model {spec!r}: expected a .keras file, 'bm25', 'all-MiniLM-L6-v2', or a Hugging Face folder with config.json."
+    )
