@@ -70,7 +70,7 @@ def test_evaluate_cli_errors(tmp_path, capsys):
     assert cli.main(["evaluate", "--model", "nope.keras", "--data", str(data), "--output-dir", str(tmp_path)]) == 2
     assert "nope.keras" in capsys.readouterr().err
     assert cli.main(["evaluate", "--model", "bm25", "--data", str(tmp_path / "missing"), "--output-dir", str(tmp_path)]) == 2
-    assert "missing" in capsys.readouterr().err
+    assert "BEIR data folder not found: " + str(tmp_path / "missing") in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"`search` must be one of \['exact', 'brute_force'\]; got 'scann'"):
         evaluate_retrieval(load_beir(data, "test"), model=FakeModel(), search="scann")
 

@@ -98,3 +98,14 @@ def test_bert_builder_errors():
         build_bert_dual_encoder("/no/such/folder")
     with pytest.raises(ValueError, match=r"architecture='tri'"):
         build_bert_dual_encoder("all-MiniLM-L6-v2", architecture="tri")
+
+
+def test_minilm_unused_pooler_is_frozen_so_training_has_a_gradient_for_every_trainable_weight(minilm):
+    import tensorflow as tf
+
+    assert not any("pooled_dense" in v.path for v in minilm.trainable_variables)
+    assert any("pooled_dense" in v.path for v in minilm.non_trainable_variables)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(minilm.embed_queries(minilm.query_preprocessor(tf.constant(TEXTS)), training=True))
+    gradients = tape.gradient(loss, minilm.trainable_variables)
+    assert [v.path for v, g in zip(minilm.trainable_variables, gradients) if g is None] == []

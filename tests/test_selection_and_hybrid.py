@@ -364,3 +364,12 @@ def test_reranker_check_chooses_the_weight_and_refuses_one_that_only_helps_at_ze
     result = check_reranker(validation, model=_NearMissEncoder(data), scorer=faithful, k=5, rerank_k=5, metric="P@1", weight="auto")
     assert result["retrieval"] == 0.0 and result["reranked"] == 1.0 and set(result["weight_curve"]) == {w / 10 for w in range(11)}
     assert result["weight"] == min(w for w, v in result["weight_curve"].items() if v == 1.0) > 0
+
+
+def test_a_failed_train_leaves_no_output_folder_behind(tmp_path, t5_vocabulary):
+    bad = tmp_path / "pairs.jsonl"
+    bad.write_text(json.dumps({"query": "q", "document": "d"}) + "\n{broken\n")
+    config = _tiny_t5(bad, tmp_path / "run", t5_vocabulary, batch_size=2)
+    with pytest.raises(Exception, match=r"pairs\.jsonl:2"):
+        train(config, progress=False, print_fn=lambda *_: None)
+    assert not (tmp_path / "run").exists()

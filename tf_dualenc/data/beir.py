@@ -170,6 +170,8 @@ def load_beir(path, split="test", *, lenient=False):
         A `BeirDataset` whose `queries` are those of the split.
     """
     path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"BEIR data folder not found: {path} (expected a folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv).")
     qrels_path = os.path.join(path, "qrels", f"{split}.tsv")
     if not os.path.isfile(qrels_path):
         available = sorted(f[:-4] for f in os.listdir(os.path.join(path, "qrels"))) if os.path.isdir(os.path.join(path, "qrels")) else []

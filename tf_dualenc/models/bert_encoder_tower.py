@@ -42,6 +42,9 @@ class BertEncoderTower(keras.Model):
             # BertBackbone's config has no activation field; set it on each already-built encoder layer.
             layer.activation = activation
             layer._feedforward_intermediate_dense.activation = activation
+        # The tower mean-pools `sequence_output`; BERT's [CLS] pooler is never used, so it is frozen (a trainable
+        # weight without a gradient makes every optimizer step warn "Gradients do not exist for variables").
+        backbone.pooled_dense.trainable = False
         self.feedforward_activation = feedforward_activation
         self.backbone = backbone
         self.pooling = MaskedMeanPooling(dtype=backbone.dtype_policy, name="mean_pooling")

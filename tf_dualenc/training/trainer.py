@@ -204,6 +204,22 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
         stop_after_steps: stop this process after that many steps, as a killed run would (tests and
             time-boxed sessions); rerunning the same config resumes.
     """
+    created = not os.path.exists(config.output_dir)
+    try:
+        return _train(config, stop_after_steps=stop_after_steps, print_fn=print_fn, progress=progress)
+    except BaseException:
+        # A run that failed before its first checkpoint (and before mining negatives worth keeping) leaves nothing to
+        # resume: remove the folder it created, so a failed command leaves no empty or config-only folder behind.
+        kept = ("checkpoints", "summary.json")
+        if created and os.path.isdir(config.output_dir) and not any(
+                name in kept or name.startswith("hard_negatives-") for name in os.listdir(config.output_dir)):
+            import shutil
+
+            shutil.rmtree(config.output_dir, ignore_errors=True)
+        raise
+
+
+def _train(config, *, stop_after_steps, print_fn, progress):
     config.validate()
     import keras
     import numpy as np
