@@ -15,7 +15,8 @@ import pathlib
 import time
 
 SAMPLE = pathlib.Path(__file__).parent / "data" / "sample_pairs.jsonl"
-SHARED_T5_VOCABULARY = pathlib.Path("..") / "shared" / "models" / "t5" / "spiece.model"
+# Next to the repository (../shared from its root), wherever the command runs from.
+SHARED_T5_VOCABULARY = pathlib.Path(__file__).resolve().parents[2] / "shared" / "models" / "t5" / "spiece.model"
 NUM_TRAIN = 48
 BATCH_SIZE = 16
 
