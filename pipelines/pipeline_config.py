@@ -92,7 +92,13 @@ class PipelineConfig:
             key, raw = item.split("=", 1)
             value = yaml.safe_load(raw) if raw else ""
             if key.startswith("train."):
-                values["train"] = dict(values["train"], **{key[len("train."):]: value})
+                from tf_dualenc.training.train_config import TrainConfig
+
+                name = key[len("train."):]
+                # TrainConfig's own parser: YAML reads "3e-5" as a string (a float needs a dot there).
+                types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+                value = _parse_train_value(name, raw, types[name]) if name in types else value
+                values["train"] = dict(values["train"], **{name: value})
             elif key in values:
                 values[key] = raw if isinstance(values[key], str) else value
             else:
@@ -221,6 +227,12 @@ class PipelineConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+
+def _parse_train_value(name, raw, annotation):
+    from tf_dualenc.training.train_config import _parse_value
+
+    return _parse_value(f"train.{name}", raw, annotation)
 
 
 def _absolute(path):
