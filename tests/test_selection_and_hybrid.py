@@ -186,7 +186,7 @@ def test_evaluate_hybrid_chooses_the_weight_on_validation_and_reports_components
     assert set(report["run"]) == {"q3", "q4"}
     fixed = evaluate_hybrid(test, model=_KeywordEncoder(), fusion="rrf", k=5, measures=("P@1",))
     assert fixed["hybrid"] == {"fusion": "rrf", "weight": None, "chosen_on": None, "validation_curve": None}
-    with pytest.raises(ValueError, match="needs a weight, or a validation split"):
+    with pytest.raises(ValueError, match="a validation split is needed to choose the interpolation weight"):
         evaluate_hybrid(test, model=_KeywordEncoder(), fusion="interpolate")
 
 
@@ -247,7 +247,7 @@ def test_evaluate_cli_hybrid_chooses_its_weight_on_validation_never_on_the_evalu
     assert cli.main(base + ["--output-dir", str(tmp_path / "rrf"), "--hybrid", "rrf"]) == 0
     assert json.loads((tmp_path / "rrf" / "report.json").read_text())["hybrid"]["fusion"] == "rrf"
     assert cli.main(base + ["--output-dir", str(tmp_path / "x"), "--hybrid", "interpolate", "--split", "train"]) == 2
-    assert "the split the weight is chosen on" in capsys.readouterr().err
+    assert "the split the weights are chosen on" in capsys.readouterr().err
     assert cli.main(["evaluate", "--model", "bm25", "--data", data, "--output-dir", str(tmp_path / "y"), "--hybrid", "rrf"]) == 2
     assert "--model bm25 is not a dense model" in capsys.readouterr().err
 
@@ -373,3 +373,26 @@ def test_a_failed_train_leaves_no_output_folder_behind(tmp_path, t5_vocabulary):
     with pytest.raises(Exception, match=r"pairs\.jsonl:2"):
         train(config, progress=False, print_fn=lambda *_: None)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_cascade_reranks_the_hybrid_run_with_weights_and_check_from_validation(tmp_path):
+    from tf_dualenc.evaluation.rerank_evaluation import RerankerRegression
+
+    data = write_tiny_beir(tmp_path / "beir")
+    test, validation = load_beir(data, "test"), load_validation(data, fraction=0.2)
+    texts = {}
+    for split in (test, validation):
+        for q, docs in split.qrels.items():
+            texts[split.queries[q]] = {split.document_text(d) for d in docs}
+    faithful = lambda queries, documents: [1.0 if d in texts.get(q, ()) else 0.0 for q, d in zip(queries, documents)]
+    backwards = lambda queries, documents: [-1.0 if d in texts.get(q, ()) else 0.0 for q, d in zip(queries, documents)]
+    model = _NearMissEncoder(data)
+    report = evaluate_hybrid(test, model=model, fusion="rrf", validation=validation, k=10, measures=("P@1", "NDCG@10"),
+                             scorer=faithful, rerank_k=5, rerank_weight=1.0)
+    assert report["components"]["dense"]["P@1"] < 0.1 and report["metrics"]["P@1"] == 1.0
+    assert set(report["components"]) == {"dense", "bm25", "hybrid"} and report["rerank"]["weight"] > 0
+    assert report["rerank"]["validation"]["reranked"] >= report["rerank"]["validation"]["hybrid"]
+    with pytest.raises(RerankerRegression, match="re-ranking the hybrid run lowers validation P@1"):
+        evaluate_hybrid(test, model=model, fusion="rrf", validation=validation, k=10, measures=("P@1",), scorer=backwards, rerank_k=5)
+    unchecked = evaluate_hybrid(test, model=model, fusion="rrf", k=10, measures=("P@1",), scorer=backwards, rerank_k=5, rerank_check=False)
+    assert unchecked["rerank"]["validation"] is None

@@ -56,7 +56,7 @@ def _evaluate(args):
         method = "bm25"
     else:
         model = load_retrieval_model(args.model, args.query_length, args.document_length)
-    if args.hybrid:
+    if args.hybrid:  # with --rerank too: the full cascade
         return _evaluate_hybrid(args, dataset, model, measures)
     if args.rerank:
         from tf_dualenc.evaluation import evaluate_reranking
@@ -131,15 +131,22 @@ def _evaluate_hybrid(args, dataset, model, measures):
 
     if model is None:
         raise ValueError("--hybrid fuses a dense model's run with BM25; --model bm25 is not a dense model.")
-    if args.rerank:
-        raise ValueError("--hybrid and --rerank are separate evaluations; run them one at a time.")
+    scorer = load_reranker(args.rerank) if args.rerank else None
+    rerank_weight = _rerank_weight(args.rerank_weight)
+    if scorer is not None and args.skip_rerank_check:
+        if rerank_weight == "auto":
+            raise ValueError("--rerank-weight auto is chosen by the validation check; it cannot be combined with --skip-rerank-check.")
+        print("WARNING: --skip-rerank-check: the re-ranker was not checked on a validation split; it may make retrieval worse.",
+              file=sys.stderr)
     validation = None
-    if args.hybrid == "interpolate" and args.hybrid_weight is None:
+    if (args.hybrid == "interpolate" and args.hybrid_weight is None) or (scorer is not None and not args.skip_rerank_check):
         validation = load_validation(args.validation_data or args.data, fraction=args.validation_fraction, split=args.validation_split)
         if args.split == args.validation_split and os.path.abspath(args.validation_data or args.data) == os.path.abspath(args.data):
-            raise ValueError(f"--split {args.split} is the split the weight is chosen on; evaluate another split, or give --hybrid-weight.")
+            raise ValueError(f"--split {args.split} is the split the weights are chosen on; evaluate another split, or give "
+                             "--hybrid-weight (and --skip-rerank-check).")
     report = evaluate_hybrid(dataset, model=model, fusion=args.hybrid, validation=validation, weight=args.hybrid_weight, k=args.k,
-                             measures=measures, batch_size=args.batch_size)
+                             measures=measures, batch_size=args.batch_size, scorer=scorer, rerank_k=args.rerank_k,
+                             rerank_weight=rerank_weight, rerank_check=not args.skip_rerank_check)
     run = report.pop("run")
     report.update(model=args.model, dataset={"path": os.path.abspath(args.data), "split": args.split, "queries": len(dataset.queries)})
     os.makedirs(args.output_dir, exist_ok=True)
@@ -149,9 +156,13 @@ def _evaluate_hybrid(args, dataset, model, measures):
     how = f"weight {hybrid['weight']} (dense share)" if args.hybrid == "interpolate" else "reciprocal rank fusion, k=60"
     chosen = f", chosen on {hybrid['chosen_on']['split']} ({hybrid['chosen_on']['queries']} queries)" if hybrid["chosen_on"] else ""
     print(f"{args.model} + BM25, {how}{chosen}, on {args.data} ({args.split}: {len(dataset.queries)} queries)")
-    print(f"  {'measure':<12} {'dense':>8} {'bm25':>8} {'hybrid':>8}")
+    if "rerank" in report:
+        print(f"  then the top {args.rerank_k} re-ranked by {args.rerank} (cross-encoder weight {report['rerank']['weight']})")
+    columns = ["dense", "bm25"] + (["hybrid"] if "rerank" in report else [])
+    final = "re-ranked" if "rerank" in report else "hybrid"
+    print(f"  {'measure':<12} " + " ".join(f"{c:>9}" for c in columns + [final]))
     for name, value in report["metrics"].items():
-        print(f"  {name:<12} {report['components']['dense'][name]:>8.4f} {report['components']['bm25'][name]:>8.4f} {value:>8.4f}")
+        print(f"  {name:<12} " + " ".join(f"{report['components'][c][name]:>9.4f}" for c in columns) + f" {value:>9.4f}")
     print(f"wrote {args.output_dir}/report.json and run.trec")
     return 0
 

@@ -127,34 +127,67 @@ def lexical_run(split, *, k=100, title_separator=" "):
 
 
 def evaluate_hybrid(dataset, *, model, fusion, validation=None, weight=None, k=100, measures=None, batch_size=64,
-                    title_separator=" "):
-    """Scores dense, BM25 and their fusion on `dataset`; for "interpolate" without a `weight`, the weight is chosen
-    on `validation` (a `BeirDataset`, e.g. `load_validation(...)`), never on `dataset`.
+                    title_separator=" ", scorer=None, rerank_k=20, rerank_weight=1.0, rerank_check=True):
+    """Scores dense, BM25 and their fusion on `dataset` — and, with a cross-encoder `scorer`, the full cascade: the
+    fused run's top `rerank_k` re-ranked (`tf_dualenc.evaluation.rerank_evaluation.combine_reranking`).
 
-    Returns a report: {"metrics": fused, "components": {"dense": ..., "bm25": ...}, "hybrid": {fusion, weight,
-    chosen_on, validation_curve}, "run": the fused run, "timings"}.
+    Everything chosen is chosen on `validation` (a `BeirDataset`, e.g. `load_validation(...)`), never on `dataset`:
+    the interpolation weight when `weight` is None, the re-ranker's share when `rerank_weight="auto"`, and, with
+    `rerank_check`, the refusal (`RerankerRegression`) of a re-ranker that lowers the first measure on validation.
+
+    Returns a report: {"metrics": of the final run, "components": {"dense", "bm25"[, "hybrid"]}, "hybrid": {fusion,
+    weight, chosen_on, validation_curve}, ["rerank": {k, weight, validation}], "run": the final run, "timings"}.
     """
+    from tf_dualenc.evaluation.rerank_evaluation import (RerankerRegression, choose_rerank_weight, combine_reranking,
+                                                         cross_encoder_scores)
     from tf_dualenc.evaluation.trec_metrics import DEFAULT_MEASURES, evaluate_run
 
     measures = tuple(measures or DEFAULT_MEASURES)
     if fusion not in FUSIONS:
         raise ValueError(f"fusion={fusion!r} (valid: {list(FUSIONS)}).")
-    needs_validation = fusion == "interpolate" and weight is None
+    needs_validation = (fusion == "interpolate" and weight is None) or (scorer is not None and (rerank_check or rerank_weight == "auto"))
     if needs_validation and validation is None:
-        raise ValueError("fusion='interpolate' needs a weight, or a validation split to choose it on.")
+        raise ValueError("a validation split is needed to choose the interpolation weight and to check or weigh the re-ranker; "
+                         "give `validation`, or a `weight` (and rerank_check=False with a numeric rerank_weight).")
     splits = {"evaluated": dataset, **({"validation": validation} if needs_validation else {})}
     dense, timings = dense_runs(model, splits, k=k, batch_size=batch_size, title_separator=title_separator)
     lexical = {name: lexical_run(split, k=k, title_separator=title_separator) for name, split in splits.items()}
     hybrid = {"fusion": fusion, "weight": weight, "chosen_on": None, "validation_curve": None}
-    if needs_validation:
+    if fusion == "interpolate" and weight is None:
         hybrid["weight"], hybrid["validation_curve"] = choose_interpolation_weight(validation.qrels, dense["validation"], lexical["validation"])
         hybrid["chosen_on"] = {"path": os.path.abspath(validation.path), "split": validation.split, "queries": len(validation.queries)}
-    fused = fuse_runs(dense["evaluated"], lexical["evaluated"], fusion, weight=hybrid["weight"], depth=k)
+    fused = {name: fuse_runs(dense[name], lexical[name], fusion, weight=hybrid["weight"], depth=k) for name in splits}
+    components = {name: evaluate_run(dataset.qrels, run["evaluated"], measures=measures)["aggregate"]
+                  for name, run in (("dense", dense), ("bm25", lexical))}
+    final, report = fused["evaluated"], {"hybrid": hybrid}
+    if scorer is not None:
+        def cross(name):
+            split = splits[name]
+            return cross_encoder_scores(fused[name], split.queries, lambda d: split.document_text(d, title_separator), scorer, rerank_k)
+
+        rerank = {"k": rerank_k, "weight": rerank_weight, "validation": None}
+        if "validation" in splits:
+            metric = measures[0]
+            scores = cross("validation")
+            if rerank_weight == "auto":
+                rerank["weight"], rerank["weight_curve"] = choose_rerank_weight(validation.qrels, fused["validation"], scores, metric)
+            before = evaluate_run(validation.qrels, fused["validation"], measures=(metric,))["aggregate"][metric]
+            after = evaluate_run(validation.qrels, combine_reranking(fused["validation"], scores, rerank["weight"]),
+                                 measures=(metric,))["aggregate"][metric]
+            rerank["validation"] = {"metric": metric, "hybrid": before, "reranked": after, "split": validation.split}
+            if rerank_check and (after < before or rerank["weight"] == 0):
+                raise RerankerRegression(
+                    f"re-ranking the hybrid run lowers validation {metric} from {before:.4f} to {after:.4f} (cross-encoder "
+                    f"weight {rerank['weight']}, {len(validation.queries)} queries of {validation.split}); leave the re-ranker out"
+                    if after < before else f"the best cross-encoder weight on validation is 0 ({validation.split}): the re-ranker "
+                    "does not help; leave it out")
+        components["hybrid"] = evaluate_run(dataset.qrels, final, measures=measures)["aggregate"]
+        final = combine_reranking(final, cross("evaluated"), rerank["weight"])
+        report["rerank"] = rerank
     return {
-        "metrics": evaluate_run(dataset.qrels, fused, measures=measures)["aggregate"],
-        "components": {name: evaluate_run(dataset.qrels, run["evaluated"], measures=measures)["aggregate"]
-                       for name, run in (("dense", dense), ("bm25", lexical))},
-        "hybrid": hybrid,
-        "run": fused,
+        "metrics": evaluate_run(dataset.qrels, final, measures=measures)["aggregate"],
+        "components": components,
+        **report,
+        "run": final,
         "timings": timings,
     }
