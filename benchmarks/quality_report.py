@@ -1,0 +1,56 @@
+"""Writes the retrieval-quality tables of docs/benchmarks.md (between its `<!-- NAME -->` markers) from the result
+files of `benchmarks/quality.py` and `benchmarks/cascade.py`, through `benchmarks/compare_losses.py`:
+
+    .venv/bin/python benchmarks/quality_report.py
+"""
+
+import json
+import pathlib
+import re
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "quality"
+
+
+def compare(*args):
+    output = subprocess.run([sys.executable, "benchmarks/compare_losses.py", *args], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout
+    return output.split("\n\nseeds")[0].strip()
+
+
+def cascade_table(path):
+    result = json.loads(path.read_text())
+    rows = ["| stage | validation NDCG@10 | test NDCG@10 | test MRR@10 | test P@1 |", "|---|---|---|---|---|"]
+    for stage in result["metrics"]["test"]:
+        validation, test = result["metrics"]["validation"][stage], result["metrics"]["test"][stage]
+        rows.append(f"| {stage} | {validation['NDCG@10']:.4f} | {test['NDCG@10']:.4f} | {test['MRR@10']:.4f} | {test['P@1']:.4f} |")
+    text = "\n".join(rows) + (
+        f"\n\nHybrid weight {result['hybrid_weight']} (dense share), cross-encoder weight {result['rerank_weight']}, re-ranking "
+        f"the top {result['rerank_k']}; both weights chosen on validation. Re-ranking took {result['rerank_ms_per_query']['test']} ms "
+        "per test query (machine shared with other jobs).")
+    if "reranker_training" in result:
+        training = result["reranker_training"]
+        text += (f" Cross-encoder: {training['lists']} training lists, {training['seconds']} s; validation list MRR by step "
+                 + ", ".join(f"{h['step']}: {h['list_mrr']:.3f}" for h in training["validation"]) + f"; kept step {training['best_step']}.")
+    return text
+
+
+def main():
+    sections = {"SUMMARY": compare("--summary"), "SDE_TEST": compare(), "SDE_VAL": compare("--split", "validation")}
+    if list(RESULTS.glob("scifact_strong_ade_spl_*")):
+        sections["ADE"] = compare("--architecture", "ade_spl") + "\n\n" + compare("--architecture", "ade_spl", "--split", "validation")
+    cascade = RESULTS / "scifact_cascade_samtone_seed0.json"
+    if cascade.exists():
+        sections["CASCADE"] = cascade_table(cascade)
+    doc_path = REPO / "docs" / "benchmarks.md"
+    doc = doc_path.read_text(encoding="utf-8")
+    for key, value in sections.items():
+        doc = re.sub(rf"<!-- {key} -->.*?<!-- /{key} -->", lambda _: f"<!-- {key} -->\n{value}\n<!-- /{key} -->", doc, flags=re.S)
+    doc_path.write_text(doc, encoding="utf-8")
+    print(f"wrote {sorted(sections)} into {doc_path}")
+
+
+if __name__ == "__main__":
+    main()
