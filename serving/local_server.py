@@ -109,7 +109,18 @@ class ModelRegistry:
             if spec.dtype == tf.string:
                 if value.dtype != object and value.dtype.kind not in ("U", "S"):
                     raise RequestError("INVALID_ARGUMENT", f"Input {name!r} must be DT_STRING; got {value.dtype}.")
-                encoded = [v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in value.ravel()]
+                # Every item, not the first: a number or null among the strings is the client's error, not ours.
+                encoded = []
+                for i, v in enumerate(value.ravel()):
+                    if isinstance(v, bytes):
+                        encoded.append(v)
+                    elif isinstance(v, str):
+                        try:
+                            encoded.append(v.encode("utf-8"))
+                        except UnicodeEncodeError:
+                            raise RequestError("INVALID_ARGUMENT", f"Input {name!r}: item {i} is not valid Unicode (a lone surrogate?).") from None
+                    else:
+                        raise RequestError("INVALID_ARGUMENT", f"Input {name!r}: item {i} is {type(v).__name__}, not a string.")
                 too_long = [i for i, v in enumerate(encoded) if len(v) > self.max_text_bytes]
                 if too_long:
                     raise RequestError("INVALID_ARGUMENT", f"Input {name!r}: item {too_long[0]} is longer than {self.max_text_bytes} bytes.")
@@ -246,55 +257,71 @@ def _rest_handler(registry, max_request_bytes):
 
         def do_POST(self):
             try:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > max_request_bytes:
-                    self.close_connection = True
-                    raise RequestError("RESOURCE_EXHAUSTED", f"Request of {length} bytes exceeds the limit of {max_request_bytes}.")
-                raw = self.rfile.read(length)
-                model, suffix = self._route()
-                if suffix != ":predict":
-                    raise RequestError("INVALID_ARGUMENT", "POST goes to :predict.")
-                try:
-                    body = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    raise RequestError("INVALID_ARGUMENT", "The body is not valid JSON.") from None
-                signature = body.get("signature_name") or "serving_default"
-                if signature not in model.signatures:
-                    raise RequestError("INVALID_ARGUMENT", f'Serving signature key "{signature}" not found; the model has {sorted(model.signatures)}.')
-                names = sorted(model.input_specs(signature))
-                if "inputs" in body:
-                    columns = body["inputs"] if isinstance(body["inputs"], dict) else {names[0]: body["inputs"]}
-                    row_format = False
-                elif "instances" in body:
-                    rows = body["instances"]
-                    if not isinstance(rows, list):
-                        raise RequestError("INVALID_ARGUMENT", "'instances' must be a list.")
-                    columns = ({n: [r.get(n) for r in rows] for n in names} if rows and isinstance(rows[0], dict) else {names[0]: rows})
-                    row_format = True
-                else:
-                    raise RequestError("INVALID_ARGUMENT", "The body needs 'inputs' (columnar) or 'instances' (row format).")
-                inputs = {}
-                for name, value in columns.items():
-                    try:
-                        inputs[name] = np.asarray(value, dtype=object if _has_text(value) else None)
-                    except ValueError:
-                        raise RequestError("INVALID_ARGUMENT", f"Input {name!r} is not a rectangular array.") from None
-                outputs = {k: _jsonable(v) for k, v in registry.predict(model, signature, inputs).items()}
-                if row_format:
-                    keys = sorted(outputs)
-                    rows_out = outputs[keys[0]] if len(keys) == 1 else [dict(zip(keys, row)) for row in zip(*(outputs[k] for k in keys))]
-                    self._reply(200, {"predictions": rows_out})
-                else:
-                    self._reply(200, {"outputs": next(iter(outputs.values())) if len(outputs) == 1 else outputs})
+                self._post()
             except RequestError as error:
                 self._reply(_HTTP_STATUS.get(error.code, 500), {"error": error.message})
+            except Exception as error:  # never drop a connection without an answer
+                self.close_connection = True
+                self._reply(500, {"error": f"internal error: {type(error).__name__}: {error}"})
+
+        def _post(self):
+            raw_length = self.headers.get("Content-Length") or "0"
+            if not raw_length.strip().isdigit():
+                # The body cannot be framed: answer and close rather than read an unknown amount.
+                self.close_connection = True
+                raise RequestError("INVALID_ARGUMENT", f"Content-Length {raw_length!r} is not a non-negative integer.")
+            length = int(raw_length)
+            if length > max_request_bytes:
+                self.close_connection = True
+                raise RequestError("RESOURCE_EXHAUSTED", f"Request of {length} bytes exceeds the limit of {max_request_bytes}.")
+            raw = self.rfile.read(length)
+            model, suffix = self._route()
+            if suffix != ":predict":
+                raise RequestError("INVALID_ARGUMENT", "POST goes to :predict.")
+            try:
+                body = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise RequestError("INVALID_ARGUMENT", "The body is not valid JSON.") from None
+            except RecursionError:
+                raise RequestError("INVALID_ARGUMENT", "The body's JSON is nested too deeply.") from None
+            if not isinstance(body, dict):
+                raise RequestError("INVALID_ARGUMENT", f"The body must be a JSON object with 'inputs' or 'instances'; got a {type(body).__name__}.")
+            signature = body.get("signature_name") or "serving_default"
+            if signature not in model.signatures:
+                raise RequestError("INVALID_ARGUMENT", f'Serving signature key "{signature}" not found; the model has {sorted(model.signatures)}.')
+            names = sorted(model.input_specs(signature))
+            if "inputs" in body:
+                columns = body["inputs"] if isinstance(body["inputs"], dict) else {names[0]: body["inputs"]}
+                row_format = False
+            elif "instances" in body:
+                rows = body["instances"]
+                if not isinstance(rows, list):
+                    raise RequestError("INVALID_ARGUMENT", "'instances' must be a list.")
+                columns = ({n: [r.get(n) for r in rows] for n in names} if rows and isinstance(rows[0], dict) else {names[0]: rows})
+                row_format = True
+            else:
+                raise RequestError("INVALID_ARGUMENT", "The body needs 'inputs' (columnar) or 'instances' (row format).")
+            inputs = {}
+            for name, value in columns.items():
+                try:
+                    inputs[name] = np.asarray(value, dtype=object if _has_text(value) else None)
+                except ValueError:
+                    raise RequestError("INVALID_ARGUMENT", f"Input {name!r} is not a rectangular array.") from None
+            outputs = {k: _jsonable(v) for k, v in registry.predict(model, signature, inputs).items()}
+            if row_format:
+                keys = sorted(outputs)
+                rows_out = outputs[keys[0]] if len(keys) == 1 else [dict(zip(keys, row)) for row in zip(*(outputs[k] for k in keys))]
+                self._reply(200, {"predictions": rows_out})
+            else:
+                self._reply(200, {"outputs": next(iter(outputs.values())) if len(outputs) == 1 else outputs})
 
     return Handler
 
 
 def _has_text(value):
+    # Any string makes it a text input; the per-item check in `predict` then names any item that is not one.
     flat = np.ravel(np.asarray(value, dtype=object))
-    return flat.size > 0 and isinstance(flat[0], str)
+    return any(isinstance(v, str) for v in flat)
 
 
 class LocalModelServer:

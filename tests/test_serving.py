@@ -198,3 +198,48 @@ def test_two_stage_search_reranks_through_the_server(served, tmp_path, t5_vocabu
         assert "--rerank-model-name re-ranks through --server" in capsys.readouterr().err
     finally:
         server.stop()
+
+
+def _raw_rest(port, body, headers=None):
+    """Sends one POST with raw bytes and headers; returns (status, parsed JSON body) or (None, None) when the server
+    closed the connection without an answer."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.putrequest("POST", "/v1/models/tiny:predict")
+        for key, value in (headers or {"Content-Length": str(len(body))}).items():
+            connection.putheader(key, value)
+        connection.endheaders()
+        connection.send(body)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    except (http.client.RemoteDisconnected, ConnectionResetError):
+        return None, None
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("body,message", [
+    (b"[1, 2]", "must be a JSON object"),
+    (b"null", "must be a JSON object"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (json.dumps({"signature_name": "encode_query", "inputs": ["a", None]}).encode(), "item 1 is NoneType, not a string"),
+    (json.dumps({"signature_name": "encode_query", "inputs": ["a", 2.5]}).encode(), "item 1 is float, not a string"),
+    (json.dumps({"signature_name": "encode_query", "inputs": [2.5, "a"]}).encode(), "item 0 is float, not a string"),
+    (b'{"signature_name": "encode_query", "inputs": ["\\ud800"]}', "not valid Unicode"),
+])
+def test_rest_answers_every_malformed_body_with_400(served, body, message):
+    _, _, server = served
+    status, reply = _raw_rest(server.rest_port, body)
+    assert status == 400 and message in reply["error"], reply
+
+
+@pytest.mark.parametrize("length", ["abc", "-1"])
+def test_rest_refuses_a_content_length_it_cannot_frame(served, length):
+    _, _, server = served
+    status, reply = _raw_rest(server.rest_port, b"{}", {"Content-Length": length})
+    assert status == 400 and "is not a non-negative integer" in reply["error"]
+    # The server still answers well-formed requests afterwards.
+    status, reply = _raw_rest(server.rest_port, json.dumps({"signature_name": "encode_query", "inputs": ["a"]}).encode())
+    assert status == 200 and len(reply["outputs"]) == 1
