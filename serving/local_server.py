@@ -90,6 +90,20 @@ class ModelRegistry:
             raise RequestError("NOT_FOUND", f"Servable not found for request: Specific({name}, {version}); served version: {model.version}")
         return model
 
+    def check_declared_shape(self, name, proto):
+        """Checks a TensorProto's declared shape before anything is allocated for it: `make_ndarray` allocates the
+        declared size even when the message carries one value (a 60 KB request could ask for gigabytes)."""
+        dims = [d.size for d in proto.tensor_shape.dim]
+        if any(d < 0 for d in dims):
+            raise RequestError("INVALID_ARGUMENT", f"Input {name!r}: declared shape {dims} has a negative dimension.")
+        if dims and dims[0] > self.max_batch_size:
+            raise RequestError("INVALID_ARGUMENT", f"Input {name!r}: declared batch of {dims[0]} exceeds the limit of {self.max_batch_size}.")
+        count = int(np.prod(dims, dtype=np.float64)) if dims else 1
+        # The signatures take one text (or one value per text) per example: more than a few values each is not a request.
+        if count > self.max_batch_size * 64:
+            raise RequestError("INVALID_ARGUMENT", f"Input {name!r}: declared shape {dims} holds {count} values; the limit is "
+                                                   f"{self.max_batch_size * 64}.")
+
     def predict(self, model, signature, inputs):
         """Validates and runs one request; inputs are {name: np.ndarray}."""
         import tensorflow as tf
@@ -161,6 +175,7 @@ def _servicer_class():
                 model = self.registry.lookup(spec.name, spec.version.value if spec.HasField("version") else None)
                 inputs = {}
                 for name, proto in request.inputs.items():
+                    self.registry.check_declared_shape(name, proto)
                     try:
                         inputs[name] = tf.make_ndarray(proto)
                     except Exception as error:  # a malformed TensorProto

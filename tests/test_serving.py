@@ -243,3 +243,24 @@ def test_rest_refuses_a_content_length_it_cannot_frame(served, length):
     # The server still answers well-formed requests afterwards.
     status, reply = _raw_rest(server.rest_port, json.dumps({"signature_name": "encode_query", "inputs": ["a"]}).encode())
     assert status == 200 and len(reply["outputs"]) == 1
+
+
+@pytest.mark.parametrize("dims,message", [([20_000_000], "declared batch of 20000000 exceeds the limit of 16"),
+                                          ([16, 100_000], "holds 1600000 values; the limit is 1024"),
+                                          ([-1], "negative dimension")])
+def test_grpc_checks_the_declared_shape_before_allocating(served, dims, message):
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    _, _, server = served
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name, request.model_spec.signature_name = "tiny", "encode_query"
+    proto = request.inputs["text"]
+    proto.dtype = 7  # DT_STRING
+    for size in dims:
+        proto.tensor_shape.dim.add().size = size
+    proto.string_val.append(b"one value, a huge declared shape")
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}"))
+    with pytest.raises(grpc.RpcError) as error:
+        stub.Predict(request, timeout=10)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and message in error.value.details()
