@@ -275,6 +275,10 @@ def _rest_handler(registry, max_request_bytes):
                 self._post()
             except RequestError as error:
                 self._reply(_HTTP_STATUS.get(error.code, 500), {"error": error.message})
+            except TimeoutError:
+                # A client that does not send what it announced within the timeout: answer and free the worker.
+                self.close_connection = True
+                self._reply(408, {"error": f"The request body did not arrive within {self.timeout} s."})
             except Exception as error:  # never drop a connection without an answer
                 self.close_connection = True
                 self._reply(500, {"error": f"internal error: {type(error).__name__}: {error}"})
@@ -339,6 +343,27 @@ def _has_text(value):
     return any(isinstance(v, str) for v in flat)
 
 
+class _PooledHTTPServer(http.server.HTTPServer):
+    """An HTTP server whose connections are handled by a fixed pool of threads: waiting connections queue (in the
+    pool and a listen backlog of `queued`) instead of each getting a thread of its own or a connection reset."""
+
+    def __init__(self, address, handler, workers, queued):
+        self.request_queue_size = max(int(queued), 5)
+        super().__init__(address, handler)
+        self.pool = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rest")
+
+    def process_request(self, request, client_address):
+        self.pool.submit(self._handle, request, client_address)
+
+    def _handle(self, request, client_address):
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+
 class LocalModelServer:
     """Serves exports over gRPC (PredictionService) and REST on 127.0.0.1 by default.
 
@@ -347,7 +372,11 @@ class LocalModelServer:
         host: bind address (127.0.0.1: local only).
         grpc_port / rest_port: 0 picks a free port (see `.grpc_port` / `.rest_port` after `start()`); None disables.
         max_batch_size, max_text_bytes, max_request_bytes: request bounds.
-        max_workers: concurrent requests.
+        max_workers: requests computed at once (per protocol).
+        max_queued_requests: requests that wait for a worker instead of being refused (gRPC: beyond workers + queue
+            the answer is RESOURCE_EXHAUSTED; REST: connections beyond them wait in the listen backlog).
+        rest_timeout: seconds a REST connection may take to send its request (slow clients are cut off, so they
+            cannot hold the workers).
 
     Example:
     ```python
@@ -357,7 +386,8 @@ class LocalModelServer:
     """
 
     def __init__(self, models, host="127.0.0.1", grpc_port=8500, rest_port=8501, max_batch_size=DEFAULT_MAX_BATCH_SIZE,
-                 max_text_bytes=DEFAULT_MAX_TEXT_BYTES, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, max_workers=8):
+                 max_text_bytes=DEFAULT_MAX_TEXT_BYTES, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, max_workers=8,
+                 max_queued_requests=1024, rest_timeout=30.0):
         if not models:
             raise ValueError("No models to serve.")
         self.registry = ModelRegistry(models, max_batch_size, max_text_bytes)
@@ -365,6 +395,8 @@ class LocalModelServer:
         self._grpc_port, self._rest_port = grpc_port, rest_port
         self.max_request_bytes = max_request_bytes
         self.max_workers = max_workers
+        self.max_queued_requests = max_queued_requests
+        self.rest_timeout = rest_timeout
         self.grpc_port = self.rest_port = None
         self._grpc_server = self._http_server = self._http_thread = None
 
@@ -375,15 +407,16 @@ class LocalModelServer:
         if self._grpc_port is not None:
             options = [("grpc.max_receive_message_length", self.max_request_bytes), ("grpc.max_send_message_length", 64 * 1024 * 1024)]
             self._grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.max_workers), options=options,
-                                            maximum_concurrent_rpcs=4 * self.max_workers)
+                                            maximum_concurrent_rpcs=self.max_workers + self.max_queued_requests)
             prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(_servicer_class()(self.registry), self._grpc_server)
             self.grpc_port = self._grpc_server.add_insecure_port(f"{self.host}:{self._grpc_port}")
             if not self.grpc_port:
                 raise OSError(f"Could not bind gRPC to {self.host}:{self._grpc_port}.")
             self._grpc_server.start()
         if self._rest_port is not None:
-            self._http_server = http.server.ThreadingHTTPServer((self.host, self._rest_port), _rest_handler(self.registry, self.max_request_bytes))
-            self._http_server.daemon_threads = True
+            handler = _rest_handler(self.registry, self.max_request_bytes)
+            handler.timeout = self.rest_timeout
+            self._http_server = _PooledHTTPServer((self.host, self._rest_port), handler, self.max_workers, self.max_queued_requests)
             self.rest_port = self._http_server.server_address[1]
             self._http_thread = threading.Thread(target=self._http_server.serve_forever, name="rest", daemon=True)
             self._http_thread.start()
@@ -395,6 +428,7 @@ class LocalModelServer:
         if self._http_server is not None:
             self._http_server.shutdown()
             self._http_server.server_close()
+            self._http_server.pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self):
         return self.start()
@@ -418,7 +452,11 @@ def main(argv=None, prog="python -m serving.local_server"):
     parser.add_argument("--rest-port", type=int, default=8501)
     parser.add_argument("--max-batch-size", type=int, default=DEFAULT_MAX_BATCH_SIZE)
     parser.add_argument("--max-text-bytes", type=int, default=DEFAULT_MAX_TEXT_BYTES)
-    parser.add_argument("--max-workers", type=int, default=8)
+    parser.add_argument("--max-workers", type=int, default=8, help="requests computed at once per protocol (default: %(default)s)")
+    parser.add_argument("--max-queued-requests", type=int, default=1024,
+                        help="requests that wait for a worker instead of being refused (default: %(default)s)")
+    parser.add_argument("--rest-timeout", type=float, default=30.0,
+                        help="seconds a REST client may take to send its request (default: %(default)s)")
     args = parser.parse_args(argv)
     import tf_dualenc  # noqa: F401  (environment shims)
 
@@ -431,7 +469,8 @@ def main(argv=None, prog="python -m serving.local_server"):
     if not models:
         parser.error("give --model NAME=FOLDER or --model-config-file")
     server = LocalModelServer(models, args.host, args.grpc_port, args.rest_port, args.max_batch_size, args.max_text_bytes,
-                              max_workers=args.max_workers).start()
+                              max_workers=args.max_workers, max_queued_requests=args.max_queued_requests,
+                              rest_timeout=args.rest_timeout).start()
     for name, model in server.registry.models.items():
         print(f"serving {name} version {model.version}: signatures {sorted(model.signatures)}")
     print(f"gRPC {args.host}:{server.grpc_port}  REST http://{args.host}:{server.rest_port}", flush=True)

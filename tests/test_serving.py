@@ -264,3 +264,40 @@ def test_grpc_checks_the_declared_shape_before_allocating(served, dims, message)
     with pytest.raises(grpc.RpcError) as error:
         stub.Predict(request, timeout=10)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and message in error.value.details()
+
+
+def test_load_beyond_the_workers_is_queued_not_refused_and_slow_clients_are_cut_off(served, tmp_path):
+    import socket
+    import threading
+    import time
+
+    model, _, _ = served
+    export = tmp_path / "m"
+    from tf_dualenc.export import export_encoder
+
+    export_encoder(model, str(tmp_path), "m")
+    with LocalModelServer({"m": str(export)}, grpc_port=0, rest_port=0, max_workers=2, rest_timeout=1.0) as server:
+        # A client that promises a body and never sends it holds a worker for rest_timeout at most.
+        slow = socket.create_connection(("127.0.0.1", server.rest_port))
+        slow.sendall(b"POST /v1/models/m:predict HTTP/1.1\r\nContent-Length: 1000\r\n\r\n{")
+        failures, answers = [], []
+
+        def client(transport, index):
+            address = f"127.0.0.1:{server.grpc_port}" if transport == "grpc" else f"http://127.0.0.1:{server.rest_port}"
+            try:
+                for _ in range(3):
+                    answers.append(ServingClient(address, "m").predict({"text": [f"query {index}"]}, "encode_query"))
+            except Exception as error:  # noqa: BLE001  (any failure is what the test counts)
+                failures.append(f"{transport} {index}: {error}")
+
+        threads = [threading.Thread(target=client, args=(t, i)) for t in ("grpc", "rest") for i in range(40)]
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        assert failures == [] and len(answers) == 240, failures[:3]
+        slow.settimeout(10)
+        assert slow.recv(64).startswith(b"HTTP/1.1 408")  # cut off after rest_timeout, with an answer
+        slow.close()
+        assert time.perf_counter() - start < 300
