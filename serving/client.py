@@ -24,10 +24,12 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 class ServingError(RuntimeError):
     """A failed request; `code` is the gRPC status name (REST errors are mapped from the HTTP status)."""
 
-    def __init__(self, code, message):
+    def __init__(self, code, message, retryable=False):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        # The server shed the request under load (or was unreachable): the same request may succeed later.
+        self.retryable = retryable
 
 
 _HTTP_TO_CODE = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 413: "RESOURCE_EXHAUSTED", 429: "RESOURCE_EXHAUSTED",
@@ -49,13 +51,16 @@ class ServingClient:
         model_name: the served model's name.
         version: a model version (default: the server's latest).
         timeout: seconds per request.
+        retries: how often a request the server shed (RESOURCE_EXHAUSTED, UNAVAILABLE; HTTP 429/503) is tried again,
+            after 0.1 s, 0.2 s, 0.4 s, ... (capped at 5 s); other errors are not retried.
     """
 
-    def __init__(self, address, model_name, version=None, timeout=30.0):
+    def __init__(self, address, model_name, version=None, timeout=30.0, retries=5):
         self.address = address
         self.model_name = model_name
         self.version = version
         self.timeout = timeout
+        self.retries = retries
         self.rest = address.startswith(("http://", "https://"))
         self._stub = None
         self._channel = None
@@ -79,13 +84,30 @@ class ServingClient:
         if signature_name:
             spec.signature_name = signature_name
 
+    def _retrying(self, attempt):
+        import time
+
+        for tries in range(self.retries + 1):
+            try:
+                return attempt()
+            except ServingError as error:
+                if not error.retryable or tries == self.retries:
+                    raise
+                time.sleep(min(0.1 * 2**tries, 5.0))
+
     def _call(self, method, request):
         import grpc
 
-        try:
-            return getattr(self._grpc_stub(), method)(request, timeout=self.timeout)
-        except grpc.RpcError as error:
-            raise ServingError(error.code().name, error.details()) from None
+        def attempt():
+            try:
+                return getattr(self._grpc_stub(), method)(request, timeout=self.timeout)
+            except grpc.RpcError as error:
+                code, details = error.code().name, error.details() or ""
+                # RESOURCE_EXHAUSTED also means "message too large", which no retry fixes.
+                retryable = code == "UNAVAILABLE" or (code == "RESOURCE_EXHAUSTED" and "larger than max" not in details)
+                raise ServingError(code, details, retryable) from None
+
+        return self._retrying(attempt)
 
     # ---- API -------------------------------------------------------------------------------------------
 
@@ -140,6 +162,9 @@ class ServingClient:
         return f"{self.address.rstrip('/')}/v1/models/{self.model_name}{version}{suffix}"
 
     def _rest(self, url, body=None):
+        return self._retrying(lambda: self._rest_once(url, body))
+
+    def _rest_once(self, url, body=None):
         data = None if body is None else json.dumps(body).encode("utf-8")
         request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method="POST" if data else "GET")
         try:
@@ -150,9 +175,9 @@ class ServingClient:
                 message = json.loads(error.read()).get("error", error.reason)
             except (ValueError, AttributeError):
                 message = str(error.reason)
-            raise ServingError(_HTTP_TO_CODE.get(error.code, "UNKNOWN"), message) from None
+            raise ServingError(_HTTP_TO_CODE.get(error.code, "UNKNOWN"), message, retryable=error.code in (429, 503)) from None
         except urllib.error.URLError as error:
-            raise ServingError("UNAVAILABLE", str(error.reason)) from None
+            raise ServingError("UNAVAILABLE", str(error.reason), retryable=True) from None
 
     def _rest_predict(self, inputs, signature_name):
         body = {"signature_name": signature_name, "inputs": {k: np.asarray(v).tolist() if not _is_text(v) else list(v) for k, v in inputs.items()}}

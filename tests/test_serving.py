@@ -301,3 +301,36 @@ def test_load_beyond_the_workers_is_queued_not_refused_and_slow_clients_are_cut_
         assert slow.recv(64).startswith(b"HTTP/1.1 408")  # cut off after rest_timeout, with an answer
         slow.close()
         assert time.perf_counter() - start < 300
+
+
+def test_client_retries_requests_a_full_server_sheds(served, tmp_path):
+    import threading
+
+    model, _, _ = served
+    from tf_dualenc.export import export_encoder
+
+    export_encoder(model, str(tmp_path), "m")
+
+    def hammer(address, retries):
+        errors = []
+
+        def client():
+            try:
+                for _ in range(3):
+                    ServingClient(address, "m", retries=retries).predict({"text": ["a query"] * 8}, "encode_query")
+            except ServingError as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=client) for _ in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        return errors
+
+    # No queue at all: one request at a time, the rest shed with RESOURCE_EXHAUSTED.
+    with LocalModelServer({"m": str(tmp_path / "m")}, grpc_port=0, rest_port=None, max_workers=1, max_queued_requests=0) as server:
+        address = f"127.0.0.1:{server.grpc_port}"
+        shed = hammer(address, retries=0)
+        assert shed and all(e.code == "RESOURCE_EXHAUSTED" and e.retryable for e in shed)
+        assert hammer(address, retries=8) == []
