@@ -303,34 +303,44 @@ def test_load_beyond_the_workers_is_queued_not_refused_and_slow_clients_are_cut_
         assert time.perf_counter() - start < 300
 
 
-def test_client_retries_requests_a_full_server_sheds(served, tmp_path):
-    import threading
+def test_client_retries_requests_a_full_server_sheds(served, monkeypatch):
+    import grpc
 
-    model, _, _ = served
-    from tf_dualenc.export import export_encoder
+    _, _, server = served
 
-    export_encoder(model, str(tmp_path), "m")
+    class Shed(grpc.RpcError):
+        def __init__(self, details):
+            self._details = details
 
-    def hammer(address, retries):
-        errors = []
+        def code(self):
+            return grpc.StatusCode.RESOURCE_EXHAUSTED
 
-        def client():
-            try:
-                for _ in range(3):
-                    ServingClient(address, "m", retries=retries).predict({"text": ["a query"] * 8}, "encode_query")
-            except ServingError as error:
-                errors.append(error)
+        def details(self):
+            return self._details
 
-        threads = [threading.Thread(target=client) for _ in range(12)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=300)
-        return errors
+    client = ServingClient(f"127.0.0.1:{server.grpc_port}", "tiny", retries=3)
+    real = client._grpc_stub()
+    calls = []
 
-    # No queue at all: one request at a time, the rest shed with RESOURCE_EXHAUSTED.
-    with LocalModelServer({"m": str(tmp_path / "m")}, grpc_port=0, rest_port=None, max_workers=1, max_queued_requests=0) as server:
-        address = f"127.0.0.1:{server.grpc_port}"
-        shed = hammer(address, retries=0)
-        assert shed and all(e.code == "RESOURCE_EXHAUSTED" and e.retryable for e in shed)
-        assert hammer(address, retries=8) == []
+    class Flaky:
+        """Sheds the first two calls as a full server does, then passes calls to the real server."""
+
+        def Predict(self, request, timeout):
+            calls.append(1)
+            if len(calls) <= 2:
+                raise Shed("Concurrent RPC limit exceeded!")
+            return real.Predict(request, timeout=timeout)
+
+    monkeypatch.setattr(client, "_grpc_stub", lambda: Flaky())
+    assert client.encode(["a query"]).shape[0] == 1 and len(calls) == 3
+    # A size error is RESOURCE_EXHAUSTED too, and no retry fixes it; nor does one past the last retry.
+    calls.clear()
+
+    def too_large(self, request, timeout):
+        calls.append(1)
+        raise Shed("Received message larger than max (5 vs. 4)")
+
+    monkeypatch.setattr(Flaky, "Predict", too_large)
+    with pytest.raises(ServingError, match="larger than max"):
+        client.encode(["a query"])
+    assert len(calls) == 1
