@@ -1,6 +1,7 @@
 """What `tf-dualenc pipeline run|compile` does: validate the config, prepare the inputs, run (or compile) with the
 chosen runner, then report where every output is and answer one query from the pushed model."""
 
+import contextlib
 import os
 
 from pipelines.components.component_error import ComponentError
@@ -32,6 +33,7 @@ def run_pipeline(config, *, print_fn=print):
 
     Raises:
         PipelineError: a component failed, or the model was not blessed (nothing pushed); names the component.
+        PipelineBusy: another process is running a pipeline on the same pipeline root (nothing was started).
     """
     if config.runner == "kubeflow_v2":
         raise ValueError("runner='kubeflow_v2' is compiled, not run here: use `tf-dualenc pipeline compile`.")
@@ -41,6 +43,41 @@ def run_pipeline(config, *, print_fn=print):
     else:
         from pipelines import local_runner as runner
     os.makedirs(config.pipeline_root, exist_ok=True)
+    with pipeline_root_lock(config.pipeline_root):
+        return _run_locked(config, runner, fingerprint, print_fn)
+
+
+class PipelineBusy(PipelineError):
+    """Another process is running a pipeline on the same pipeline root."""
+
+
+@contextlib.contextmanager
+def pipeline_root_lock(root):
+    """Holds an exclusive lock on `<root>/.run.lock` for one run: two runs on one root would both train and both push
+    (versions 1 and 2), and each would read the other's outputs as its own. The second run is refused at once, naming
+    the process that holds the root; the lock goes with the process, so a killed run leaves nothing to clean up."""
+    import fcntl
+
+    path = os.path.join(root, ".run.lock")
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise PipelineBusy(f"{root} is in use by a running pipeline ({holder}); wait for it to finish, or use another "
+                               "pipeline_root.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run_locked(config, runner, fingerprint, print_fn):
     print_fn(f"pipeline {config.pipeline_name!r}: runner {config.runner}, root {config.pipeline_root}, data {config.data}")
     try:
         runner.run(config, input_fingerprint=fingerprint, beam_pipeline_args=_beam_args(config))

@@ -391,3 +391,17 @@ def test_beam_dag_runner_runs_the_same_pipeline(tmp_path, t5_vocabulary):
     assert set(_states(outputs).values()) == {"COMPLETE"}
     hits = answer_query(outputs, "What is the capital of France?", k=4)
     assert len(hits) == 4 and all(hit["id"].startswith("d") for hit in hits)
+
+
+def test_a_second_run_on_a_busy_pipeline_root_is_refused_before_it_starts(tmp_path, t5_vocabulary):
+    from pipelines.run_pipeline import PipelineBusy, pipeline_root_lock, run_pipeline
+
+    config = tiny_pipeline_config(tmp_path / "root", write_tiny_beir(tmp_path / "data"), t5_vocabulary)
+    (tmp_path / "root").mkdir()
+    with pipeline_root_lock(str(tmp_path / "root")):
+        with pytest.raises(PipelineBusy, match=r"root is in use by a running pipeline \(pid \d+\)"):
+            run_pipeline(config, print_fn=lambda *a: None)
+    assert sorted(os.listdir(tmp_path / "root")) == [".run.lock"]  # nothing ran
+    # Released with the run (or the process): the next run may take the root.
+    with pipeline_root_lock(str(tmp_path / "root")):
+        pass
