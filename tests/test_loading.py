@@ -32,3 +32,13 @@ def test_load_model_names_the_file_it_cannot_load(tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match=r"bad\.keras: cannot be loaded as a tf_dualenc model"):
         tf_dualenc.load_model(bad)
+
+
+@pytest.mark.slow
+def test_python_users_do_not_get_keras_hub_t5_mask_warnings(t5_vocabulary):
+    program = ("import tf_dualenc\nfrom tf_dualenc.models import build_t5_dual_encoder\n"
+               f"m = build_t5_dual_encoder('tiny', vocabulary={t5_vocabulary!r}, query_sequence_length=8, document_sequence_length=8)\n"
+               "print(m.encode_queries(['a question']).shape)\n")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "does not support masking" not in result.stderr

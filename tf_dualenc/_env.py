@@ -98,3 +98,8 @@ def apply():
     # TensorFlow's C++ INFO lines drown the CLI's output; users can still lower this.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     _install_tfdv_stub()
+    import warnings
+
+    # keras-hub's T5 attention layers warn about a Keras mask they never use, once per layer and call: in Python
+    # as on the command line, that is noise (the towers pass the padding mask explicitly).
+    warnings.filterwarnings("ignore", message=r".*T5MultiHeadAttention.*does not support masking")

@@ -3,7 +3,6 @@
 import argparse
 import os
 import sys
-import warnings
 
 from tf_dualenc.loading import load_cross_encoder, load_model, load_reranker, load_retrieval_model
 
@@ -638,10 +637,7 @@ def main(argv=None):
         args.server_args = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    import tf_dualenc  # noqa: F401  (environment shims before any TensorFlow import)
-
-    # keras-hub's T5 attention layers warn about a Keras mask they never use, once per layer and call.
-    warnings.filterwarnings("ignore", message=r".*T5MultiHeadAttention.*does not support masking")
+    import tf_dualenc  # noqa: F401  (environment shims before any TensorFlow import, warning filters)
 
     from serving.client import ServingError
 
