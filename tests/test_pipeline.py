@@ -405,3 +405,13 @@ def test_a_second_run_on_a_busy_pipeline_root_is_refused_before_it_starts(tmp_pa
     # Released with the run (or the process): the next run may take the root.
     with pipeline_root_lock(str(tmp_path / "root")):
         pass
+
+
+def test_the_shipped_vertex_config_compiles_as_it_is(tmp_path):
+    from pipelines.pipeline_config import DEFAULT_CONFIG
+    from pipelines.run_pipeline import compile_pipeline
+
+    shipped = os.path.join(os.path.dirname(DEFAULT_CONFIG), "vertex.yaml")
+    path = compile_pipeline(PipelineConfig.from_file(shipped), str(tmp_path / "pipeline.json"), print_fn=lambda *a: None)
+    spec = json.loads(open(path).read())["pipelineSpec"]
+    assert {"RetrievalExampleGen", "Trainer", "RetrievalEvaluator", "RetrievalIndexer", "ServingPusher"} <= set(spec["root"]["dag"]["tasks"])
