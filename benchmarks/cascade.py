@@ -1,7 +1,8 @@
 """The full cascade on SciFact, every choice made on the validation split: hybrid first stage (a fine-tuned dual
 encoder from `benchmarks/quality.py` + BM25, interpolation weight chosen on validation), then a MiniLM cross-encoder
 re-ranking the top `--rerank-k` (its training lists mined from the training split minus validation; its best step
-and its interpolation weight with the first stage chosen on validation; refused if it lowers validation NDCG@10).
+and its share of the final score chosen on validation from 0, 0.1, ..., 1 — a share of 0 means the re-ranker is not
+used, so the cascade cannot score below the hybrid run on validation).
 
     .venv/bin/python benchmarks/cascade.py --dual-encoder /tmp/tf_dualenc_quality/scifact_strong_sde_samtone_seed0/model.keras
 
@@ -50,7 +51,9 @@ def main(argv=None):
     splits = {"validation": load_validation(DATA, fraction=args.validation_fraction), "test": load_beir(DATA, "test")}
 
     # The cross-encoder: listwise on BM25-mined lists of training queries only; validation lists pick its best step.
-    reranker_path = work / "reranker.keras"
+    # Cached by every setting that shapes it, so a re-run with other settings trains its own.
+    reranker_path = work / (f"reranker_v{args.validation_fraction}_s{args.reranker_steps}_lr{args.reranker_learning_rate}"
+                            f"_l{args.list_size}_p{args.pair_length}.keras")
     if reranker_path.exists():
         reranker = load_model(reranker_path)
     else:

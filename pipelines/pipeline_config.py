@@ -2,7 +2,6 @@
 before anything runs. `train` holds the training hyperparameters (any `TrainConfig` key but data/output locations)."""
 
 import dataclasses
-import hashlib
 import os
 import typing
 
@@ -203,6 +202,15 @@ class PipelineConfig:
             errors.append("validation_data is needed when data are pair files (a BEIR folder to take the validation split from)")
         elif check_paths and source and not os.path.isdir(source):
             errors.append(f"validation_data={source!r} is not a folder (a BEIR folder with qrels/dev.tsv or qrels/{self.split}.tsv)")
+        elif check_paths and source:
+            from tf_dualenc.data.validation_split import has_dev_split
+
+            eval_data = self.eval_data or self.data
+            same = eval_data and os.path.realpath(eval_data) == os.path.realpath(source)
+            if has_dev_split(source) and self.split == "dev":
+                errors.append(f"split='dev': {source}'s dev split is the validation split blessing is decided on; train on another split")
+            if same and (self.eval_split == "dev" if has_dev_split(source) else self.eval_split == self.split):
+                errors.append(f"eval_split={self.eval_split!r} is the split the validation queries come from; evaluate on another split")
         return errors
 
     def _train_errors(self, check_paths):
@@ -239,21 +247,3 @@ def _absolute(path):
     if not path or "://" in path:
         return path
     return ",".join(os.path.abspath(p) for p in path.split(","))
-
-
-def fingerprint_inputs(*paths):
-    """A digest of the input files' names, sizes and modification times (how TFX's file-based ExampleGen tells
-    whether its input changed). Globs and comma lists are expanded; folders are walked."""
-    import glob
-
-    digest = hashlib.sha256()
-    for path in paths:
-        for part in (p for p in str(path).split(",") if p):
-            matches = sorted(glob.glob(part)) if glob.has_magic(part) else [part]
-            for match in matches:
-                files = [match] if os.path.isfile(match) else sorted(
-                    os.path.join(root, name) for root, _, names in os.walk(match) for name in names)
-                for file in files:
-                    stat = os.stat(file)
-                    digest.update(f"{os.path.abspath(file)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()

@@ -5,7 +5,8 @@ import contextlib
 import os
 
 from pipelines.components.component_error import ComponentError
-from pipelines.pipeline_config import PipelineConfig, fingerprint_inputs
+from pipelines.pipeline_config import PipelineConfig
+from tf_dualenc.data.fingerprint import fingerprint_inputs
 
 COMPONENT_ORDER = ("RetrievalExampleGen", "Trainer", "RetrievalEvaluator", "RetrievalIndexer", "ServingPusher")
 

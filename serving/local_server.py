@@ -241,7 +241,10 @@ def _rest_handler(registry, max_request_bytes):
 
         def _reply(self, status, payload):
             body = json.dumps(payload).encode("utf-8")
+            # One request per connection: an idle keep-alive client would otherwise hold a pool worker.
+            self.close_connection = True
             self.send_response(status)
+            self.send_header("Connection", "close")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -351,8 +354,19 @@ class _PooledHTTPServer(http.server.HTTPServer):
         self.request_queue_size = max(int(queued), 5)
         super().__init__(address, handler)
         self.pool = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rest")
+        # Connections being served or waiting for a worker; beyond that the server is full and says so (503).
+        self._slots = threading.BoundedSemaphore(workers + max(int(queued), 0))
 
     def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            try:
+                body = b'{"error": "The server is at capacity; retry later."}'
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                                + f"Retry-After: 1\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
         self.pool.submit(self._handle, request, client_address)
 
     def _handle(self, request, client_address):
@@ -362,6 +376,7 @@ class _PooledHTTPServer(http.server.HTTPServer):
             self.handle_error(request, client_address)
         finally:
             self.shutdown_request(request)
+            self._slots.release()
 
 
 class LocalModelServer:

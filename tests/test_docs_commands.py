@@ -20,8 +20,14 @@ def _commands():
         text = doc.read_text(encoding="utf-8")
         for block in re.findall(r"```(?:bash|sh)\n(.*?)```", text, flags=re.S):
             joined = re.sub(r"\\\n\s*", " ", block)
+            variables = {}
             for line in joined.splitlines():
                 line = line.split(" #")[0].strip()
+                assignment = re.fullmatch(r"([A-Z_][A-Z0-9_]*)=(\S+)", line)
+                if assignment:  # a shell variable the block's later commands use
+                    variables[assignment[1]] = assignment[2]
+                    continue
+                line = re.sub(r"\$([A-Z_][A-Z0-9_]*)", lambda m: variables.get(m[1], m[0]), line)
                 if line.startswith(".venv/bin/tf-dualenc ") and "..." not in line and "$" not in line:
                     found.append((doc.name, line))
     return found

@@ -11,7 +11,8 @@ import zipfile
 import pytest
 
 from pipeline_data import tiny_pipeline_config, write_tiny_beir
-from pipelines.pipeline_config import PipelineConfig, fingerprint_inputs
+from pipelines.pipeline_config import PipelineConfig
+from tf_dualenc.data.fingerprint import fingerprint_inputs
 
 
 def test_pipeline_config_lists_every_problem_with_valid_values(tmp_path):

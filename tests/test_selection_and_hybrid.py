@@ -3,6 +3,7 @@ hybrid (BM25 + dense) retrieval."""
 
 import json
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -375,7 +376,7 @@ def test_a_failed_train_leaves_no_output_folder_behind(tmp_path, t5_vocabulary):
     assert not (tmp_path / "run").exists()
 
 
-def test_the_cascade_reranks_the_hybrid_run_with_weights_and_check_from_validation(tmp_path):
+def test_the_cascade_reranks_the_hybrid_run_and_checks_the_reranker_on_validation(tmp_path):
     from tf_dualenc.evaluation.rerank_evaluation import RerankerRegression
 
     data = write_tiny_beir(tmp_path / "beir")
@@ -396,3 +397,74 @@ def test_the_cascade_reranks_the_hybrid_run_with_weights_and_check_from_validati
         evaluate_hybrid(test, model=model, fusion="rrf", validation=validation, k=10, measures=("P@1",), scorer=backwards, rerank_k=5)
     unchecked = evaluate_hybrid(test, model=model, fusion="rrf", k=10, measures=("P@1",), scorer=backwards, rerank_k=5, rerank_check=False)
     assert unchecked["rerank"]["validation"] is None
+
+
+def test_a_dev_split_never_ends_up_both_chosen_on_and_evaluated_or_trained_on(tmp_path):
+    from tf_dualenc.data.validation_split import check_disjoint
+
+    data = write_tiny_beir(tmp_path / "beir")
+    (tmp_path / "beir" / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq0\td0\t1\nq1\td1\t1\n")
+    with pytest.raises(ValueError, match="dev split is the validation split, so it cannot also be the training split"):
+        load_validation(data, fraction=0.2, split="dev")
+    with pytest.raises(ValueError, match="dev split is the validation split"):
+        load_training_split(data, fraction=0.2, split="dev")
+    validation = load_validation(data, fraction=0.2)
+    with pytest.raises(ValueError, match=r"shares 2 queries .* with the validation split 'dev'"):
+        check_disjoint(validation, load_beir(data, "dev"))
+    check_disjoint(validation, load_beir(data, "test"))
+    from pipelines.pipeline_config import PipelineConfig
+
+    with pytest.raises(ValueError, match=r"eval_split='dev' is the split the validation queries come from"):
+        PipelineConfig(data=data, eval_split="dev", train={"model": "bert", "preset": "x"}).validate()
+
+
+def test_ingest_drops_every_pair_of_a_validation_query_from_pair_files_too(tmp_path):
+    from pipelines.components.retrieval_example_gen import _training_records
+
+    data = write_tiny_beir(tmp_path / "beir")
+    held_out = set(load_validation(data, fraction=0.2).qrels)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"query_id": f"q{i}", "query": f"query {i}", "document_id": f"d{i}", "document": f"doc {i}"}) + "\n"
+                             for i in range(48)))
+    for source in (str(pairs), data):
+        _, records = _training_records({"data": source, "data_format": "auto", "split": "train", "title_separator": " ",
+                                        "lenient": 0}, held_out)
+        kept = {r.query_id for r in records}
+        assert kept == {f"q{i}" for i in range(48)} - held_out
+
+
+class _SavingModel:
+    def __init__(self, quality):
+        self.quality = quality
+
+    def save(self, path):
+        pathlib.Path(path).write_text(str(self.quality))
+
+
+def test_validation_tracker_state_survives_a_killed_run(tmp_path, monkeypatch):
+    from tf_dualenc.training import validation_tracker
+    from tf_dualenc.training.validation_tracker import ValidationTracker
+
+    scores = iter([0.5, 0.7, 0.6])
+    monkeypatch.setattr("tf_dualenc.evaluation.evaluate_retrieval",
+                        lambda *a, **k: {"metrics": {"NDCG@10": next(scores), "MRR@10": 0.0, "P@1": 0.0, "Recall@100": 0.0}})
+    dataset = load_validation(write_tiny_beir(tmp_path / "beir"), fraction=0.2)
+    first = ValidationTracker(dataset, str(tmp_path))
+    first.evaluate(_SavingModel("step 10"), 10)
+    first.evaluate(_SavingModel("step 20"), 20)
+    # The process dies here (no summary.json); a resumed run must not let a worse step replace the best model.
+    resumed = ValidationTracker(dataset, str(tmp_path), previous=None)
+    assert resumed.best_step == 20 and [h["step"] for h in resumed.history] == [10, 20]
+    resumed.evaluate(_SavingModel("step 30"), 30)
+    assert (tmp_path / "best_model.keras").read_text() == "step 20" and resumed.best_step == 20
+    assert validation_tracker.json.loads((tmp_path / "validation.json").read_text())["best_value"] == 0.7
+
+
+def test_the_evaluator_needs_the_config_that_rebuilds_its_starting_model():
+    from tfx.types import Channel, standard_artifacts
+
+    from pipelines.artifacts import RetrievalDataset
+    from pipelines.components.retrieval_evaluator import RetrievalEvaluator
+
+    with pytest.raises(ValueError, match="pass `starting_model`"):
+        RetrievalEvaluator(model=Channel(type=standard_artifacts.Model), validation_dataset=Channel(type=RetrievalDataset))

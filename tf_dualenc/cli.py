@@ -73,7 +73,10 @@ def _evaluate(args):
             from tf_dualenc.data.validation_split import load_validation
             from tf_dualenc.evaluation.rerank_evaluation import check_reranker
 
+            from tf_dualenc.data.validation_split import check_disjoint
+
             validation = load_validation(args.validation_data or args.data, fraction=args.validation_fraction, split=args.validation_split)
+            check_disjoint(validation, dataset)
             check = check_reranker(validation, model=model, scorer=scorer, k=args.k, rerank_k=args.rerank_k,
                                    metric=measures[0], weight=weight, batch_size=args.batch_size)
             weight = check["weight"]

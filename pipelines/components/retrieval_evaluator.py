@@ -198,6 +198,9 @@ class RetrievalEvaluator(base_component.BaseComponent):
     def __init__(self, model, validation_dataset, eval_dataset=None, baseline_model=None, *, metric="NDCG@10", threshold=0.0,
                  measures=("NDCG@10", "MRR@10", "P@1", "Recall@100", "MAP@100"), k=100, batch_size=64,
                  bless_against=("starting_model",), starting_model=None):
+        if "starting_model" in bless_against and not starting_model:
+            raise ValueError("bless_against includes 'starting_model': pass `starting_model`, the Trainer's train config "
+                             "(TrainConfig keys) that rebuilds the model training starts from.")
         super().__init__(spec=RetrievalEvaluatorSpec(
             model=model, validation_dataset=validation_dataset, eval_dataset=eval_dataset, baseline_model=baseline_model,
             metric=metric, threshold=float(threshold), measures=json.dumps(list(measures)), k=k, batch_size=batch_size,

@@ -36,22 +36,21 @@ def write_beir_split(dataset, folder):
                 f.write(f"{qid}\t{doc_id}\t{score}\n")
 
 
-def _training_records(exec_properties):
+def _training_records(exec_properties, held_out):
+    """The training pairs without any pair of a validation query (`held_out` ids), whatever the data's form: a BEIR
+    split (the same folder or another path to it) or pair files whose records name their query ids."""
     from tf_dualenc.data import PairRecord, iter_pair_records, load_training_pairs
 
-    # Validation queries carved from the training folder are held out of training.
-    carved = os.path.abspath(exec_properties["validation_data"]) == os.path.abspath(exec_properties["data"])
     pairs = load_training_pairs(
         exec_properties["data"], data_format=exec_properties["data_format"], split=exec_properties["split"],
         title_separator=exec_properties["title_separator"], lenient=bool(exec_properties["lenient"]),
-        validation_fraction=float(exec_properties["validation_fraction"]) if carved else 0.0,
     )
     if hasattr(pairs, "files"):  # pair files: read them all here (not through a shuffle buffer)
         records = iter_pair_records(pairs.files, pairs.data_format, lenient=pairs.lenient, skipped=pairs.skipped)
     else:
         records = (PairRecord(q_id, q, d_id, d) for q_id, q, d_id, d in
                    zip(pairs.query_ids, pairs.queries, pairs.document_ids, pairs.documents))
-    return pairs, records
+    return pairs, (record for record in records if record.query_id not in held_out)
 
 
 class Executor(base_executor.BaseExecutor):
@@ -67,7 +66,9 @@ class Executor(base_executor.BaseExecutor):
         eval_dataset = artifact_utils.get_single_instance(output_dict["eval_dataset"])
         validation_artifact = artifact_utils.get_single_instance(output_dict["validation_dataset"])
         try:
-            pairs, records = _training_records(exec_properties)
+            validation = load_validation(exec_properties["validation_data"], fraction=float(exec_properties["validation_fraction"]),
+                                         split=exec_properties["split"], lenient=bool(exec_properties["lenient"]))
+            pairs, records = _training_records(exec_properties, set(validation.qrels))
             counted = []
 
             def counting(items):
@@ -80,8 +81,6 @@ class Executor(base_executor.BaseExecutor):
             if not counted:
                 raise ValueError(f"{pairs.source}: no training pairs")
             dataset = load_beir(exec_properties["eval_data"], exec_properties["eval_split"], lenient=bool(exec_properties["lenient"]))
-            validation = load_validation(exec_properties["validation_data"], fraction=float(exec_properties["validation_fraction"]),
-                                         split=exec_properties["split"], lenient=bool(exec_properties["lenient"]))
             eval_pairs = [PairRecord(*row) for row in validation.training_pairs(exec_properties["title_separator"])]
             if not eval_pairs:
                 raise ValueError(f"{exec_properties['validation_data']}: validation split {validation.split!r} has no "
@@ -132,7 +131,7 @@ class RetrievalExampleGenSpec(ComponentSpec):
 
 class RetrievalExampleGen(base_component.BaseComponent):
     """Ingest component: training pairs → `examples` (TFRecord, split "train"; split "eval" = the validation pairs);
-    the validation split → `validation_dataset` (what checkpoints and blessing are decided on); the evaluation (test)
+    the validation split → `validation_dataset` (what blessing is decided on); the evaluation (test)
     split → `eval_dataset` (reported and indexed, never used to decide anything).
 
     Args:
@@ -140,8 +139,8 @@ class RetrievalExampleGen(base_component.BaseComponent):
             list or globs).
         eval_data: a BEIR folder holding the evaluation split `eval_split`.
         validation_data: the BEIR folder the validation split comes from: its `dev` split when it has one, else
-            `validation_fraction` of its `split` queries (`tf_dualenc.data.validation_split`). When it is `data`, those
-            queries' pairs are left out of training.
+            `validation_fraction` of its `split` queries (`tf_dualenc.data.validation_split`). Every training pair of
+            a validation query (matched by query id) is left out of training.
         input_fingerprint: see `pipelines.pipeline_config.fingerprint_inputs`.
     """
 

@@ -65,9 +65,25 @@ def has_dev_split(path):
     return os.path.isfile(os.path.join(os.fspath(path), "qrels", "dev.tsv"))
 
 
+def _check_not_dev(path, split):
+    if split == "dev" and has_dev_split(path):
+        raise ValueError(f"{path}: its dev split is the validation split, so it cannot also be the training split; "
+                         "train on another split (or move dev aside).")
+
+
+def check_disjoint(validation, evaluated):
+    """Raises a ValueError when the split being evaluated shares a query with the validation split that choices are
+    made on (e.g. evaluating a folder's dev split while dev is its validation split)."""
+    shared = set(validation.qrels) & set(evaluated.qrels)
+    if shared:
+        raise ValueError(f"{evaluated.path} ({evaluated.split}) shares {len(shared)} queries (e.g. {sorted(shared)[:3]}) with the "
+                         f"validation split {validation.split!r} that choices are made on; evaluate another split.")
+
+
 def load_validation(path, *, fraction, split="train", seed=0, lenient=False):
     """The validation split of a BEIR folder: its `dev` split when it has one, else the queries of `split` carved
     off with `fraction` (the same ones `load_training_split` leaves out)."""
+    _check_not_dev(path, split)
     if has_dev_split(path):
         return load_beir(path, "dev", lenient=lenient)
     return carve_validation(load_beir(path, split, lenient=lenient), fraction, seed)[1]
@@ -76,6 +92,8 @@ def load_validation(path, *, fraction, split="train", seed=0, lenient=False):
 def load_training_split(path, *, fraction, split="train", seed=0, lenient=False):
     """`split` of a BEIR folder without its validation queries (whole when the folder has a `dev` split or
     `fraction` is 0)."""
+    if fraction:
+        _check_not_dev(path, split)
     dataset = load_beir(path, split, lenient=lenient)
     if fraction == 0 or has_dev_split(path):
         return dataset

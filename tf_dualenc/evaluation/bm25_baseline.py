@@ -3,25 +3,35 @@
 import numpy as np
 
 
+class BM25Index:
+    """BM25 (Lucene variant, English stopwords, Snowball stemming) over a corpus, indexed once, searched many times."""
+
+    def __init__(self, corpus_ids, corpus_texts, *, stemmer="english", k1=1.5, b=0.75):
+        import bm25s
+
+        self.corpus_ids = list(corpus_ids)
+        self._stemmer = None
+        if stemmer:
+            import Stemmer
+
+            self._stemmer = Stemmer.Stemmer(stemmer)
+        self._retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
+        self._retriever.index(bm25s.tokenize(list(corpus_texts), stopwords="en", stemmer=self._stemmer, show_progress=False),
+                              show_progress=False)
+
+    def run(self, query_ids, query_texts, k=100):
+        """Top-k as {query id: {doc id: score}}; documents BM25 does not match at all (score 0) are left out."""
+        import bm25s
+
+        query_tokens = bm25s.tokenize(list(query_texts), stopwords="en", stemmer=self._stemmer, show_progress=False)
+        indices, scores = self._retriever.retrieve(query_tokens, k=min(k, len(self.corpus_ids)), show_progress=False, n_threads=1)
+        return {qid: {self.corpus_ids[int(i)]: float(s) for i, s in zip(row, row_scores) if s > 0}
+                for qid, row, row_scores in zip(query_ids, np.asarray(indices), np.asarray(scores))}
+
+
 def bm25_run(corpus_ids, corpus_texts, query_ids, query_texts, *, k=100, stemmer="english", k1=1.5, b=0.75):
     """BM25 (Lucene variant, English stopwords, Snowball stemming) top-k as {query id: {doc id: score}}.
 
     Documents BM25 does not match at all (score 0) are left out of the run.
     """
-    import bm25s
-
-    stem = None
-    if stemmer:
-        import Stemmer
-
-        stem = Stemmer.Stemmer(stemmer)
-    corpus_tokens = bm25s.tokenize(list(corpus_texts), stopwords="en", stemmer=stem, show_progress=False)
-    retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
-    retriever.index(corpus_tokens, show_progress=False)
-    query_tokens = bm25s.tokenize(list(query_texts), stopwords="en", stemmer=stem, show_progress=False)
-    k = min(k, len(corpus_ids))
-    indices, scores = retriever.retrieve(query_tokens, k=k, show_progress=False, n_threads=1)
-    run = {}
-    for qid, row, row_scores in zip(query_ids, np.asarray(indices), np.asarray(scores)):
-        run[qid] = {corpus_ids[int(i)]: float(s) for i, s in zip(row, row_scores) if s > 0}
-    return run
+    return BM25Index(corpus_ids, corpus_texts, stemmer=stemmer, k1=k1, b=b).run(query_ids, query_texts, k=k)

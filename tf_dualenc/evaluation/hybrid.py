@@ -108,7 +108,13 @@ def dense_runs(model, splits, *, k=100, batch_size=64, title_separator=" "):
         else:
             group.append(name)
     for names in groups:
-        queries = {q: t for n in names for q, t in splits[n].queries.items()}
+        queries = {}
+        for name in names:
+            for q, text in splits[name].queries.items():
+                if queries.get(q, text) != text:
+                    raise ValueError(f"query id {q!r} names different texts in splits {names} over the same corpus; "
+                                     "query ids must be unique across them.")
+                queries[q] = text
         merged = dataclasses.replace(splits[names[0]], queries=queries, qrels={q: {} for q in queries})
         run, timing = dense_run(model, merged, k=k, batch_size=batch_size, title_separator=title_separator)
         for name in names:
@@ -149,6 +155,10 @@ def evaluate_hybrid(dataset, *, model, fusion, validation=None, weight=None, k=1
     if needs_validation and validation is None:
         raise ValueError("a validation split is needed to choose the interpolation weight and to check or weigh the re-ranker; "
                          "give `validation`, or a `weight` (and rerank_check=False with a numeric rerank_weight).")
+    if needs_validation:
+        from tf_dualenc.data.validation_split import check_disjoint
+
+        check_disjoint(validation, dataset)
     splits = {"evaluated": dataset, **({"validation": validation} if needs_validation else {})}
     dense, timings = dense_runs(model, splits, k=k, batch_size=batch_size, title_separator=title_separator)
     lexical = {name: lexical_run(split, k=k, title_separator=title_separator) for name, split in splits.items()}

@@ -271,11 +271,11 @@ class RetrievalIndex:
     def lexical_run(self, texts, depth=100):
         """BM25 over the index's stored documents: {query position (str): {document id: score}}. The BM25 index is
         built in memory on first use (seconds for 10^4 documents; it reads every stored text once)."""
-        from tf_dualenc.evaluation.bm25_baseline import bm25_run
+        from tf_dualenc.evaluation.bm25_baseline import BM25Index
 
-        if getattr(self, "_document_texts", None) is None:
-            self._document_texts = [self.document(row)["text"] for row in range(len(self))]
-        return bm25_run(self.ids, self._document_texts, [str(i) for i in range(len(texts))], list(texts), k=min(depth, len(self)))
+        if getattr(self, "_bm25", None) is None:
+            self._bm25 = BM25Index(self.ids, [self.document(row)["text"] for row in range(len(self))])
+        return self._bm25.run([str(i) for i in range(len(texts))], list(texts), k=min(depth, len(self)))
 
     def search_hybrid(self, texts, query_encoder, k=10, *, fusion="rrf", weight=None, depth=100, exact=False):
         """Dense and BM25 retrieval fused (`tf_dualenc.evaluation.hybrid.fuse_runs`: "rrf", or "interpolate" with the

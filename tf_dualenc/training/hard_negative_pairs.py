@@ -1,6 +1,6 @@
 """Hard negatives for `tf-dualenc train` (`hard_negatives: bm25 | dense | <file>`): mined once per configuration,
 cached as a training-pair JSONL file with negatives, then streamed like any pair file. The cache key leaves out the
-run's seed, so the seeds of one experiment share one mined set (and one mining pass).
+run's seed (unless the miner is a randomly initialised tower), so the seeds of one experiment share one mined set.
 
 Mining excludes every known positive of the query and the validation queries (they are held out of training),
 skips the first `hard_negatives_skip_top` non-positives (the likeliest unlabelled positives, as RocketQA
@@ -13,14 +13,20 @@ import os
 
 from tf_dualenc.training.train_config import HARD_NEGATIVE_MINERS
 
-_KEY_FIELDS = ("data", "split", "title_separator", "validation_fraction", "hard_negatives", "hard_negatives_depth",
+_KEY_FIELDS = ("data", "split", "title_separator", "lenient", "validation_fraction", "hard_negatives", "hard_negatives_depth",
                "hard_negatives_skip_top", "num_negatives", "model", "preset", "size", "vocabulary", "architecture",
-               "query_length", "document_length")
+               "embedding_dim", "query_length", "document_length")
 
 
 def cache_path(config):
     """Where the pair file for `config` is cached: a name keyed by every setting that decides its content."""
+    from tf_dualenc.data.fingerprint import fingerprint_inputs
+
     key = {name: getattr(config, name) for name in _KEY_FIELDS}
+    # The data's files as they are now: an edited corpus or qrels file at the same path is mined again.
+    key["data_files"] = fingerprint_inputs(config.data)
+    if config.hard_negatives == "dense" and not config.preset:
+        key["seed"] = config.seed  # a randomly initialised miner differs per seed
     if config.hard_negatives not in HARD_NEGATIVE_MINERS:
         # A given file: its identity is its path, size and modification time.
         stat = os.stat(config.hard_negatives)

@@ -205,21 +205,21 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
             time-boxed sessions); rerunning the same config resumes.
     """
     created = not os.path.exists(config.output_dir)
+    steps_run = []
     try:
-        return _train(config, stop_after_steps=stop_after_steps, print_fn=print_fn, progress=progress)
+        return _train(config, stop_after_steps=stop_after_steps, print_fn=print_fn, progress=progress, steps_run=steps_run)
     except BaseException:
-        # A run that failed before its first checkpoint (and before mining negatives worth keeping) leaves nothing to
-        # resume: remove the folder it created, so a failed command leaves no empty or config-only folder behind.
-        kept = ("checkpoints", "summary.json")
-        if created and os.path.isdir(config.output_dir) and not any(
-                name in kept or name.startswith("hard_negatives-") for name in os.listdir(config.output_dir)):
+        # A run that failed before its first training step (and before mining negatives worth keeping) leaves nothing
+        # to resume or debug: remove the folder it created. Once a step ran, its logs and models stay.
+        if created and not steps_run and os.path.isdir(config.output_dir) and not any(
+                name.startswith("hard_negatives-") for name in os.listdir(config.output_dir)):
             import shutil
 
             shutil.rmtree(config.output_dir, ignore_errors=True)
         raise
 
 
-def _train(config, *, stop_after_steps, print_fn, progress):
+def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
     config.validate()
     import keras
     import numpy as np
@@ -292,6 +292,8 @@ def _train(config, *, stop_after_steps, print_fn, progress):
             t0 = time.perf_counter()
             loss, accuracy = train_step(features, query_ids, document_ids)
             loss, accuracy = float(loss), float(accuracy)
+            if not steps_run:
+                steps_run.append(True)
             if first_step_seconds is None:
                 first_step_seconds = time.perf_counter() - t0
             if not np.isfinite(loss):

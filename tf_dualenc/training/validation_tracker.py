@@ -1,5 +1,6 @@
 """Checkpoint selection on the validation split: evaluate while training, remember the best step, keep its model."""
 
+import json
 import os
 
 
@@ -21,10 +22,19 @@ class ValidationTracker:
         self.metric = metric
         self.measures = tuple(dict.fromkeys((metric,) + tuple(measures)))
         self.title_separator = title_separator
-        # A resumed run continues the earlier process's history (from summary.json).
-        self.history = list((previous or {}).get("history", []))
-        self.best_step = (previous or {}).get("best_step")
-        self.best_value = (previous or {}).get("best_value")
+        # A resumed run continues the earlier process's history: validation.json is rewritten at every evaluation,
+        # so a killed run's best step survives it (summary.json is only written when a process ends).
+        state = previous
+        if os.path.isfile(self.state_path):
+            with open(self.state_path, encoding="utf-8") as f:
+                state = json.load(f)
+        self.history = list((state or {}).get("history", []))
+        self.best_step = (state or {}).get("best_step")
+        self.best_value = (state or {}).get("best_value")
+
+    @property
+    def state_path(self):
+        return os.path.join(self.output_dir, "validation.json")
 
     @property
     def best_model_path(self):
@@ -43,6 +53,10 @@ class ValidationTracker:
             tmp = os.path.join(self.output_dir, "best_model.tmp.keras")
             model.save(tmp)
             os.replace(tmp, self.best_model_path)
+        tmp = f"{self.state_path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.summary(), f, indent=2)
+        os.replace(tmp, self.state_path)
         return metrics
 
     def summary(self):
