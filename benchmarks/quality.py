@@ -12,6 +12,7 @@ exists is skipped, so the script can be re-run after an interruption.
 """
 
 import argparse
+import dataclasses
 import json
 import pathlib
 import sys
@@ -40,6 +41,10 @@ VARIANTS = {
     "pair": {"loss": "pair", "mask_duplicates": False},
 }
 DATASETS = {"scifact": (DATA / "scifact", DATA / "scifact"), "squad_reqa": (DATA / "squad_reqa_train", DATA / "squad_reqa_test")}
+# Sequence lengths per data set, from the training split only: SciFact abstracts need COMMON's 256 document tokens;
+# SQuAD-ReQA answer sentences (with their article title) are 25 words on average and 66 at the 99th percentile, its
+# questions at most 30 words, so 96 and 32 tokens cover them at a fraction of the cost.
+LENGTHS = {"scifact": {}, "squad_reqa": {"query_length": 32, "document_length": 96}}
 
 
 def _per_query(qrels, run):
@@ -64,6 +69,34 @@ def score_retrievers(splits, dense, lexical):
     return metrics, per_query, {"interpolation_weight": weight, "validation_curve": curve}
 
 
+def _pair_file(dataset, path):
+    """The training pairs of a `BeirDataset` as a pair JSONL file (with query ids, so it can be sampled by query)."""
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for query_id, query, document_id, document in dataset.training_pairs():
+                f.write(json.dumps({"query_id": query_id, "query": query, "document_id": document_id, "document": document},
+                                   ensure_ascii=False) + "\n")
+        tmp.replace(path)
+    return str(path)
+
+
+def _sampled_pairs(path, count, work):
+    """A pair file holding every pair of a deterministic sample of `count` of `path`'s query ids."""
+    from tf_dualenc.data.validation_split import sample_query_ids
+
+    records = [json.loads(line) for line in open(path, encoding="utf-8")]
+    kept = sample_query_ids({r["query_id"] for r in records}, count)
+    out = work / f"{pathlib.Path(path).stem}-{count}-queries.jsonl"
+    tmp = out.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for record in records:
+            if record["query_id"] in kept:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    tmp.replace(out)
+    return str(out)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="scifact")
@@ -72,13 +105,17 @@ def main(argv=None):
     parser.add_argument("--losses", default="samtone,in_batch", help=f"comma list of {sorted(VARIANTS)}")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--zero-shot", action="store_true", help="also score the untrained model (once per dataset)")
-    parser.add_argument("--max-train-queries", type=int, default=None, help="SQuAD: sample this many training queries")
+    parser.add_argument("--max-train-queries", type=int, default=None,
+                        help="train on a deterministic sample of this many training queries (after the validation split "
+                             "is carved and hard negatives mined), to fit a large set into a CPU session")
+    parser.add_argument("--max-test-queries", type=int, default=None,
+                        help="score a deterministic sample of this many test queries (against the whole test corpus)")
     parser.add_argument("--work-dir", default="/tmp/tf_dualenc_quality")
     args = parser.parse_args(argv)
     command = "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
 
     from tf_dualenc.data import load_beir
-    from tf_dualenc.data.validation_split import load_validation
+    from tf_dualenc.data.validation_split import load_training_split, load_validation, sample_query_ids
     from tf_dualenc.evaluation.hybrid import dense_runs, lexical_run
     from tf_dualenc.training import TrainConfig, train
     from tf_dualenc.training.hard_negative_pairs import prepare_hard_negative_pairs
@@ -86,7 +123,13 @@ def main(argv=None):
 
     train_path, test_path = DATASETS[args.dataset]
     recipe = RECIPES[args.recipe]
-    splits = {"validation": load_validation(train_path, fraction=COMMON["validation_fraction"]), "test": load_beir(test_path, "test")}
+    common = {**COMMON, **LENGTHS[args.dataset]}
+    test = load_beir(test_path, "test")
+    if args.max_test_queries:
+        kept = sample_query_ids(test.qrels, args.max_test_queries)
+        test = dataclasses.replace(test, qrels={q: d for q, d in test.qrels.items() if q in kept},
+                                   queries={q: test.queries[q] for q in kept})
+    splits = {"validation": load_validation(train_path, fraction=common["validation_fraction"]), "test": test}
     bm25_runs = {name: lexical_run(split) for name, split in splits.items()}
     RESULTS.mkdir(parents=True, exist_ok=True)
     work = pathlib.Path(args.work_dir)
@@ -98,7 +141,8 @@ def main(argv=None):
     if args.zero_shot and not (RESULTS / f"{args.dataset}_zero_shot.json").exists():
         from tf_dualenc.models import build_bert_dual_encoder
 
-        model = build_bert_dual_encoder("all-MiniLM-L6-v2", architecture="sde", query_sequence_length=64, document_sequence_length=256)
+        model = build_bert_dual_encoder("all-MiniLM-L6-v2", architecture="sde", query_sequence_length=common["query_length"],
+                                        document_sequence_length=common["document_length"])
         runs, timings = dense_runs(model, splits)
         metrics, per_query, fusion = score_retrievers(splits, runs, bm25_runs)
         save(f"{args.dataset}_zero_shot", {"model": "all-MiniLM-L6-v2 (zero-shot)", "metrics": metrics, "per_query": per_query,
@@ -114,7 +158,7 @@ def main(argv=None):
                 if (RESULTS / f"{name}.json").exists():
                     print(f"{name}: exists, skipped", flush=True)
                     continue
-                base = dict(COMMON, data=str(train_path), architecture=architecture, seed=seed, **VARIANTS[variant])
+                base = dict(common, data=str(train_path), architecture=architecture, seed=seed, **VARIANTS[variant])
                 data = {}
                 if recipe["hard_negatives"]:
                     # Mined once per (dataset, architecture) with the starting model, validation queries left out.
@@ -125,18 +169,24 @@ def main(argv=None):
                     data = {"data": prepare_hard_negative_pairs(mining, starting_model), "num_negatives": recipe["num_negatives"],
                             "validation_fraction": 0.0}
                     del starting_model
+                if args.max_train_queries:
+                    source = data.get("data") or _pair_file(load_training_split(train_path, fraction=common["validation_fraction"]),
+                                                            work / f"{args.dataset}_training_pairs.jsonl")
+                    data = {**data, "data": _sampled_pairs(source, args.max_train_queries, work), "validation_fraction": 0.0}
+                if data:
                     pairs = sum(1 for _ in open(data["data"], encoding="utf-8"))
                 else:
                     from tf_dualenc.data.pairs import load_training_pairs
 
-                    pairs = len(load_training_pairs(str(train_path), validation_fraction=COMMON["validation_fraction"]))
-                steps = recipe["epochs"] * (pairs // COMMON["batch_size"])
+                    pairs = len(load_training_pairs(str(train_path), validation_fraction=common["validation_fraction"]))
+                steps = recipe["epochs"] * (pairs // common["batch_size"])
                 config = TrainConfig(**{**base, **data}, steps=steps, warmup_steps=int(recipe["warmup_fraction"] * steps),
                                      checkpoint_every=steps, log_every=1, output_dir=str(work / name)).validate()
                 summary, model = train(config, progress=False)
                 runs, timings = dense_runs(model, splits)
                 metrics, per_query, fusion = score_retrievers(splits, runs, bm25_runs)
-                save(name, {"dataset": args.dataset, "recipe": args.recipe, "recipe_settings": {**COMMON, **recipe},
+                save(name, {"dataset": args.dataset, "recipe": args.recipe, "recipe_settings": {**common, **recipe},
+                            "test_queries": len(splits["test"].qrels), "validation_queries": len(splits["validation"].qrels),
                             "architecture": architecture, "loss": variant, "seed": seed, "training_pairs": pairs,
                             "metrics": metrics, "per_query": per_query, "fusion": fusion, "timings": timings,
                             "training": {"config": config.to_dict(), "summary": summary}})

@@ -43,3 +43,16 @@ def test_compare_averages_seeds_per_query_and_pairs_by_seed(tmp_path, monkeypatc
     assert dense["a"]["mean"] - dense["b"]["mean"] == pytest.approx(dense["over_queries"]["mean_difference"])
     assert dense["over_queries"]["n"] == 40 and dense["over_queries"]["mean_difference"] > 0.05
     assert "| dense |" in compare_losses.markdown(report) and "a wins" in compare_losses.markdown(report)
+
+
+def test_quality_trains_on_every_pair_of_a_sample_of_training_queries(tmp_path):
+    import quality
+
+    source = tmp_path / "pairs.jsonl"
+    records = [{"query_id": f"q{i}", "query": f"query {i}", "document_id": f"d{i}-{j}", "document": f"doc {i} {j}"}
+               for i in range(50) for j in range(1 + i % 2)]
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))
+    sampled = [json.loads(line) for line in open(quality._sampled_pairs(source, 10, tmp_path))]
+    queries = {r["query_id"] for r in sampled}
+    assert len(queries) == 10
+    assert sampled == [r for r in records if r["query_id"] in queries]  # both pairs of a two-pair query, in file order

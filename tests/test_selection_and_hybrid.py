@@ -12,7 +12,7 @@ from pipeline_data import write_tiny_beir
 from tf_dualenc.data import load_beir
 from tf_dualenc.data.pairs import load_training_pairs
 from tf_dualenc.data.validation_split import (carve_validation, is_validation_query, load_training_split, load_validation,
-                                              validation_query_ids)
+                                              sample_query_ids, validation_query_ids)
 from tf_dualenc.evaluation import evaluate_run
 from tf_dualenc.evaluation.hybrid import (choose_interpolation_weight, evaluate_hybrid, fuse_runs, interpolate_runs,
                                           reciprocal_rank_fusion)
@@ -34,6 +34,20 @@ def test_validation_split_is_deterministic_disjoint_and_stable_as_data_grows():
     for bad in (1.0, -0.1, "0.2", True):
         with pytest.raises(ValueError, match="validation_fraction"):
             validation_query_ids(ids, bad)
+
+
+def test_query_samples_are_deterministic_independent_of_order_and_of_the_validation_split():
+    ids = [f"q{i}" for i in range(2000)]
+    sample = sample_query_ids(ids, 300)
+    assert len(sample) == 300 and sample == sample_query_ids(list(reversed(ids)), 300)
+    assert sample_query_ids(ids, 100) < sample  # a smaller sample is nested in a larger one
+    assert sample_query_ids(ids, 300, seed=1) != sample
+    assert sample_query_ids(ids[:10], 300) == set(ids[:10])
+    # Not the validation split's hash: the sample holds validation queries in about their share.
+    assert 0.1 < len(sample & validation_query_ids(ids, 0.2)) / 300 < 0.3
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="count"):
+            sample_query_ids(ids, bad)
 
 
 def test_carved_splits_partition_the_queries_and_training_pairs_leave_validation_out(tmp_path):

@@ -41,6 +41,14 @@ def validation_query_ids(query_ids, fraction, seed=0):
     return {q for q in query_ids if _unit_hash(str(q), seed) < fraction}
 
 
+def sample_query_ids(query_ids, count, seed=0):
+    """A deterministic sample of `count` ids from `query_ids` (all of them when there are fewer): those with the
+    lowest salted hash, so the sample does not depend on file order and is independent of the validation split."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count={count!r} must be a positive integer.")
+    return set(sorted(query_ids, key=lambda q: _unit_hash(str(q), f"sample-{seed}"))[:count])
+
+
 def carve_validation(dataset, fraction, seed=0):
     """Splits a `BeirDataset` by query into (train, validation); both keep the whole corpus.
 
