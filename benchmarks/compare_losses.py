@@ -10,7 +10,7 @@ Paired tests (a − b), on the queries of `--split`:
   bootstrap (10,000 resamples of queries; two-sided p = 2 × the smaller tail share) on the per-query differences;
 - over seeds: the per-seed means, paired by seed (a t-test with n = seeds − 1 degrees of freedom; weak at 3 seeds).
 Prints a Markdown table for docs/benchmarks.md and writes the numbers to
-benchmarks/results/quality/compare_<dataset>_<recipe>_<architecture>_<a>_vs_<b>_<split>.json.
+benchmarks/results/quality/compare_<dataset>_<recipe>_<architecture>_<a>_vs_<b>_<split>_<measure>.json.
 """
 
 import argparse
@@ -142,7 +142,8 @@ def main(argv=None):
         print(summary_table(args.dataset, args.recipe, args.measure))
         return
     report = compare(args.dataset, args.recipe, args.architecture, args.a, args.b, args.split, args.measure)
-    out = RESULTS / f"compare_{args.dataset}_{args.recipe}_{args.architecture}_{args.a}_vs_{args.b}_{args.split}.json"
+    measure = args.measure.lower().replace("@", "")
+    out = RESULTS / f"compare_{args.dataset}_{args.recipe}_{args.architecture}_{args.a}_vs_{args.b}_{args.split}_{measure}.json"
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(markdown(report))
     print(f"\nseeds with both losses: {report['seeds']}; wrote {out}")

@@ -37,16 +37,29 @@ def cascade_table(path):
     return text
 
 
-def main():
+def main(argv=None):
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     sections = {"SUMMARY": compare("--summary"), "SDE_TEST": compare(), "SDE_VAL": compare("--split", "validation")}
     if list(RESULTS.glob("scifact_strong_ade_spl_*")):
         sections["ADE"] = compare("--architecture", "ade_spl") + "\n\n" + compare("--architecture", "ade_spl", "--split", "validation")
+    if list(RESULTS.glob("squad_reqa_strong_*")):
+        # QA retrieval is scored as in the paper: P@1 and MRR.
+        squad = ("--dataset", "squad_reqa")
+        sections["SQUAD_SUMMARY"] = "\n\n".join(compare("--summary", *squad, "--measure", m) for m in ("P@1", "MRR@10"))
+        sections["SQUAD_LOSSES"] = "\n\n".join(
+            compare(*squad, "--architecture", architecture, "--split", split, "--measure", "P@1")
+            for architecture in ("sde", "ade_spl") if list(RESULTS.glob(f"squad_reqa_strong_{architecture}_*"))
+            for split in ("test", "validation"))
     cascade = RESULTS / "scifact_cascade_samtone_seed0.json"
     if cascade.exists():
         sections["CASCADE"] = cascade_table(cascade)
     doc_path = REPO / "docs" / "benchmarks.md"
     doc = doc_path.read_text(encoding="utf-8")
     for key, value in sections.items():
+        if f"<!-- {key} -->" not in doc:
+            raise SystemExit(f"{doc_path} has no <!-- {key} --> ... <!-- /{key} --> markers for the {key} table.")
         doc = re.sub(rf"<!-- {key} -->.*?<!-- /{key} -->", lambda _: f"<!-- {key} -->\n{value}\n<!-- /{key} -->", doc, flags=re.S)
     doc_path.write_text(doc, encoding="utf-8")
     print(f"wrote {sorted(sections)} into {doc_path}")

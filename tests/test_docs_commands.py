@@ -1,5 +1,5 @@
 """Every `tf-dualenc` command in README.md and docs/*.md, as written: its flags parse, and for `train` and
-`pipeline` the whole config (file + --set) validates. (Running each to completion takes minutes to hours; what can go
+`pipeline` the whole config (file + --set) validates. Every `benchmarks/*.py` command: its flags parse. (Running each to completion takes minutes to hours; what can go
 stale in a doc without anyone noticing is a renamed flag or config key, which this catches.)"""
 
 import pathlib
@@ -14,7 +14,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
-def _commands():
+def _commands(prefix=".venv/bin/tf-dualenc ", inline=False):
     found = []
     for doc in DOCS:
         text = doc.read_text(encoding="utf-8")
@@ -28,12 +28,15 @@ def _commands():
                     variables[assignment[1]] = assignment[2]
                     continue
                 line = re.sub(r"\$([A-Z_][A-Z0-9_]*)", lambda m: variables.get(m[1], m[0]), line)
-                if line.startswith(".venv/bin/tf-dualenc ") and "..." not in line and "$" not in line:
+                if line.startswith(prefix) and "..." not in line and "$" not in line:
                     found.append((doc.name, line))
+        if inline:  # commands quoted in prose as `...` too
+            found += [(doc.name, span) for span in re.findall(rf"`({re.escape(prefix)}[^`]*)`", text) if "..." not in span]
     return found
 
 
 COMMANDS = _commands()
+BENCHMARK_COMMANDS = _commands(".venv/bin/python benchmarks/", inline=True)
 
 
 def test_the_docs_have_commands_to_check():
@@ -77,3 +80,40 @@ def test_doc_command_parses_and_its_config_validates(doc, line, monkeypatch, cap
 
         config = PipelineConfig.from_file(args.config or DEFAULT_CONFIG, args.set)
         config.validate(check_paths=False)
+
+
+class _Parsed(Exception):
+    pass
+
+
+def test_the_docs_have_benchmark_commands_to_check():
+    assert len(BENCHMARK_COMMANDS) > 10 and {doc for doc, _ in BENCHMARK_COMMANDS} >= {"benchmarks.md"}
+
+
+@pytest.mark.parametrize("doc,line", BENCHMARK_COMMANDS, ids=[f"{d}:{i}" for i, (d, _) in enumerate(BENCHMARK_COMMANDS)])
+def test_doc_benchmark_command_parses(doc, line, monkeypatch, capsys):
+    """Runs the script's main() up to its argument parsing (every script parses first, then works)."""
+    import argparse
+    import importlib.util
+
+    argv = shlex.split(line)[1:]
+    script = REPO / argv[0]
+    assert script.is_file(), f"{doc}: `{line}` names a missing script"
+    spec = importlib.util.spec_from_file_location(f"doc_benchmark_{script.stem}", script)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.syspath_prepend(str(script.parent))
+    spec.loader.exec_module(module)
+    parse = argparse.ArgumentParser.parse_args
+
+    def parse_then_stop(parser, args=None, namespace=None):
+        parse(parser, args, namespace)
+        raise _Parsed
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
+    try:
+        module.main(argv[1:])
+    except _Parsed:
+        return
+    except SystemExit:
+        pytest.fail(f"{doc}: `{line}` does not parse: {capsys.readouterr().err}")
+    pytest.fail(f"{doc}: `{line}`: {script.name} ran without parsing its arguments first")
