@@ -2,6 +2,7 @@
 chosen runner, then report where every output is and answer one query from the pushed model."""
 
 import contextlib
+import json
 import os
 
 from pipelines.components.component_error import ComponentError
@@ -44,7 +45,7 @@ def run_pipeline(config, *, print_fn=print):
     else:
         from pipelines import local_runner as runner
     os.makedirs(config.pipeline_root, exist_ok=True)
-    with pipeline_root_lock(config.pipeline_root):
+    with pipeline_root_lock(config.pipeline_root, print_fn=print_fn):
         return _run_locked(config, runner, fingerprint, print_fn)
 
 
@@ -53,29 +54,70 @@ class PipelineBusy(PipelineError):
 
 
 @contextlib.contextmanager
-def pipeline_root_lock(root):
-    """Holds an exclusive lock on `<root>/.run.lock` for one run: two runs on one root would both train and both push
-    (versions 1 and 2), and each would read the other's outputs as its own. The second run is refused at once, naming
-    the process that holds the root; the lock goes with the process, so a killed run leaves nothing to clean up."""
+def pipeline_root_lock(root, *, print_fn=print):
+    """Holds `<root>/.run.lock` for one run: two runs on one root would both train and both push (versions 1 and 2), and
+    each would read the other's outputs as its own. A second run is refused at once, naming the holder's pid and host.
+
+    The lock is an flock on the file, which the kernel releases with the process (a kill -9 included); the file also
+    records the owner ({"pid", "host", "start"}), which is what another host sees on a shared file system where flock
+    may not reach it. A record left by a run that ended without releasing it (a killed process, a lost machine) is
+    taken over when its pid is gone from this host; one of another host is refused, since this host cannot tell
+    whether that run still runs.
+    """
     import fcntl
+
+    from tf_dualenc.process_owner import owner_is_dead, owner_record
 
     path = os.path.join(root, ".run.lock")
     with open(path, "a+", encoding="utf-8") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise PipelineBusy(f"{root} is in use by a running pipeline ({holder}); wait for it to finish, or use another "
-                               "pipeline_root.") from None
+            raise PipelineBusy(f"{root} is in use by a running pipeline ({_describe_owner(_read_owner(handle))}); wait for "
+                               "it to finish, or use another pipeline_root.") from None
+        owner = _read_owner(handle)
+        me = owner_record()
+        if owner and (owner.get("pid"), owner.get("host")) != (me["pid"], me["host"]):
+            # A record naming no pid cannot name a live run (its writer was killed mid-write, or wrote the older "pid N"
+            # line, released with the flock that was just acquired).
+            if "pid" in owner and not owner_is_dead(owner["pid"], owner.get("host"), owner.get("start")):
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                raise PipelineBusy(f"{root} is in use by a running pipeline ({_describe_owner(owner)}, as {path} records); "
+                                   f"wait for it to finish, or, if that run has ended, delete {path}.")
+            print_fn(f"{path}: taking over the lock of a run that ended without releasing it ({_describe_owner(owner)})")
+        # Rewritten in place, not replaced by a renamed file: the flock belongs to this file's inode.
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid {os.getpid()}\n")
+        handle.write(json.dumps(me) + "\n")
         handle.flush()
+        os.fsync(handle.fileno())
         try:
             yield
         finally:
+            handle.seek(0)
+            handle.truncate()  # a finished run leaves no owner behind
+            handle.flush()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_owner(handle):
+    """The owner recorded in an open lock file: a dict, {} when there is none, {"record": text} for a line that is
+    not an owner record (a writer killed mid-write, or a lock file of an older version: "pid N")."""
+    handle.seek(0)
+    text = handle.read().strip()
+    if not text:
+        return {}
+    try:
+        owner = json.loads(text)
+    except json.JSONDecodeError:
+        owner = None
+    return owner if isinstance(owner, dict) and isinstance(owner.get("pid"), int) else {"record": text}
+
+
+def _describe_owner(owner):
+    if "pid" in owner:
+        return f"pid {owner['pid']} on host {owner.get('host', '?')}"
+    return owner.get("record") or "another process"
 
 
 def _run_locked(config, runner, fingerprint, print_fn):

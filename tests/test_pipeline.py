@@ -400,12 +400,68 @@ def test_a_second_run_on_a_busy_pipeline_root_is_refused_before_it_starts(tmp_pa
     config = tiny_pipeline_config(tmp_path / "root", write_tiny_beir(tmp_path / "data"), t5_vocabulary)
     (tmp_path / "root").mkdir()
     with pipeline_root_lock(str(tmp_path / "root")):
-        with pytest.raises(PipelineBusy, match=r"root is in use by a running pipeline \(pid \d+\)"):
+        with pytest.raises(PipelineBusy, match=r"root is in use by a running pipeline \(pid \d+ on host "):
             run_pipeline(config, print_fn=lambda *a: None)
     assert sorted(os.listdir(tmp_path / "root")) == [".run.lock"]  # nothing ran
     # Released with the run (or the process): the next run may take the root.
     with pipeline_root_lock(str(tmp_path / "root")):
         pass
+
+
+def dead_pid():
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_the_pipeline_root_lock_names_its_owner_and_takes_over_only_a_dead_ones(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from pipelines.run_pipeline import PipelineBusy, pipeline_root_lock
+
+    root, host = str(tmp_path), socket.gethostname()
+    lock = tmp_path / ".run.lock"
+    with pipeline_root_lock(root):
+        assert {k: v for k, v in json.loads(lock.read_text()).items() if k != "start"} == {"pid": os.getpid(), "host": host}
+        with pytest.raises(PipelineBusy, match=rf"in use by a running pipeline \(pid {os.getpid()} on host {host}\)"):
+            with pipeline_root_lock(root):
+                pass
+    assert lock.read_text() == ""  # released: no owner left behind
+
+    # A run killed with SIGKILL: the kernel drops its flock, but its record stays; the next run takes the root over.
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pipelines.run_pipeline import pipeline_root_lock\n"
+                               f"with pipeline_root_lock({root!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
+                              cwd=os.path.dirname(os.path.dirname(__file__)), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(PipelineBusy, match=rf"\(pid {holder.pid} on host {host}\)"):
+            with pipeline_root_lock(root):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    messages = []
+    with pipeline_root_lock(root, print_fn=messages.append):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+    assert messages == [f"{lock}: taking over the lock of a run that ended without releasing it (pid {holder.pid} on host {host})"]
+
+    # A record without the flock (a file system flock does not reach): refused while its owner may live.
+    for owner in ({"pid": os.getppid(), "host": host}, {"pid": dead_pid(), "host": "elsewhere"}):
+        lock.write_text(json.dumps(owner))
+        with pytest.raises(PipelineBusy, match=rf"\(pid {owner['pid']} on host {owner['host']}, as .*\.run\.lock records\); "
+                                               r"wait for it to finish, or, if that run has ended, delete "):
+            with pipeline_root_lock(root):
+                pass
+    # A reused pid (the same number, a process started at another time) is not the owner.
+    lock.write_text(json.dumps({"pid": os.getppid(), "host": host, "start": 1}))
+    with pipeline_root_lock(root, print_fn=messages.append):
+        pass
+    assert "taking over" in messages[-1]
 
 
 def test_the_shipped_vertex_config_compiles_as_it_is(tmp_path):
