@@ -71,6 +71,21 @@ def test_invalid_utf8_names_the_line(tmp_path):
         load_beir(tmp_path, "test")
 
 
+@pytest.mark.parametrize("line,reason", [
+    ('{"_id": "d4", "text": "never closed', "Unterminated string starting at column 23"),
+    ('{"_id": "d4", "text": "tab\tinside"}', "Invalid control character at column 27"),
+    ('{"_id": "d4", "text": x}', "Expecting value at column 23"),
+])
+def test_malformed_json_errors_read_as_a_sentence(tmp_path, line, reason):
+    write_beir(tmp_path)
+    with open(tmp_path / "corpus.jsonl", "a") as f:
+        f.write(line)  # the last line, without a newline: a string left open runs to the end of the file
+    with pytest.raises(DataError) as error:
+        load_beir(tmp_path, "test")
+    assert str(error.value).endswith(f"corpus.jsonl:4: malformed JSON ({reason})")
+    assert "at at" not in str(error.value)
+
+
 def test_lenient_mode_counts_and_reports_skips(tmp_path):
     write_beir(
         tmp_path,

@@ -59,6 +59,12 @@ class _Reporter:
         self.skipped[f"{os.path.basename(path)}: {reason}"] += 1
 
 
+def describe_json_error(error):
+    """'<reason> at column N' for a `json.JSONDecodeError`. Some reasons already end in "at" ("Unterminated string
+    starting at", "Invalid control character at"), which would read "at at column"."""
+    return f"{error.msg.removesuffix(' at')} at column {error.colno}"
+
+
 def _lines(path):
     """Yields (line_number, decoded line) and reports invalid UTF-8 with its line number."""
     if not os.path.isfile(path):
@@ -81,7 +87,7 @@ def _read_jsonl(path, required, reporter):
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            reporter.bad(path, line_number, "malformed JSON", f"malformed JSON ({error.msg} at column {error.colno})")
+            reporter.bad(path, line_number, "malformed JSON", f"malformed JSON ({describe_json_error(error)})")
             continue
         if not isinstance(record, dict):
             reporter.bad(path, line_number, "not an object", f"expected a JSON object, got {type(record).__name__}")
