@@ -10,6 +10,7 @@ import os
 import resource
 import time
 
+from tf_dualenc.training.checkpoints import restore_latest_checkpoint
 from tf_dualenc.training.train_config import TrainConfig
 
 CONFIG_FILE = "train_config.json"
@@ -270,9 +271,8 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
     if not chief:
         checkpoint_dir = os.path.join(config.output_dir, f".worker_{strategy.cluster_resolver.task_id}_checkpoints")
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=config.keep_checkpoints)
-    latest = tf.train.latest_checkpoint(os.path.join(config.output_dir, "checkpoints"))
+    latest = restore_latest_checkpoint(checkpoint, os.path.join(config.output_dir, "checkpoints"), print_fn)
     if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
         print_fn(f"resumed from {latest} at step {int(step.numpy())}")
     start_step = int(step.numpy())
     loss_fn = make_loss_fn(config)
