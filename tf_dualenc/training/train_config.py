@@ -15,6 +15,7 @@ OPTIMIZERS = ("adafactor", "adam", "sgd")
 DATA_FORMATS = ("auto", "beir", "jsonl", "tsv", "tfrecord")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 HARD_NEGATIVE_MINERS = ("bm25", "dense")
+PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass
@@ -62,6 +63,12 @@ class TrainConfig:
         batch_size, steps, seed.
         no_duplicates: batches never repeat a query id or a document id.
         jit_compile: XLA-compile the train step.
+        mini_batch_size: pairs per forward/backward pass with gradient caching (GradCache): the step still takes
+            the exact gradient of the whole batch's loss, with the activation memory of this many pairs (it
+            encodes the batch twice). It must divide batch_size (under several replicas: each replica's share).
+            0 (or batch_size) = off. See `tf_dualenc.training.cached_step`.
+        mixed_precision: "float32", or "bfloat16": Keras' mixed_bfloat16 policy (bfloat16 compute, float32
+            variables; embeddings, logits and the loss stay float32). The saved model computes in float32.
         trim_padding: cut each batch to its longest text (off under XLA and TPU, which need static shapes).
     Output:
         output_dir, checkpoint_every (steps), keep_checkpoints, log_every (steps), strategy.
@@ -104,6 +111,8 @@ class TrainConfig:
     seed: int = 0
     no_duplicates: bool = True
     jit_compile: bool = False
+    mini_batch_size: int = 0
+    mixed_precision: str = "float32"
     trim_padding: bool = True
     output_dir: str = "runs/train"
     checkpoint_every: int = 500
@@ -158,6 +167,7 @@ class TrainConfig:
         choice("same_tower", SAME_TOWER_OPTIONS)
         choice("optimizer", OPTIMIZERS)
         choice("strategy", STRATEGIES)
+        choice("mixed_precision", PRECISIONS)
         if not self.data:
             errors.append("data is empty (a BEIR folder, or pair files: a path, comma list or glob)")
         elif not os.path.isdir(self.data):
@@ -198,6 +208,7 @@ class TrainConfig:
         for field in dataclasses.fields(self):
             if field.type is bool and not isinstance(getattr(self, field.name), bool):
                 errors.append(f"{field.name}={getattr(self, field.name)!r} (must be true or false)")
+        self._validate_mini_batch_size(errors)
         self._validate_selection_and_negatives(errors)
         if isinstance(self.num_negatives, int) and self.num_negatives > 0:
             if self.data and os.path.isdir(self.data) and not self.hard_negatives:
@@ -209,6 +220,13 @@ class TrainConfig:
         if errors:
             raise ValueError("Invalid training config: " + "; ".join(errors) + ".")
         return self
+
+    def _validate_mini_batch_size(self, errors):
+        size, batch = self.mini_batch_size, self.batch_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0 or (
+                size and isinstance(batch, int) and batch > 0 and batch % size):
+            errors.append(f"mini_batch_size={size!r} (valid: a positive integer dividing batch_size={batch!r}, "
+                          "or 0 for no gradient caching)")
 
     def _validate_selection_and_negatives(self, errors):
         from tf_dualenc.evaluation.trec_metrics import parse_measure

@@ -15,7 +15,9 @@ from tf_dualenc.training.train_config import TrainConfig
 
 CONFIG_FILE = "train_config.json"
 # Keys that may differ between a run and its resumption (they do not change the training trajectory).
-_RESUMABLE_DIFFERENCES = {"output_dir", "checkpoint_every", "keep_checkpoints", "log_every", "lenient"}
+# mini_batch_size only bounds memory (the cached step's gradient is the plain one), so a run that ran out of memory
+# can resume with a smaller one.
+_RESUMABLE_DIFFERENCES = {"output_dir", "checkpoint_every", "keep_checkpoints", "log_every", "lenient", "mini_batch_size"}
 
 
 def make_strategy(name):
@@ -114,11 +116,41 @@ def make_optimizer(config):
     return keras.optimizers.Adafactor(learning_rate=schedule)
 
 
-def make_train_step(strategy, model, optimizer, loss_fn, batch_size, jit_compile=False):
+def gather_global_batch(q, d, h, query_ids, document_ids):
+    """Every replica's embeddings and ids, concatenated in replica order (as they are under one replica).
+
+    Negatives come from the GLOBAL batch: each replica gathers all embeddings (gradients flow back through
+    all_gather) and computes the same global loss.
+    """
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return q, d, h, query_ids, document_ids
+    q, d = context.all_gather(q, axis=0), context.all_gather(d, axis=0)
+    h = None if h is None else context.all_gather(h, axis=0)
+    # Collective all_gather rejects int64 under MultiWorkerMirroredStrategy ("destinations can
+    # not be empty"); the id hashes are < 2**52, so float64 carries them exactly.
+    query_ids, document_ids = (
+        tf.cast(context.all_gather(tf.cast(ids, tf.float64), axis=0), tf.int64) for ids in (query_ids, document_ids)
+    )
+    return q, d, h, query_ids, document_ids
+
+
+def in_batch_accuracy(q, d):
+    """Share of queries whose own document scores highest among the batch's documents."""
+    import tensorflow as tf
+
+    hits = tf.equal(tf.argmax(tf.matmul(q, d, transpose_b=True), axis=1), tf.range(tf.shape(q)[0], dtype=tf.int64))
+    return tf.reduce_mean(tf.cast(hits, tf.float32))
+
+
+def make_train_step(strategy, model, optimizer, loss_fn, batch_size, jit_compile=False, mini_batch_size=0):
     """The compiled training step: global batch in, (loss, in-batch accuracy) out, one optimizer update.
 
     Under several replicas each replica embeds its slice of the global batch, then all-gathers every replica's
-    embeddings so in-batch and same-tower negatives come from the GLOBAL batch.
+    embeddings so in-batch and same-tower negatives come from the GLOBAL batch. A `mini_batch_size` smaller than
+    a replica's slice takes the same gradient by gradient caching (`tf_dualenc.training.cached_step`).
     """
     import tensorflow as tf
 
@@ -126,30 +158,23 @@ def make_train_step(strategy, model, optimizer, loss_fn, batch_size, jit_compile
     variables = model.trainable_variables
 
     def replica_step(features, query_ids, document_ids):
-        context = tf.distribute.get_replica_context()
         with tf.GradientTape() as tape:
             q = model.embed_queries(features["query"], training=True)
             d = model.embed_documents(features["document"], training=True)
             h = model.embed_negatives(features["negatives"], training=True) if "negatives" in features else None
-            if replicas > 1:
-                # Negatives come from the GLOBAL batch: gather every replica's embeddings (gradients flow back
-                # through all_gather) and compute the same global loss on each replica.
-                q, d = context.all_gather(q, axis=0), context.all_gather(d, axis=0)
-                h = None if h is None else context.all_gather(h, axis=0)
-                # Collective all_gather rejects int64 under MultiWorkerMirroredStrategy ("destinations can
-                # not be empty"); the id hashes are < 2**52, so float64 carries them exactly.
-                query_ids, document_ids = (
-                    tf.cast(context.all_gather(tf.cast(ids, tf.float64), axis=0), tf.int64) for ids in (query_ids, document_ids)
-                )
+            q, d, h, query_ids, document_ids = gather_global_batch(q, d, h, query_ids, document_ids)
             loss = loss_fn(q, d, query_ids, document_ids, h)
             # all_gather's gradient sums over replicas and Keras sums the replicas' gradients again, so each
             # replica contributes loss / R: the applied update is exactly ∇loss of the global batch.
             scaled = loss / replicas
         gradients = tape.gradient(scaled, variables)
         optimizer.apply_gradients(zip(gradients, variables))
-        # In-batch accuracy: the query's own document scores highest among the batch's documents.
-        hits = tf.equal(tf.argmax(tf.matmul(q, d, transpose_b=True), axis=1), tf.range(tf.shape(q)[0], dtype=tf.int64))
-        return loss, tf.reduce_mean(tf.cast(hits, tf.float32))
+        return loss, in_batch_accuracy(q, d)
+
+    if mini_batch_size and mini_batch_size < batch_size // replicas:
+        from tf_dualenc.training.cached_step import make_cached_replica_step
+
+        replica_step = make_cached_replica_step(model, optimizer, loss_fn, mini_batch_size, replicas)
 
     @tf.function(jit_compile=jit_compile and replicas == 1)
     def train_step(features, query_ids, document_ids):
@@ -248,11 +273,17 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise ValueError(f"batch_size={config.batch_size} must be a multiple of the {replicas} replicas of strategy={config.strategy!r}.")
+    if config.mini_batch_size and (config.batch_size // replicas) % config.mini_batch_size:
+        raise ValueError(f"mini_batch_size={config.mini_batch_size} must divide each of the {replicas} replicas' "
+                         f"{config.batch_size // replicas} pairs (batch_size={config.batch_size}).")
     chief = _is_chief(strategy)
     if chief:
         _write_json(os.path.join(config.output_dir, CONFIG_FILE), config.to_dict())
     keras.utils.set_random_seed(config.seed)
-    with strategy.scope():
+    from tf_dualenc.training.precision import training_precision
+
+    # Layers take the global policy when they are built; restored at once so nothing else inherits it.
+    with strategy.scope(), training_precision(config.mixed_precision):
         model = build_model(config)
         optimizer = make_optimizer(config)
         optimizer.build(model.trainable_variables)
@@ -277,7 +308,7 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
     start_step = int(step.numpy())
     loss_fn = make_loss_fn(config)
 
-    train_step = make_train_step(strategy, model, optimizer, loss_fn, config.batch_size, config.jit_compile)
+    train_step = make_train_step(strategy, model, optimizer, loss_fn, config.batch_size, config.jit_compile, config.mini_batch_size)
 
     writer = tf.summary.create_file_writer(os.path.join(config.output_dir, "logs") if chief else os.path.join(checkpoint_dir, "logs"))
     failures = []
@@ -315,7 +346,10 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
             if validation is not None and chief and (
                 (config.validation_every and current % config.validation_every == 0) or current == config.steps
             ):
-                metrics = validation.evaluate(model, current)
+                from tf_dualenc.training.precision import float32_compute
+
+                with float32_compute(model):
+                    metrics = validation.evaluate(model, current)
                 with writer.as_default(step=current):
                     for name, value in metrics.items():
                         tf.summary.scalar(f"validation/{name}", value)
@@ -328,6 +362,10 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
             raise failures[0] from None
         raise
     writer.flush()
+    from tf_dualenc.training.precision import set_compute_policy
+
+    # Training precision is not the model's: the returned and saved model computes in float32.
+    set_compute_policy(model, "float32")
     if not chief:
         import shutil
 
