@@ -12,11 +12,18 @@ MultiInference).
 """
 
 import argparse
+import http
 import http.server
+import io
 import json
 import os
+import queue
 import re
+import selectors
+import socket
+import sys
 import threading
+import time
 from concurrent import futures
 
 import numpy as np
@@ -157,64 +164,113 @@ class ModelRegistry:
 
 # ---- gRPC ----------------------------------------------------------------------------------------------
 
-def _servicer_class():
-    import grpc
+class _Unparsable:
+    """What the lenient deserializer hands on for bytes that are not the method's request message: gRPC's own
+    deserializer would log a traceback and answer INTERNAL for what is the client's error."""
+
+    def __init__(self, error):
+        self.error = error
+
+
+def _lenient(message_class):
+    def parse(data):
+        try:
+            return message_class.FromString(data)
+        except Exception as error:  # noqa: BLE001  (any parse failure is the client's)
+            return _Unparsable(f"{type(error).__name__}: {error}")
+
+    return parse
+
+
+def _servicer(registry):
+    """{method name: (behaviour(request) → response, request class, response class)} of PredictionService."""
     import tensorflow as tf
-    from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+    from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, inference_pb2, predict_pb2,
+                                         regression_pb2)
 
-    class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-        def __init__(self, registry):
-            self.registry = registry
-
-        def _abort(self, context, error):
-            context.abort(getattr(grpc.StatusCode, error.code), error.message)
-
-        def Predict(self, request, context):
+    def predict(request):
+        spec = request.model_spec
+        model = registry.lookup(spec.name, spec.version.value if spec.HasField("version") else None)
+        inputs = {}
+        for name, proto in request.inputs.items():
+            registry.check_declared_shape(name, proto)
             try:
-                spec = request.model_spec
-                model = self.registry.lookup(spec.name, spec.version.value if spec.HasField("version") else None)
-                inputs = {}
-                for name, proto in request.inputs.items():
-                    self.registry.check_declared_shape(name, proto)
-                    try:
-                        inputs[name] = tf.make_ndarray(proto)
-                    except Exception as error:  # a malformed TensorProto
-                        raise RequestError("INVALID_ARGUMENT", f"Input {name!r} is not a valid TensorProto: {error}") from None
-                outputs = self.registry.predict(model, spec.signature_name, inputs)
-            except RequestError as error:
-                self._abort(context, error)
-            response = predict_pb2.PredictResponse()
-            response.model_spec.name = model.name
-            response.model_spec.version.value = model.version
-            response.model_spec.signature_name = spec.signature_name or "serving_default"
-            for key, value in outputs.items():
-                response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
-            return response
+                inputs[name] = tf.make_ndarray(proto)
+            except Exception as error:  # a malformed TensorProto
+                raise RequestError("INVALID_ARGUMENT", f"Input {name!r} is not a valid TensorProto: {error}") from None
+        outputs = registry.predict(model, spec.signature_name, inputs)
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = model.name
+        response.model_spec.version.value = model.version
+        response.model_spec.signature_name = spec.signature_name or "serving_default"
+        for key, value in outputs.items():
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+        return response
 
-        def GetModelMetadata(self, request, context):
-            try:
-                spec = request.model_spec
-                model = self.registry.lookup(spec.name, spec.version.value if spec.HasField("version") else None)
-                unsupported = [f for f in request.metadata_field if f != "signature_def"]
-                if unsupported or not request.metadata_field:
-                    raise RequestError("INVALID_ARGUMENT", f"Metadata field(s) {unsupported or []} not supported; ask for 'signature_def'.")
-            except RequestError as error:
-                self._abort(context, error)
-            signature_map = get_model_metadata_pb2.SignatureDefMap()
-            for key, value in model.signature_defs.items():
-                signature_map.signature_def[key].CopyFrom(value)
-            response = get_model_metadata_pb2.GetModelMetadataResponse()
-            response.model_spec.name = model.name
-            response.model_spec.version.value = model.version
-            response.metadata["signature_def"].Pack(signature_map)
-            return response
+    def get_model_metadata(request):
+        spec = request.model_spec
+        model = registry.lookup(spec.name, spec.version.value if spec.HasField("version") else None)
+        unsupported = [f for f in request.metadata_field if f != "signature_def"]
+        if unsupported or not request.metadata_field:
+            raise RequestError("INVALID_ARGUMENT", f"Metadata field(s) {unsupported or []} not supported; ask for 'signature_def'.")
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for key, value in model.signature_defs.items():
+            signature_map.signature_def[key].CopyFrom(value)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = model.name
+        response.model_spec.version.value = model.version
+        response.metadata["signature_def"].Pack(signature_map)
+        return response
 
-        def _unimplemented(self, request, context):
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, "Only Predict and GetModelMetadata are served by the local server.")
+    def unimplemented(request):
+        raise RequestError("UNIMPLEMENTED", "Only Predict and GetModelMetadata are served by the local server.")
 
-        Classify = Regress = MultiInference = _unimplemented
+    return {
+        "Predict": (predict, predict_pb2.PredictRequest, predict_pb2.PredictResponse),
+        "GetModelMetadata": (get_model_metadata, get_model_metadata_pb2.GetModelMetadataRequest,
+                             get_model_metadata_pb2.GetModelMetadataResponse),
+        "Classify": (unimplemented, classification_pb2.ClassificationRequest, classification_pb2.ClassificationResponse),
+        "Regress": (unimplemented, regression_pb2.RegressionRequest, regression_pb2.RegressionResponse),
+        "MultiInference": (unimplemented, inference_pb2.MultiInferenceRequest, inference_pb2.MultiInferenceResponse),
+    }
 
-    return PredictionService
+
+def _rpc(behaviour):
+    """One status for every failure: a RequestError's own code, INTERNAL with a one-line message for anything else
+    (gRPC would log a traceback and answer UNKNOWN)."""
+    import grpc
+
+    def handle(request, context):
+        try:
+            if isinstance(request, _Unparsable):
+                raise RequestError("INVALID_ARGUMENT", f"The request is not a valid protobuf message: {request.error}")
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:
+                # It waited in the queue past the client's deadline: nobody is left to read the answer.
+                raise RequestError("DEADLINE_EXCEEDED", "The request's deadline passed while it was queued.")
+            return behaviour(request)
+        except RequestError as error:
+            code, message = error.code, error.message
+        except Exception as error:  # noqa: BLE001  (answered, not raised: see the docstring)
+            code, message = "INTERNAL", f"internal error: {type(error).__name__}: {error}"
+            _log_error(message)
+        context.abort(getattr(grpc.StatusCode, code), message)
+
+    return handle
+
+
+def _add_prediction_service(registry, server):
+    import grpc
+
+    handlers = {name: grpc.unary_unary_rpc_method_handler(_rpc(behaviour), request_deserializer=_lenient(request_class),
+                                                          response_serializer=response_class.SerializeToString)
+                for name, (behaviour, request_class, response_class) in _servicer(registry).items()}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("tensorflow.serving.PredictionService", handlers),))
+
+
+def _log_error(message):
+    # One line, no traceback: a server log full of tracebacks hides the one that matters.
+    print(f"serving error: {message}", file=sys.stderr, flush=True)
 
 
 # ---- REST ----------------------------------------------------------------------------------------------
@@ -234,7 +290,28 @@ def _rest_handler(registry, max_request_bytes):
     from tensorflow_serving.apis import get_model_metadata_pb2
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        """Answers one request that `_RestServer` has already read whole: it never waits on a client."""
+
         protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            self.connection, received = self.request
+            self.rfile = io.BytesIO(received)
+            self.wfile = self.connection.makefile("wb")
+
+        # http.server assumes HTTP/0.9 until it has parsed a version, and answers 0.9 without a status line: a
+        # malformed request line would get an error page the client cannot tell from a dropped connection.
+        default_request_version = "HTTP/1.1"
+
+        def parse_request(self):
+            if super().parse_request():
+                return True
+            if not self.requestline.split():
+                self.send_error(400, "Empty request line")  # http.server closes without a word
+            return False
+
+        def handle_expect_100(self):
+            return True  # the reading loop has sent "100 Continue" already, before it read the body
 
         def log_message(self, *args):  # quiet by default; the gRPC side does not log either
             pass
@@ -250,53 +327,48 @@ def _rest_handler(registry, max_request_bytes):
             self.end_headers()
             self.wfile.write(body)
 
+        def _answer(self, respond):
+            try:
+                respond()
+            except RequestError as error:
+                self._reply(_HTTP_STATUS.get(error.code, 500), {"error": error.message})
+            except OSError:
+                raise  # the client went away mid-answer: nobody to answer
+            except Exception as error:  # noqa: BLE001  (never drop a connection without an answer)
+                _log_error(f"{type(error).__name__}: {error}")
+                self._reply(500, {"error": f"internal error: {type(error).__name__}: {error}"})
+
+        def do_GET(self):
+            self._answer(self._get)
+
+        def do_POST(self):
+            self._answer(self._post)
+
         def _route(self):
             match = _PATH.match(self.path)
             if not match:
                 raise RequestError("NOT_FOUND", f"Unknown path {self.path}; use /v1/models/<name>[/versions/<v>][:predict|/metadata].")
             return registry.lookup(match["name"], match["version"]), match["suffix"]
 
-        def do_GET(self):
-            try:
-                model, suffix = self._route()
-                if suffix == ":predict":
-                    raise RequestError("INVALID_ARGUMENT", ":predict needs POST.")
-                if suffix == "/metadata":
-                    signature_map = get_model_metadata_pb2.SignatureDefMap()
-                    for key, value in model.signature_defs.items():
-                        signature_map.signature_def[key].CopyFrom(value)
-                    self._reply(200, {"model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
-                                      "metadata": {"signature_def": json_format.MessageToDict(signature_map, preserving_proto_field_name=True)}})
-                else:
-                    self._reply(200, {"model_version_status": [{"version": str(model.version), "state": "AVAILABLE",
-                                                                "status": {"error_code": "OK", "error_message": ""}}]})
-            except RequestError as error:
-                self._reply(_HTTP_STATUS.get(error.code, 500), {"error": error.message})
-
-        def do_POST(self):
-            try:
-                self._post()
-            except RequestError as error:
-                self._reply(_HTTP_STATUS.get(error.code, 500), {"error": error.message})
-            except TimeoutError:
-                # A client that does not send what it announced within the timeout: answer and free the worker.
-                self.close_connection = True
-                self._reply(408, {"error": f"The request body did not arrive within {self.timeout} s."})
-            except Exception as error:  # never drop a connection without an answer
-                self.close_connection = True
-                self._reply(500, {"error": f"internal error: {type(error).__name__}: {error}"})
+        def _get(self):
+            model, suffix = self._route()
+            if suffix == ":predict":
+                raise RequestError("INVALID_ARGUMENT", ":predict needs POST.")
+            if suffix == "/metadata":
+                signature_map = get_model_metadata_pb2.SignatureDefMap()
+                for key, value in model.signature_defs.items():
+                    signature_map.signature_def[key].CopyFrom(value)
+                self._reply(200, {"model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
+                                  "metadata": {"signature_def": json_format.MessageToDict(signature_map, preserving_proto_field_name=True)}})
+            else:
+                self._reply(200, {"model_version_status": [{"version": str(model.version), "state": "AVAILABLE",
+                                                            "status": {"error_code": "OK", "error_message": ""}}]})
 
         def _post(self):
-            raw_length = self.headers.get("Content-Length") or "0"
-            if not raw_length.strip().isdigit():
-                # The body cannot be framed: answer and close rather than read an unknown amount.
-                self.close_connection = True
-                raise RequestError("INVALID_ARGUMENT", f"Content-Length {raw_length!r} is not a non-negative integer.")
-            length = int(raw_length)
-            if length > max_request_bytes:
-                self.close_connection = True
-                raise RequestError("RESOURCE_EXHAUSTED", f"Request of {length} bytes exceeds the limit of {max_request_bytes}.")
+            length = _body_length(self.headers.get_all("Content-Length") or [], self.headers.get("Transfer-Encoding"), max_request_bytes)
             raw = self.rfile.read(length)
+            if len(raw) < length:
+                raise RequestError("INVALID_ARGUMENT", f"The body ended after {len(raw)} of the {length} bytes its Content-Length announced.")
             model, suffix = self._route()
             if suffix != ":predict":
                 raise RequestError("INVALID_ARGUMENT", "POST goes to :predict.")
@@ -309,6 +381,8 @@ def _rest_handler(registry, max_request_bytes):
             if not isinstance(body, dict):
                 raise RequestError("INVALID_ARGUMENT", f"The body must be a JSON object with 'inputs' or 'instances'; got a {type(body).__name__}.")
             signature = body.get("signature_name") or "serving_default"
+            if not isinstance(signature, str):
+                raise RequestError("INVALID_ARGUMENT", f"'signature_name' must be a string; got a {type(signature).__name__}.")
             if signature not in model.signatures:
                 raise RequestError("INVALID_ARGUMENT", f'Serving signature key "{signature}" not found; the model has {sorted(model.signatures)}.')
             names = sorted(model.input_specs(signature))
@@ -319,7 +393,10 @@ def _rest_handler(registry, max_request_bytes):
                 rows = body["instances"]
                 if not isinstance(rows, list):
                     raise RequestError("INVALID_ARGUMENT", "'instances' must be a list.")
-                columns = ({n: [r.get(n) for r in rows] for n in names} if rows and isinstance(rows[0], dict) else {names[0]: rows})
+                named = [isinstance(r, dict) for r in rows]
+                if any(named) and not all(named):
+                    raise RequestError("INVALID_ARGUMENT", f"'instances' item {named.index(False)} is not an object like the others.")
+                columns = {n: [r.get(n) for r in rows] for n in names} if rows and all(named) else {names[0]: rows}
                 row_format = True
             else:
                 raise RequestError("INVALID_ARGUMENT", "The body needs 'inputs' (columnar) or 'instances' (row format).")
@@ -327,7 +404,7 @@ def _rest_handler(registry, max_request_bytes):
             for name, value in columns.items():
                 try:
                     inputs[name] = np.asarray(value, dtype=object if _has_text(value) else None)
-                except ValueError:
+                except (ValueError, TypeError, RecursionError):
                     raise RequestError("INVALID_ARGUMENT", f"Input {name!r} is not a rectangular array.") from None
             outputs = {k: _jsonable(v) for k, v in registry.predict(model, signature, inputs).items()}
             if row_format:
@@ -340,43 +417,234 @@ def _rest_handler(registry, max_request_bytes):
     return Handler
 
 
+def _body_length(lengths, transfer_encoding, max_request_bytes):
+    """The body's size from its headers, or the RequestError that answers them; the reading loop and the handler
+    both use it, so a body is read only when the handler will accept its framing."""
+    if transfer_encoding is not None:
+        raise RequestError("INVALID_ARGUMENT", f"Transfer-Encoding {transfer_encoding!r} is not supported; send a Content-Length.")
+    if len(lengths) > 1:
+        # Two lengths frame the body two ways (request smuggling): refuse rather than pick one.
+        raise RequestError("INVALID_ARGUMENT", f"{len(lengths)} Content-Length headers; send one.")
+    raw = lengths[0] if lengths else "0"
+    if not raw.strip().isdigit() or not raw.strip().isascii():
+        raise RequestError("INVALID_ARGUMENT", f"Content-Length {raw!r} is not a non-negative integer.")
+    length = int(raw)
+    if length > max_request_bytes:
+        raise RequestError("RESOURCE_EXHAUSTED", f"Request of {length} bytes exceeds the limit of {max_request_bytes}.")
+    return length
+
+
 def _has_text(value):
     # Any string makes it a text input; the per-item check in `predict` then names any item that is not one.
     flat = np.ravel(np.asarray(value, dtype=object))
     return any(isinstance(v, str) for v in flat)
 
 
-class _PooledHTTPServer(http.server.HTTPServer):
-    """An HTTP server whose connections are handled by a fixed pool of threads: waiting connections queue (in the
-    pool and a listen backlog of `queued`) instead of each getting a thread of its own or a connection reset."""
+class _Connection:
+    __slots__ = ("sock", "address", "received", "deadline", "size", "draining")
 
-    def __init__(self, address, handler, workers, queued):
+    def __init__(self, sock, address, deadline, draining=False):
+        self.sock, self.address, self.deadline, self.draining = sock, address, deadline, draining
+        self.received = bytearray()
+        self.size = None  # of the whole request, once its headers are in
+
+
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_MAX_HEAD_BYTES = 64 * 1024
+_LINGER_SECONDS = 2.0
+
+
+class _RestServer(http.server.HTTPServer):
+    """HTTP front whose requests are read by one non-blocking loop and answered by a fixed pool of workers.
+
+    A worker only ever gets a request that is complete (or that can be answered without its body), so slow or
+    stalled clients (slowloris) cost a buffer, not a worker: each has `timeout` seconds from connecting to send its
+    whole request, then gets 408. Connections being read, waiting for a worker or being answered are bounded by
+    `workers + queued`; beyond that the server answers 503 at once. After answering, the loop reads what the client
+    still sends for a moment before closing, so a client that is still writing gets the answer instead of a reset.
+    """
+
+    def __init__(self, address, handler, workers, queued, timeout, max_request_bytes):
         self.request_queue_size = max(int(queued), 5)
         super().__init__(address, handler)
+        self.socket.setblocking(False)
         self.pool = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rest")
-        # Connections being served or waiting for a worker; beyond that the server is full and says so (503).
+        self.read_timeout = timeout
+        self.max_request_bytes = max_request_bytes
         self._slots = threading.BoundedSemaphore(workers + max(int(queued), 0))
+        self._answered = queue.SimpleQueue()
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
 
-    def process_request(self, request, client_address):
-        if not self._slots.acquire(blocking=False):
+    def serve_forever(self, poll_interval=None):
+        selector = selectors.DefaultSelector()
+        selector.register(self.socket, selectors.EVENT_READ, "accept")
+        selector.register(self._wake_read, selectors.EVENT_READ, "wake")
+        open_connections = {}
+        try:
+            while not self._stopping.is_set():
+                now = time.monotonic()
+                wait = min((c.deadline for c in open_connections.values()), default=now + 1.0) - now
+                for key, _ in selector.select(min(max(wait, 0.0), 1.0)):
+                    if key.data == "accept":
+                        self._accept(selector, open_connections)
+                    elif key.data == "wake":
+                        self._take_answered(selector, open_connections)
+                    else:
+                        self._read(selector, open_connections, key.data)
+                now = time.monotonic()
+                for connection in [c for c in open_connections.values() if c.deadline <= now]:
+                    if not connection.draining:
+                        self._send_now(connection.sock, 408, f"The request did not arrive whole within {self.read_timeout} s.")
+                        self._slots.release()
+                    self._close(selector, open_connections, connection)
+        finally:
+            for connection in list(open_connections.values()):
+                if not connection.draining:
+                    self._slots.release()
+                self._close(selector, open_connections, connection)
+            selector.close()
+            self._stopped.set()
+
+    def shutdown(self):
+        self._stopping.set()
+        self._wake_write.send(b"x")
+        self._stopped.wait()
+
+    def server_close(self):
+        super().server_close()
+        self._wake_read.close()
+        self._wake_write.close()
+
+    def _accept(self, selector, open_connections):
+        while True:
             try:
-                body = b'{"error": "The server is at capacity; retry later."}'
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                                + f"Retry-After: 1\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+                sock, address = self.socket.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # e.g. out of file descriptors: the listen backlog keeps the client until we can
+                return
+            sock.setblocking(False)
+            if self._slots.acquire(blocking=False):
+                connection = _Connection(sock, address, time.monotonic() + self.read_timeout)
+            else:
+                self._send_now(sock, 503, "The server is at capacity; retry later.", retry_after=1)
+                try:
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                connection = _Connection(sock, address, time.monotonic() + _LINGER_SECONDS, draining=True)
+            open_connections[sock] = connection
+            selector.register(sock, selectors.EVENT_READ, connection)
+
+    def _read(self, selector, open_connections, connection):
+        try:
+            data = connection.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if connection.draining:
+            if not data:
+                self._close(selector, open_connections, connection)
+            return
+        if not data:
+            if connection.received:
+                # The client stopped sending: what it sent gets an answer (a truncated body is a 400).
+                self._hand_over(selector, open_connections, connection)
+            else:
+                self._slots.release()
+                self._close(selector, open_connections, connection)
+            return
+        connection.received += data
+        if connection.size is None:
+            end = _HEAD_END.search(connection.received)
+            if end is None:
+                if len(connection.received) > _MAX_HEAD_BYTES:
+                    self._hand_over(selector, open_connections, connection)  # the handler answers 414/431
+                return
+            connection.size = self._request_size(connection, end.end())
+        if connection.size is None or len(connection.received) >= connection.size:
+            self._hand_over(selector, open_connections, connection)
+
+    def _request_size(self, connection, head_end):
+        """Headers + body, or None when the headers alone get an answer (framing the handler refuses)."""
+        head = bytes(connection.received[:head_end])
+        lengths = [v.decode("latin-1") for v in re.findall(rb"(?im)^content-length:[ \t]*([^\r\n]*?)[ \t]*\r?$", head)]
+        encoding = re.search(rb"(?im)^transfer-encoding:[ \t]*([^\r\n]*?)[ \t]*\r?$", head)
+        try:
+            length = _body_length(lengths, encoding and encoding[1].decode("latin-1"), self.max_request_bytes)
+        except RequestError:
+            return None
+        if length and re.search(rb"(?im)^expect:[ \t]*100-continue", head) and len(connection.received) == head_end:
+            try:
+                connection.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
             except OSError:
                 pass
-            self.shutdown_request(request)
-            return
-        self.pool.submit(self._handle, request, client_address)
+        return head_end + length
 
-    def _handle(self, request, client_address):
+    def _hand_over(self, selector, open_connections, connection):
+        selector.unregister(connection.sock)
+        del open_connections[connection.sock]
+        connection.sock.setblocking(True)
+        # Now a bound on writing the answer: a client that does not read cannot hold the worker for ever.
+        connection.sock.settimeout(self.read_timeout)
+        self.pool.submit(self._answer, connection)
+
+    def _answer(self, connection):
         try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
+            self.RequestHandlerClass((connection.sock, bytes(connection.received)), connection.address, self)
+        except OSError:
+            pass  # the client went away before its answer was written
+        except Exception as error:  # noqa: BLE001
+            _log_error(f"REST: {type(error).__name__}: {error}")
         finally:
-            self.shutdown_request(request)
             self._slots.release()
+            try:
+                connection.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            connection.draining, connection.deadline = True, time.monotonic() + _LINGER_SECONDS
+            self._answered.put(connection)
+            try:
+                self._wake_write.send(b"x")
+            except OSError:  # the server is shutting down
+                connection.sock.close()
+
+    def _take_answered(self, selector, open_connections):
+        try:
+            while self._wake_read.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        while True:
+            try:
+                connection = self._answered.get_nowait()
+            except queue.Empty:
+                return
+            connection.sock.setblocking(False)
+            open_connections[connection.sock] = connection
+            selector.register(connection.sock, selectors.EVENT_READ, connection)
+
+    @staticmethod
+    def _send_now(sock, status, message, retry_after=None):
+        """A short answer from the reading loop itself; it fits in the socket buffer, so it does not block."""
+        body = json.dumps({"error": message}).encode("utf-8")
+        extra = f"Retry-After: {retry_after}\r\n" if retry_after else ""
+        head = (f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                f"{extra}Content-Length: {len(body)}\r\n\r\n")
+        try:
+            sock.send(head.encode("ascii") + body)
+        except OSError:
+            pass
+
+    @staticmethod
+    def _close(selector, open_connections, connection):
+        selector.unregister(connection.sock)
+        del open_connections[connection.sock]
+        connection.sock.close()
 
 
 class LocalModelServer:
@@ -388,10 +656,10 @@ class LocalModelServer:
         grpc_port / rest_port: 0 picks a free port (see `.grpc_port` / `.rest_port` after `start()`); None disables.
         max_batch_size, max_text_bytes, max_request_bytes: request bounds.
         max_workers: requests computed at once (per protocol).
-        max_queued_requests: requests that wait for a worker instead of being refused (gRPC: beyond workers + queue
-            the answer is RESOURCE_EXHAUSTED; REST: connections beyond them wait in the listen backlog).
-        rest_timeout: seconds a REST connection may take to send its request (slow clients are cut off, so they
-            cannot hold the workers).
+        max_queued_requests: requests that wait for a worker instead of being refused (beyond workers + queue, gRPC
+            answers RESOURCE_EXHAUSTED and REST 503 with Retry-After).
+        rest_timeout: seconds a REST client has from connecting to send its whole request (then 408); requests are
+            read by one loop and reach a worker only when complete, so slow clients never hold a worker.
 
     Example:
     ```python
@@ -417,21 +685,20 @@ class LocalModelServer:
 
     def start(self):
         import grpc
-        from tensorflow_serving.apis import prediction_service_pb2_grpc
 
         if self._grpc_port is not None:
             options = [("grpc.max_receive_message_length", self.max_request_bytes), ("grpc.max_send_message_length", 64 * 1024 * 1024)]
             self._grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.max_workers), options=options,
                                             maximum_concurrent_rpcs=self.max_workers + self.max_queued_requests)
-            prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(_servicer_class()(self.registry), self._grpc_server)
+            _add_prediction_service(self.registry, self._grpc_server)
             self.grpc_port = self._grpc_server.add_insecure_port(f"{self.host}:{self._grpc_port}")
             if not self.grpc_port:
                 raise OSError(f"Could not bind gRPC to {self.host}:{self._grpc_port}.")
             self._grpc_server.start()
         if self._rest_port is not None:
             handler = _rest_handler(self.registry, self.max_request_bytes)
-            handler.timeout = self.rest_timeout
-            self._http_server = _PooledHTTPServer((self.host, self._rest_port), handler, self.max_workers, self.max_queued_requests)
+            self._http_server = _RestServer((self.host, self._rest_port), handler, self.max_workers, self.max_queued_requests,
+                                            self.rest_timeout, self.max_request_bytes)
             self.rest_port = self._http_server.server_address[1]
             self._http_thread = threading.Thread(target=self._http_server.serve_forever, name="rest", daemon=True)
             self._http_thread.start()
@@ -471,7 +738,7 @@ def main(argv=None, prog="python -m serving.local_server"):
     parser.add_argument("--max-queued-requests", type=int, default=1024,
                         help="requests that wait for a worker instead of being refused (default: %(default)s)")
     parser.add_argument("--rest-timeout", type=float, default=30.0,
-                        help="seconds a REST client may take to send its request (default: %(default)s)")
+                        help="seconds a REST client has to send its whole request, then 408 (default: %(default)s)")
     args = parser.parse_args(argv)
     import tf_dualenc  # noqa: F401  (environment shims)
 

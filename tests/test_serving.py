@@ -345,3 +345,92 @@ def test_client_retries_requests_a_full_server_sheds(served, monkeypatch):
     with pytest.raises(ServingError, match="larger than max"):
         client.encode(["a query"])
     assert len(calls) == 1
+
+
+@pytest.fixture(scope="module")
+def strict_server(served, tmp_path_factory):
+    """The tiny export behind a server with a 1 s request deadline and a 1 MiB request limit (fast 408s and 413s)."""
+    from tf_dualenc.export import export_encoder
+
+    model, _, _ = served
+    base = tmp_path_factory.mktemp("strict")
+    export_encoder(model, str(base), "tiny")
+    server = LocalModelServer({"tiny": str(base / "tiny")}, grpc_port=0, rest_port=0, max_batch_size=16, max_text_bytes=200,
+                              max_request_bytes=1 << 20, rest_timeout=1.0).start()
+    ServingClient(f"127.0.0.1:{server.grpc_port}", "tiny").encode(["warm up"])
+    yield server
+    server.stop()
+
+
+def test_malformed_request_corpus_gets_a_status_on_both_transports_and_no_traceback(served, strict_server, capfd, caplog):
+    from serving import malformed_requests
+
+    model, _, _ = served
+    server = strict_server
+    corpus = malformed_requests.corpus("tiny", seed=0, max_batch_size=16, max_text_bytes=200, max_request_bytes=1 << 20)
+    assert len(corpus) > 300 and {c.transport for c in corpus} == {"rest", "grpc"}
+    assert corpus == malformed_requests.corpus("tiny", seed=0, max_batch_size=16, max_text_bytes=200, max_request_bytes=1 << 20)
+    capfd.readouterr()
+    results = malformed_requests.replay(corpus, f"127.0.0.1:{server.grpc_port}", f"http://127.0.0.1:{server.rest_port}")
+    assert len(results) == len(corpus)
+    wrong = [(c.transport, c.name, status, detail[-160:]) for c, status, detail, acceptable in results if not acceptable]
+    assert wrong == [], wrong[:5]
+    # The specific cases got their specific answers (not only "some status").
+    seen = {(c.transport, c.name): status for c, status, _, _ in results}
+    assert seen[("rest", "body: 100,000-deep list")] == 400 and seen[("rest", "Content-Length -1")] == 400
+    assert seen[("rest", "Content-Length one over the limit")] == 413 and seen[("rest", "stalled: 10 of 1,000 promised bytes")] == 408
+    assert seen[("grpc", "declared shape [20,000,000]")] == "INVALID_ARGUMENT" and seen[("grpc", "garbage: 0xff bytes")] == "INVALID_ARGUMENT"
+    # Still serving, and correctly.
+    for address in (f"127.0.0.1:{server.grpc_port}", f"http://127.0.0.1:{server.rest_port}"):
+        np.testing.assert_allclose(ServingClient(address, "tiny", retries=0).encode(QUERIES), model.encode_queries(QUERIES), atol=1e-5)
+    log = capfd.readouterr().err
+    assert "Traceback" not in log and "serving error" not in log, log[-2000:]
+    assert [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= 40] == []
+
+
+def test_slow_clients_do_not_delay_a_normal_client(strict_server):
+    import socket
+    import time
+
+    server = strict_server
+    slow = []
+    try:
+        for _ in range(200):
+            # Promises 1,000 bytes, sends 10, then stalls (slowloris).
+            sock = socket.create_connection(("127.0.0.1", server.rest_port))
+            sock.sendall(b"POST /v1/models/tiny:predict HTTP/1.1\r\nContent-Length: 1000\r\n\r\n{\"inputs\":")
+            slow.append(sock)
+        for address in (f"http://127.0.0.1:{server.rest_port}", f"127.0.0.1:{server.grpc_port}"):
+            client = ServingClient(address, "tiny", retries=0, timeout=5)
+            start = time.perf_counter()
+            assert client.encode(["a normal query"]).shape == (1, 64)
+            assert time.perf_counter() - start < 1.0, address
+        # The stalled ones are answered 408 once their deadline (rest_timeout) has passed, not left open.
+        for sock in slow[:: 40]:
+            sock.settimeout(10)
+            assert sock.recv(64).startswith(b"HTTP/1.1 408"), sock
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_serving_load_benchmark_reports_every_request(served, tmp_path):
+    import os
+    import sys
+
+    from conftest import REPO
+    from tf_dualenc.export import export_encoder
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import serving_load
+
+    model, _, server = served
+    export_encoder(model, str(tmp_path), "tiny")  # the same weights as the served model: the reference answers
+    out = tmp_path / "load.json"
+    result = serving_load.run(["--address", f"127.0.0.1:{server.grpc_port}", "--rest-address", f"http://127.0.0.1:{server.rest_port}",
+                               "--export", str(tmp_path / "tiny"), "--server-pid", str(os.getpid()), "--grpc-clients", "6",
+                               "--rest-clients", "4", "--requests", "3", "--max-batch", "3", "--save", str(out)])
+    assert result["grpc"]["answered_correctly"] == 18 and result["grpc"]["status_counts"] == {"OK": 18}
+    assert result["rest"]["answered_correctly"] == 12 and result["rest"]["status_counts"] == {"200": 12}
+    assert result["grpc"]["p50_ms"] <= result["grpc"]["p99_ms"] and result["memory"]["after_rest"]["rss_mb"] > 0
+    assert json.loads(out.read_text()) == result
