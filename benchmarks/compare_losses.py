@@ -55,6 +55,8 @@ def compare(dataset, recipe, architecture, loss_a, loss_b, split="test", measure
     report = {"dataset": dataset, "recipe": recipe, "architecture": architecture, "split": split, "measure": measure,
               "losses": [loss_a, loss_b], "seeds": seeds, "methods": {}}
     for method in METHODS:
+        if not all(method in cells[loss][s]["metrics"].get(split, {}) for loss in (loss_a, loss_b) for s in cells[loss]):
+            continue  # e.g. no interpolation for runs scored without a validation split
         entry = {}
         for loss in (loss_a, loss_b):
             values = [cells[loss][s]["metrics"][split][method][measure] for s in sorted(cells[loss])]
@@ -111,15 +113,20 @@ def summary_table(dataset, recipe, measure="NDCG@10"):
         result = json.loads(zero_shot.read_text())
         for method, label in (("bm25", "BM25"), ("dense", "zero-shot all-MiniLM-L6-v2"), ("hybrid_rrf", "zero-shot + BM25, RRF"),
                               ("hybrid_interpolate", "zero-shot + BM25, interpolation")):
-            rows.append((label, "—", *(f"{result['metrics'][split][method][measure]:.4f}" for split in ("validation", "test"))))
+            rows.append((label, "—", *(f"{result['metrics'][split][method][measure]:.4f}" if method in result["metrics"].get(split, {})
+                                       else "—" for split in ("validation", "test"))))
     cells = {}
     for path in sorted(RESULTS.glob(f"{dataset}_{recipe}_*_seed*.json")):
         result = json.loads(path.read_text())
         cells.setdefault((result["architecture"], result["loss"]), []).append(result)
     for (architecture, loss), results in sorted(cells.items()):
         for method, label in (("dense", "dense"), ("hybrid_rrf", "+ BM25, RRF"), ("hybrid_interpolate", "+ BM25, interpolation")):
-            values = {split: [r["metrics"][split][method][measure] for r in results] for split in ("validation", "test")}
-            text = {split: f"{np.mean(v):.4f} ± {np.std(v, ddof=1):.4f}" if len(v) > 1 else f"{v[0]:.4f}" for split, v in values.items()}
+            values = {split: [r["metrics"][split][method][measure] for r in results if method in r["metrics"].get(split, {})]
+                      for split in ("validation", "test")}
+            if not any(values.values()):
+                continue
+            text = {split: "—" if not v else f"{np.mean(v):.4f} ± {np.std(v, ddof=1):.4f}" if len(v) > 1 else f"{v[0]:.4f}"
+                    for split, v in values.items()}
             seeds = ",".join(str(r["seed"]) for r in sorted(results, key=lambda r: r["seed"]))
             rows.append((f"{architecture} {loss} ({recipe}) {label}", seeds, text["validation"], text["test"]))
     lines = [f"| {dataset} ({measure}) | seeds | validation | test |", "|---|---|---|---|"]

@@ -47,11 +47,12 @@ def main(argv=None):
     if list(RESULTS.glob("squad_reqa_strong_*")):
         # QA retrieval is scored as in the paper: P@1 and MRR.
         squad = ("--dataset", "squad_reqa")
+        scored = json.loads(next(RESULTS.glob("squad_reqa_strong_*")).read_text())["metrics"]
         sections["SQUAD_SUMMARY"] = "\n\n".join(compare("--summary", *squad, "--measure", m) for m in ("P@1", "MRR@10"))
         sections["SQUAD_LOSSES"] = "\n\n".join(
             compare(*squad, "--architecture", architecture, "--split", split, "--measure", "P@1")
             for architecture in ("sde", "ade_spl") if list(RESULTS.glob(f"squad_reqa_strong_{architecture}_*"))
-            for split in ("test", "validation"))
+            for split in ("test", "validation") if split in scored)
     cascade = RESULTS / "scifact_cascade_samtone_seed0.json"
     if cascade.exists():
         sections["CASCADE"] = cascade_table(cascade)
