@@ -101,6 +101,21 @@ class CrossEncoder(keras.Model):
             out[rows] = self._score_fn(tf.constant([queries[i] for i in rows]), tf.constant([documents[i] for i in rows])).numpy()
         return out
 
+    @classmethod
+    def from_preset(cls, preset, **kwargs):
+        """A cross-encoder from a preset: a `save_to_preset` folder (takes only `sequence_length`), "all-MiniLM-L6-v2"
+        or a BERT checkpoint folder (`build_bert_cross_encoder`'s arguments), a T5 size or T5 checkpoint folder
+        (`build_t5_cross_encoder`'s). What each preset means: `tf_dualenc.models.presets`."""
+        from tf_dualenc.models.presets import from_preset
+
+        return from_preset(cls, preset, **kwargs)
+
+    def save_to_preset(self, preset_dir):
+        """Writes the model as a preset folder (`model.keras` + `metadata.json`) that `from_preset` loads."""
+        from tf_dualenc.models.presets import save_to_preset
+
+        return save_to_preset(self, preset_dir)
+
     def get_config(self):
         serialize = keras.saving.serialize_keras_object
         return {

@@ -1,5 +1,7 @@
 """The dual-encoder task model: preprocessors, query/document towers, projection, L2 normalisation."""
 
+import time
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -23,6 +25,53 @@ def trim_to_longest(features):
     return {key: value[..., :length] if value.shape.rank and value.shape.rank >= 2 else value for key, value in features.items()}
 
 
+def pairs_as_inputs(parts):
+    """A (query, document) or (query, document, negatives) tuple → the dict `DualEncoder.call` reads."""
+    if len(parts) not in (2, 3):
+        raise ValueError(
+            f"A DualEncoder input tuple is (query, document) or (query, document, negatives); got {len(parts)} parts. "
+            "Ids for `mask_duplicates` go beside it as the target: ((query, document), ids)."
+        )
+    return dict(zip(("query", "document", "negatives"), parts))
+
+
+def _is_text_spec(spec):
+    return isinstance(spec, (tf.TensorSpec, tf.RaggedTensorSpec)) and spec.dtype == tf.string
+
+
+def _as_text_tensor(value):
+    # Keras' in-memory data adapters take tensors and numeric arrays, not Python lists of strings.
+    if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.dtype.kind in "OUS"):
+        return tf.constant(value, tf.string)
+    return value
+
+
+def as_keras_data(data):
+    """What `fit` / `evaluate` / `predict` accept beyond Keras' own forms → a form Keras passes to `call` unchanged.
+
+    - In memory: a (query, document[, negatives]) tuple, or a dict, of string lists, arrays or tensors.
+    - A dataset of flat (query, document[, negatives]) string tuples. Keras reads a dataset element (a, b) as
+      (inputs, targets): left alone, the documents would become the loss's `y_true` and the model would see the
+      queries only. Elements (inputs, ids) and dicts pass as they are.
+    """
+    if isinstance(data, (tuple, list)) and not any(isinstance(part, (str, bytes)) for part in data):
+        data = pairs_as_inputs(data)
+    if isinstance(data, dict):
+        return {key: _as_text_tensor(value) for key, value in data.items()}
+    if not isinstance(data, tf.data.Dataset):
+        return data
+    dataset = data
+    spec = dataset.element_spec
+    if not isinstance(spec, tuple) or not _is_text_spec(spec[0]):
+        return dataset
+    if not all(_is_text_spec(part) for part in spec):
+        raise ValueError(
+            f"A dataset of flat tuples must hold strings only, (query, document[, negatives]); got {spec}. "
+            "Ids for `mask_duplicates` go beside the texts: ((query, document), ids)."
+        )
+    return dataset.map(lambda *parts: (pairs_as_inputs(parts),))
+
+
 @keras.saving.register_keras_serializable(package="tf_dualenc")
 class DualEncoder(keras.Model):
     """Maps queries and documents to unit vectors with two towers; similarity is their cosine.
@@ -39,8 +88,10 @@ class DualEncoder(keras.Model):
 
     Inputs. `call` takes a dict with "query" and "document" (raw strings [B], or the preprocessors' output
     dicts), and optionally "negatives" (strings [B, N] or token dicts with [B, N, L] tensors: hard-negative
-    documents). It returns the stacked embeddings [B, 2 + N, D]: `[:, 0]` queries, `[:, 1]` documents,
-    `[:, 2:]` hard negatives — the layout the losses in `tf_dualenc.losses` read as `y_pred`.
+    documents), or the same as a (query, document[, negatives]) tuple. It returns the stacked embeddings
+    [B, 2 + N, D]: `[:, 0]` queries, `[:, 1]` documents, `[:, 2:]` hard negatives — the layout the losses in
+    `tf_dualenc.losses` read as `y_pred`. `fit`, `evaluate` and `predict` take those inputs as Keras does, and also
+    as a dataset of (query, document[, negatives]) string tuples or as Python lists (`as_keras_data`).
 
     Args:
         query_tower: a Keras model mapping the query preprocessor's output dict to [B, H].
@@ -58,8 +109,9 @@ class DualEncoder(keras.Model):
 
     Example:
     ```python
-    model = build_t5_dual_encoder("tiny", vocabulary="spiece.model", architecture="ade_spl")
+    model = DualEncoder.from_preset("tiny", vocabulary="spiece.model", architecture="ade_spl")
     model.compile(optimizer=keras.optimizers.Adafactor(1e-3), loss=SamToNeLoss())
+    model.fit(tf.data.Dataset.from_tensor_slices((queries, documents)).batch(512, drop_remainder=True))
     q = model.encode_queries(["who wrote hamlet"])
     d = model.encode_documents(["Hamlet is a tragedy by William Shakespeare."])
     model.similarity(q, d)
@@ -174,9 +226,14 @@ class DualEncoder(keras.Model):
         return tf.reshape(embedded, [batch, count, self.embedding_dim])
 
     def call(self, inputs, training=None):
+        if isinstance(inputs, (tuple, list)):
+            inputs = pairs_as_inputs(inputs)
         if not isinstance(inputs, dict) or "query" not in inputs or "document" not in inputs:
             got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
-            raise ValueError(f"DualEncoder expects a dict with 'query' and 'document' (and optional 'negatives'); got {got}.")
+            raise ValueError(
+                "DualEncoder expects a dict with 'query' and 'document' (and optional 'negatives'), or a (query, document"
+                f"[, negatives]) tuple; got {got}."
+            )
         unknown = set(inputs) - {"query", "document", "negatives"}
         if unknown:
             raise ValueError(f"Unknown DualEncoder input keys {sorted(unknown)}; valid: ['document', 'negatives', 'query'].")
@@ -188,9 +245,30 @@ class DualEncoder(keras.Model):
             parts.append(self.embed_negatives(inputs["negatives"], training))
         return tf.concat(parts, axis=1)
 
+    # ---- Keras training entry points -----------------------------------------------------------------
+
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        """`keras.Model.fit`, whose `x` may also be (query, document[, negatives]) texts: see `as_keras_data`.
+
+        `y`, when given, holds the (query id, document id) pairs a loss with `mask_duplicates=True` reads.
+        """
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)  # Keras ignores it for a dataset, with a warning when it is True
+        if isinstance(validation_data, tf.data.Dataset):
+            validation_data = as_keras_data(validation_data)
+        return super().fit(as_keras_data(x), y, *args, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.evaluate`, whose `x` may also be (query, document[, negatives]) texts: see `as_keras_data`."""
+        return super().evaluate(as_keras_data(x), y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict`, whose `x` may also be (query, document[, negatives]) texts: see `as_keras_data`."""
+        return super().predict(as_keras_data(x), *args, **kwargs)
+
     # ---- user-level encoding -------------------------------------------------------------------------
 
-    def _encode(self, side, texts, batch_size):
+    def _encode(self, side, texts, batch_size, verbose):
         if isinstance(texts, str):
             raise ValueError(f"encode_{side}s expects a list of strings, not a single string: {texts[:60]!r}.")
         texts = list(texts)
@@ -213,20 +291,39 @@ class DualEncoder(keras.Model):
         # batch costs its longest text, so sorting saves most of the padding of a mixed-length corpus.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i])) if self.trim_padding else list(range(len(texts)))
         ordered = [texts[i] for i in order]
-        out = np.concatenate(
-            [fn(tf.constant(ordered[i : i + batch_size], tf.string)).numpy() for i in range(0, len(ordered), batch_size)], axis=0
-        )
+        rate = "queries/s" if side == "query" else "documents/s"
+        bar = keras.utils.Progbar(len(ordered), unit_name=side, stateful_metrics=[rate]) if verbose else None
+        started = time.perf_counter()
+        batches = []
+        for i in range(0, len(ordered), batch_size):
+            batches.append(fn(tf.constant(ordered[i : i + batch_size], tf.string)).numpy())
+            if bar is not None:
+                done = i + len(batches[-1])
+                bar.update(done, values=[(rate, done / max(time.perf_counter() - started, 1e-9))])
+        out = np.concatenate(batches, axis=0)
         result = np.empty_like(out)
         result[np.asarray(order)] = out
         return result
 
-    def encode_queries(self, texts, batch_size=64):
-        """Embeds query strings: a list of N strings → float32 array [N, D] of unit vectors."""
-        return self._encode("query", texts, batch_size)
+    def encode_queries(self, texts, batch_size=64, verbose=0):
+        """Embeds query strings: a list of N strings → float32 array [N, D] of unit vectors.
 
-    def encode_documents(self, texts, batch_size=64):
-        """Embeds document strings: a list of N strings → float32 array [N, D] of unit vectors."""
-        return self._encode("document", texts, batch_size)
+        Args:
+            texts: a list of strings.
+            batch_size: texts per forward pass.
+            verbose: 1 shows a progress bar with queries per second (for long lists); 0 is silent.
+        """
+        return self._encode("query", texts, batch_size, verbose)
+
+    def encode_documents(self, texts, batch_size=64, verbose=0):
+        """Embeds document strings: a list of N strings → float32 array [N, D] of unit vectors.
+
+        Args:
+            texts: a list of strings.
+            batch_size: texts per forward pass.
+            verbose: 1 shows a progress bar with documents per second (a corpus takes minutes); 0 is silent.
+        """
+        return self._encode("document", texts, batch_size, verbose)
 
     @staticmethod
     def similarity(query_embeddings, document_embeddings):
@@ -240,6 +337,36 @@ class DualEncoder(keras.Model):
         q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
         d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
         return q @ d.T
+
+    # ---- presets -------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_preset(cls, preset, **kwargs):
+        """A dual encoder from a preset: a folder written by `save_to_preset`, "all-MiniLM-L6-v2", a T5 size
+        ("tiny", "t5_1.1_base", ...; pass `vocabulary=`), or a Hugging Face / keras-hub checkpoint folder.
+
+        Args:
+            preset: the name or folder (what each means: `tf_dualenc.models.presets`).
+            **kwargs: for a name or checkpoint, the arguments of `build_bert_dual_encoder` / `build_t5_dual_encoder`
+                (`architecture`, `embedding_dim`, `query_sequence_length`, `document_sequence_length`, `vocabulary`,
+                ...); for a saved preset folder, only the two sequence lengths.
+
+        Example:
+        ```python
+        model = DualEncoder.from_preset("all-MiniLM-L6-v2", query_sequence_length=64)
+        model.save_to_preset("presets/minilm_scifact")
+        model = DualEncoder.from_preset("presets/minilm_scifact")
+        ```
+        """
+        from tf_dualenc.models.presets import from_preset
+
+        return from_preset(cls, preset, **kwargs)
+
+    def save_to_preset(self, preset_dir):
+        """Writes the model as a preset folder (`model.keras` + `metadata.json`) that `from_preset` loads."""
+        from tf_dualenc.models.presets import save_to_preset
+
+        return save_to_preset(self, preset_dir)
 
     # ---- serialisation -------------------------------------------------------------------------------
 
