@@ -76,6 +76,15 @@ def test_doctor_flags_a_version_mismatch(monkeypatch):
     assert any("numpy" in line and "MISMATCH (want 0.0.1)" in line for line in lines)
 
 
+def test_doctor_says_what_tf_dualenc_sets_in_the_environment_and_why(monkeypatch):
+    monkeypatch.setattr(doctor, "CHECKS", ())
+    lines = []
+    doctor.run(print_fn=lines.append)
+    line = next((line for line in lines if "TF_USE_LEGACY_KERAS=1" in line), None)
+    assert line is not None, "\n".join(lines)
+    assert "tf-keras (Keras 2)" in line and "tensorflow-recommenders" in line
+
+
 def test_readme_documents_every_command():
     import argparse
     import pathlib

@@ -2,6 +2,7 @@
 
 import importlib
 import importlib.metadata
+import os
 import time
 
 # The verified stack (requirements/requirements.in; a test keeps the two in step).
@@ -94,6 +95,15 @@ def _check_keras():
     return f"Keras {keras.__version__} on TensorFlow {tf.__version__}"
 
 
+# What `import tf_dualenc` sets in the environment unless the user did (tf_dualenc/_env.py), and why, so that a
+# process-wide change is never silent (docs/python_api.md).
+ENVIRONMENT_NOTES = {
+    "KERAS_BACKEND": "keras-hub's towers run on Keras 3 over TensorFlow",
+    "TF_USE_LEGACY_KERAS": "`tf.keras` is tf-keras (Keras 2) for the whole process, which tensorflow-recommenders needs; "
+    "`import keras` stays Keras 3",
+    "TF_CPP_MIN_LOG_LEVEL": "TensorFlow's C++ INFO lines off",
+}
+
 CHECKS = (
     ("keras backend", _check_keras),
     ("tensorflow-text ops", _check_tensorflow_text),
@@ -113,6 +123,9 @@ def run(print_fn=print):
         status = "ok" if have == want else ("MISSING" if have is None else f"MISMATCH (want {want})")
         ok &= status == "ok"
         print_fn(f"  {name:<28} {have or '-':<12} {status}")
+    print_fn("\nEnvironment (set by `import tf_dualenc` unless already set; see docs/python_api.md):")
+    for name, why in ENVIRONMENT_NOTES.items():
+        print_fn(f"  {name + '=' + os.environ.get(name, '(unset)'):<28} {why}")
     print_fn("\nImports and ops:")
     for label, check in CHECKS:
         start = time.perf_counter()
