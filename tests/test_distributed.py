@@ -78,3 +78,14 @@ def test_multi_worker_two_processes_match_single_process(tmp_path, pair_file, t5
     # Only the chief keeps checkpoints and the model; the other worker's temporary copies are gone.
     assert (tmp_path / "multi" / "model.keras").exists()
     assert not list((tmp_path / "multi").glob(".worker_*"))
+
+
+@pytest.mark.slow
+def test_mirrored_cached_step_matches_single_process_plain_step(tmp_path, pair_file, t5_vocabulary):
+    # Each replica embeds its 4 pairs 2 at a time; the gathered global batch and the update must be the plain ones.
+    single = _run("single", _configs(pair_file, tmp_path, t5_vocabulary, "single"))
+    mirrored = _run("mirrored", _configs(pair_file, tmp_path, t5_vocabulary, "cached", strategy="mirrored", mini_batch_size=2))
+    assert (_finish(single)["replicas"], _finish(mirrored)["replicas"]) == (1, 2)
+    want = _tensorboard_scalars(tmp_path / "single" / "logs", "loss")
+    got = _tensorboard_scalars(tmp_path / "cached" / "logs", "loss")
+    np.testing.assert_allclose(got, want, rtol=2e-4)
