@@ -93,6 +93,11 @@ def test_save_to_preset_writes_a_folder_that_from_preset_loads(tiny_model, tmp_p
     restored = DualEncoder.from_preset(folder, query_sequence_length=32)
     assert restored.query_preprocessor.sequence_length == 32 and restored.document_preprocessor.sequence_length == 24
     np.testing.assert_allclose(restored.encode_documents(DOCUMENTS), tiny_model.encode_documents(DOCUMENTS), atol=1e-6)
+    # The one loader reads a preset folder too (a broken one here, which shows the file it went for, without a load).
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match=r"broken/model\.keras: cannot be loaded as a tf_dualenc model"):
+        tf_dualenc.load_model(tmp_path / "broken")
     with pytest.raises(FileExistsError, match="not empty"):
         tiny_model.save_to_preset(tmp_path / "preset")
     with pytest.raises(ValueError, match=r"takes only \['document_sequence_length', 'query_sequence_length'\]"):

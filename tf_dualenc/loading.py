@@ -10,7 +10,8 @@ import os
 
 
 def load_model(path):
-    """Loads a tf_dualenc `.keras` file (a `DualEncoder` or `CrossEncoder`, compiled or not).
+    """Loads a tf_dualenc `.keras` file (a `DualEncoder` or `CrossEncoder`, compiled or not), or a preset folder
+    written by `save_to_preset` (which holds one).
 
     Example:
     ```python
@@ -24,7 +25,11 @@ def load_model(path):
     import tf_dualenc.losses  # noqa: F401  (registers the loss classes a compiled model's file names)
     import tf_dualenc.models  # noqa: F401  (registers the model classes)
 
+    from tf_dualenc.models.presets import PRESET_MODEL_FILE, is_preset_folder
+
     path = os.fspath(path)
+    if os.path.isdir(path) and is_preset_folder(path):
+        path = os.path.join(path, PRESET_MODEL_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Model file not found: {path}")
     try:
