@@ -2,6 +2,9 @@
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -91,7 +94,7 @@ def write_corpus(path, texts):
     return str(path)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")  # read-only: one export serves every test here
 def tiny_export(tmp_path_factory, t5_vocabulary):
     from test_models import tiny
     from tf_dualenc.export import export_encoder
@@ -151,7 +154,7 @@ def test_beam_job_reads_tfrecord_corpora_and_checks_input(tmp_path, tiny_export,
     bad.write_text('{"_id": "a", "text": "fine"}\n{"_id": "b"}\n')
     capsys.readouterr()
     assert cli.main(["build-index", "--corpus", str(bad), "--model", export, "--output", str(tmp_path / "bad_index")]) == 2
-    assert "bad.jsonl: a line lacks '_id' (or 'id') or a string 'text': '{\"_id\": \"b\"}'" in capsys.readouterr().err
+    assert "bad.jsonl:2: a line lacks '_id' (or 'id') or a string 'text': '{\"_id\": \"b\"}'" in capsys.readouterr().err
     assert not (tmp_path / "bad_index").exists()
 
 
@@ -201,3 +204,111 @@ def test_length_buckets_put_similar_lengths_next_to_each_other():
     assert length_bucket(("a", "x" * 63)) == 0 and length_bucket(("b", "x" * 64)) == 1
     documents = [("c", "xxxx"), ("a", "xx"), ("b", "xx"), ("d", "x")]
     assert ordered_by_length((0, documents)) == [("d", "x"), ("a", "xx"), ("b", "xx"), ("c", "xxxx")]
+
+
+def write_tfrecord_corpus(path, documents):
+    import tensorflow as tf
+
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for doc_id, text in documents:
+            writer.write(tf.train.Example(features=tf.train.Features(feature={
+                key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+                for key, value in (("id", doc_id), ("text", text))})).SerializeToString())
+    return str(path)
+
+
+def bad_corpora(folder):
+    """Corpora the build must refuse, each with the start of the error that names the file (and line or record)."""
+    good = '{"_id": "a", "text": "fine"}\n'
+    (folder / "malformed.jsonl").write_text(good + '{"_id": "b", "text": "x"}\n{"_id": "c", "text": broken}\n')
+    (folder / "binary.jsonl").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+    (folder / "empty.jsonl").write_text("\n\n")
+    (folder / "duplicate.jsonl").write_text(good + '{"_id": "b", "text": "x"}\n' + good)
+    write_tfrecord_corpus(folder / "untexted.tfrecord", [(b"t0", b"fine"), (b"t1", b"caf\xe9")])
+    (folder / "garbage.tfrecord").write_bytes(b"not a TFRecord file at all")
+    return {
+        "malformed.jsonl": f"{folder / 'malformed.jsonl'}:3: malformed JSON (Expecting value at column 22)",
+        "binary.jsonl": f"{folder / 'binary.jsonl'}:1: not UTF-8 text (invalid byte at offset 0 of the line)",
+        "empty.jsonl": f"The corpus has no documents: {folder / 'empty.jsonl'} (empty, or blank lines only).",
+        "duplicate.jsonl": f"{folder / 'duplicate.jsonl'}:3: duplicate document id 'a' (first at {folder / 'duplicate.jsonl'}:1)",
+        "untexted.tfrecord": f"{folder / 'untexted.tfrecord'}: record 2: feature 'text' is not UTF-8 text",
+        "garbage.tfrecord": f"{folder / 'garbage.tfrecord'}: record 1: not a readable TFRecord",
+    }
+
+
+def test_corpus_errors_name_the_file_and_line_before_any_encoding(tmp_path, tiny_export, capsys):
+    _, export = tiny_export
+    for name, error in bad_corpora(tmp_path).items():
+        capsys.readouterr()
+        assert cli.main(["build-index", "--corpus", str(tmp_path / name), "--model", export, "--output", str(tmp_path / "index")]) == 2
+        assert capsys.readouterr().err.startswith(f"tf-dualenc build-index: error: {error}"), name
+        assert not (tmp_path / "index").exists() and not (tmp_path / "index-embeddings").exists()
+
+
+def test_corpus_errors_inside_beam_name_the_file_and_line(tmp_path):
+    import apache_beam as beam
+
+    from tf_dualenc.indexing.build_index_pipeline import CorpusRecordError, ReadCorpus
+
+    for name, error in bad_corpora(tmp_path).items():
+        if name in ("empty.jsonl", "duplicate.jsonl"):
+            continue  # whole-corpus checks: made before the job (local files) and after it (the count)
+        with pytest.raises(CorpusRecordError) as raised:
+            with beam.Pipeline() as pipeline:
+                _ = pipeline | ReadCorpus(str(tmp_path / name))
+        assert str(raised.value).startswith(error), name
+
+
+def test_a_failed_build_leaves_no_shards_and_a_rebuild_removes_a_killed_builds_folders(tmp_path, tiny_export, capsys):
+    import socket
+
+    from test_models import DOCUMENTS
+
+    _, export = tiny_export
+    corpus = write_corpus(tmp_path / "corpus.jsonl", DOCUMENTS)
+    argv = ["build-index", "--corpus", corpus, "--model", export, "--output", str(tmp_path / "index")]
+    # Fails after the job wrote its shards: too few documents to train ScaNN's quantiser.
+    assert cli.main(argv + ["--method", "scann"]) == 2
+    assert "needs at least 16 documents" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["corpus.jsonl"]
+
+    # What killed builds leave: Beam's temporary shard folder, and index temp folders named by owner pid and host.
+    host = socket.gethostname()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    (tmp_path / "index-embeddings" / "beam-temp-part-0123abcd").mkdir(parents=True)
+    leftovers = [f"index.tmp-{dead}-{host}-deadbeef", f"index.old-{dead}-{host}-0badcafe"]
+    kept = [f"index.tmp-{os.getpid()}-{host}-cafecafe", f"index.tmp-{dead}-elsewhere-feedface"]  # live, or not this host's
+    for name in leftovers + kept:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "embeddings.npy").write_bytes(b"partial")
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    for name in leftovers:
+        assert f"removed {tmp_path / name}, left by build process {dead} on {host}, which has ended" in out
+    assert sorted(os.listdir(tmp_path)) == sorted(["corpus.jsonl", "index", "index-embeddings"] + kept)
+    assert all(name.startswith("part-") for name in os.listdir(tmp_path / "index-embeddings"))
+    assert len(RetrievalIndex.load(str(tmp_path / "index"))) == len(DOCUMENTS)
+
+
+def test_a_build_killed_with_sigkill_leaves_nothing_once_rebuilt(tmp_path):
+    # The child dies with SIGKILL halfway through writing its index (kill -9 of `build-index`).
+    script = textwrap.dedent(f"""
+        import os, signal
+        import numpy as np
+        from tf_dualenc.indexing.retrieval_index import build_index
+
+        def records():
+            for i in range(50):
+                if i == 25:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                yield f"doc{{i}}", "text", np.eye(8, dtype=np.float32)[i % 8]
+
+        build_index(records(), {str(tmp_path / "index")!r}, dimension=8, count=50)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=os.path.dirname(os.path.dirname(__file__)), stderr=subprocess.PIPE)
+    assert child.wait(timeout=120) == -9, child.stderr.read().decode()[-2000:]
+    assert [name.startswith(f"index.tmp-{child.pid}-") for name in os.listdir(tmp_path)] == [True]
+    messages = []
+    build_index(records(unit_vectors(50, 8)), tmp_path / "index", dimension=8, count=50, print_fn=messages.append)
+    assert sorted(os.listdir(tmp_path)) == ["index"]
+    assert messages[0].startswith(f"removed {tmp_path}/index.tmp-{child.pid}-")

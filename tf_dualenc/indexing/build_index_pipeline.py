@@ -9,6 +9,9 @@ then build a searchable index folder from them.
 Everything not listed above is a standard Beam pipeline option (Dataflow, Flink, Spark runners take theirs:
 `--runner DataflowRunner --project ... --region ... --temp_location gs://...`).
 
+The local corpus files are checked first (`check_corpus`: every line, duplicate ids, an empty corpus), before the
+encoder is loaded. A failed build leaves no shards behind; a re-run removes what a killed one left.
+
 Steps: ReadCorpus → EncodeDocuments (RunInference over `KeyedModelHandler(SavedModelEncoderHandler)`, ids kept with
 vectors, `BatchElements` batching, the model loaded once per worker) → WriteEmbeddings (TFRecord shards of
 `tf.train.Example{id, text, embedding}`). The index build then streams the shards into `build_index`.
@@ -18,11 +21,13 @@ import argparse
 import glob
 import json
 import os
+import shutil
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from tf_dualenc.data.beir import describe_json_error
 from tf_dualenc.indexing.saved_model_encoder_handler import SavedModelEncoderHandler
 
 CORPUS_FORMATS = ("auto", "jsonl", "tfrecord")
@@ -45,47 +50,134 @@ def corpus_format(pattern, data_format="auto"):
     raise ValueError(f"Cannot tell the corpus format of {pattern!r} (.jsonl or *.tfrecord*); pass --corpus-format.")
 
 
-def parse_json_document(filename_and_line, title_separator=" "):
-    """A BEIR corpus.jsonl / JSONL line `{"_id" or "id", "title"?, "text"}` → (id, title + sep + text)."""
-    filename, line = filename_and_line
-    if not line.strip():
-        return []
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError:
-        raise CorpusRecordError(f"{filename}: malformed JSON line: {line[:80]!r}") from None
-    if not isinstance(record, dict):
-        raise CorpusRecordError(f"{filename}: expected a JSON object per line, got: {line[:80]!r}")
-    doc_id = record.get("_id", record.get("id"))
-    text = record.get("text")
-    if doc_id is None or not isinstance(text, str):
-        raise CorpusRecordError(f"{filename}: a line lacks '_id' (or 'id') or a string 'text': {line[:80]!r}")
-    title = record.get("title") or ""
-    full = f"{title}{title_separator}{text}".strip() if title else text.strip()
-    if not full:
-        raise CorpusRecordError(f"{filename}: document {doc_id!r} has empty text")
-    return [(str(doc_id), full)]
+def _jsonl_documents(path, lines, title_separator=" "):
+    """(location "file:line", (id, title + sep + text)) for each line of a JSONL / BEIR corpus.jsonl file, given as
+    raw byte lines (`{"_id" or "id", "title"?, "text"}`); every error names the file and the line."""
+    for line_number, raw in enumerate(lines, 1):
+        where = f"{path}:{line_number}"
+        try:
+            line = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as error:
+            raise CorpusRecordError(f"{where}: not UTF-8 text (invalid byte at offset {error.start} of the line); "
+                                    "a corpus is JSONL or TFRecord (pass --corpus-format if the name does not say)") from None
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise CorpusRecordError(f"{where}: malformed JSON ({describe_json_error(error)}): {line[:80]!r}") from None
+        if not isinstance(record, dict):
+            raise CorpusRecordError(f"{where}: expected a JSON object per line, got: {line[:80]!r}")
+        doc_id = record.get("_id", record.get("id"))
+        text = record.get("text")
+        if doc_id is None or not isinstance(text, str):
+            raise CorpusRecordError(f"{where}: a line lacks '_id' (or 'id') or a string 'text': {line[:80]!r}")
+        title = record.get("title") or ""
+        full = f"{title}{title_separator}{text}".strip() if title else text.strip()
+        if not full:
+            raise CorpusRecordError(f"{where}: document {doc_id!r} has empty text")
+        yield where, (str(doc_id), full)
 
 
 def parse_example_document(serialized, title_separator=" "):
     """A `tf.train.Example` with bytes features `id`, `text` and optional `title` → (id, text)."""
     import tensorflow as tf
+    from google.protobuf.message import DecodeError
 
-    example = tf.train.Example.FromString(serialized)
+    try:
+        example = tf.train.Example.FromString(serialized)
+    except DecodeError:
+        raise CorpusRecordError("not a tf.train.Example") from None
     features = example.features.feature
 
     def text_of(key):
         values = features[key].bytes_list.value if key in features else []
-        return values[0].decode("utf-8") if values else None
+        try:
+            return values[0].decode("utf-8") if values else None
+        except UnicodeDecodeError as error:
+            raise CorpusRecordError(f"feature {key!r} is not UTF-8 text (invalid byte at offset {error.start})") from None
 
     doc_id, text, title = text_of("id"), text_of("text"), text_of("title")
     if doc_id is None or not text:
-        raise CorpusRecordError(f"A corpus tf.Example lacks bytes feature 'id' or 'text' (has {sorted(features)}).")
+        raise CorpusRecordError(f"a corpus tf.Example lacks bytes feature 'id' or 'text' (has {sorted(features)})")
     return (doc_id, f"{title}{title_separator}{text}".strip() if title else text.strip())
 
 
+def _tfrecord_documents(path, title_separator=" "):
+    """(location "file: record N", (id, text)) for each tf.Example of a TFRecord file; every error names the file and the record."""
+    import tensorflow as tf
+
+    number = 0
+    records = tf.data.TFRecordDataset(path, compression_type="GZIP" if path.endswith(".gz") else "")
+    try:
+        for number, serialized in enumerate(records.as_numpy_iterator(), 1):
+            try:
+                document = parse_example_document(serialized, title_separator)
+            except CorpusRecordError as error:
+                raise CorpusRecordError(f"{path}: record {number}: {error}") from None
+            yield f"{path}: record {number}", document
+    except tf.errors.OpError as error:
+        raise CorpusRecordError(f"{path}: record {number + 1}: not a readable TFRecord ({error.message})") from None
+
+
+def _file_documents(path, data_format, title_separator=" "):
+    if data_format == "tfrecord":
+        return _tfrecord_documents(path, title_separator)
+    from apache_beam.io.filesystems import FileSystems
+
+    def lines():
+        with FileSystems.open(path) as handle:  # local or remote; .gz/.bz2 decompressed by their extension
+            yield from iter(handle.readline, b"")
+
+    return _jsonl_documents(path, lines(), title_separator)
+
+
+def read_corpus_file(path_and_format, title_separator=" "):
+    """(id, text) for every document of one corpus file (read whole by one worker, so errors can name the line)."""
+    path, data_format = path_and_format
+    for _, document in _file_documents(path, data_format, title_separator):
+        yield document
+
+
+def _matching_files(pattern_and_format):
+    from apache_beam.io.filesystems import FileSystems
+
+    pattern, data_format = pattern_and_format
+    files = sorted(metadata.path for metadata in FileSystems.match([pattern])[0].metadata_list)
+    if not files:
+        raise FileNotFoundError(f"No corpus file matches {pattern!r}.")
+    return [(path, data_format) for path in files]
+
+
+def check_corpus(patterns, data_format="auto", title_separator=" "):
+    """Reads every local corpus file once, before any model is loaded: a bad line fails here in seconds, naming the
+    file and line, rather than inside the Beam job after the encoder was loaded; so do an empty corpus and a duplicate
+    id. Remote patterns (gs://...) are left to the Beam job, which names the file and line as well.
+
+    Returns:
+        The number of documents in the local files (None when every pattern is remote).
+    """
+    local = [pattern for pattern in patterns if "://" not in pattern]
+    if not local:
+        return None
+    first_seen, files = {}, []
+    for pattern in local:
+        for path in sorted(glob.glob(pattern)):
+            files.append(path)
+            for where, (doc_id, _) in _file_documents(path, corpus_format(pattern, data_format), title_separator):
+                if doc_id in first_seen:
+                    raise CorpusRecordError(f"{where}: duplicate document id {doc_id!r} (first at {first_seen[doc_id]})")
+                first_seen[doc_id] = where
+    if not first_seen:
+        raise CorpusRecordError(f"The corpus has no documents: {', '.join(files)} (empty, or blank lines only).")
+    return len(first_seen)
+
+
 class ReadCorpus(beam.PTransform):
-    """Reads documents as (id, text) from JSONL / BEIR corpus.jsonl files or TFRecord shards (glob patterns)."""
+    """Reads documents as (id, text) from JSONL / BEIR corpus.jsonl files or TFRecord shards (glob patterns).
+
+    Each file is read whole by one worker (files are spread over workers): that is what lets an error name the line.
+    """
 
     def __init__(self, patterns, data_format="auto", title_separator=" "):
         super().__init__()
@@ -98,16 +190,11 @@ class ReadCorpus(beam.PTransform):
             corpus_format(pattern, data_format)
 
     def expand(self, pipeline):
-        parts = []
-        for i, pattern in enumerate(self._patterns):
-            if corpus_format(pattern, self._format) == "jsonl":
-                part = (pipeline | f"ReadJsonl{i}" >> beam.io.ReadFromTextWithFilename(pattern)
-                        | f"ParseJson{i}" >> beam.FlatMap(parse_json_document, self._separator))
-            else:
-                part = (pipeline | f"ReadTFRecord{i}" >> beam.io.ReadFromTFRecord(pattern)
-                        | f"ParseExample{i}" >> beam.Map(parse_example_document, self._separator))
-            parts.append(part)
-        return parts[0] if len(parts) == 1 else parts | "MergeCorpora" >> beam.Flatten()
+        return (pipeline
+                | "CorpusPatterns" >> beam.Create([(pattern, corpus_format(pattern, self._format)) for pattern in self._patterns])
+                | "MatchFiles" >> beam.FlatMap(_matching_files)
+                | "SpreadFiles" >> beam.Reshuffle()
+                | "ReadFiles" >> beam.FlatMap(read_corpus_file, self._separator))
 
 
 LENGTH_BUCKET_CHARS = 64
@@ -265,27 +352,55 @@ def index_corpus(model, corpus, output, *, pipeline_options=None, make_pipeline=
     output = os.path.abspath(output)
     if os.path.exists(output) and not overwrite:
         raise FileExistsError(f"{output} already exists; pass --overwrite to replace it.")
+    corpus = [corpus] if isinstance(corpus, str) else list(corpus)
+    reader = ReadCorpus(corpus, corpus_format, title_separator)
+    check_corpus(corpus, corpus_format, title_separator)
     prefix = embeddings or os.path.join(f"{output}-embeddings", "part")
-    for stale in glob.glob(f"{prefix}-*.tfrecord"):
-        os.remove(stale)  # a previous run's shards must not mix with this run's
-    pipeline = make_pipeline() if make_pipeline is not None else beam.Pipeline(options=pipeline_options or PipelineOptions([]))
-    with pipeline:
-        _ = (pipeline
-             | "ReadCorpus" >> ReadCorpus(corpus, corpus_format, title_separator)
-             | "EncodeDocuments" >> EncodeDocuments(model_dir, min_batch_size, max_batch_size)
-             | "WriteEmbeddings" >> WriteEmbeddings(prefix, num_shards))
-    records, count, dimension = read_embedding_shards(f"{prefix}-*.tfrecord")
-    if dimension != export_manifest["embedding_dim"]:
-        raise ValueError(f"Embeddings of size {dimension}; the export says {export_manifest['embedding_dim']}.")
-    recall_queries = None
-    if queries:
-        from tf_dualenc.indexing.query_encoders import local_query_encoder
+    shard_dir = os.path.dirname(prefix)
+    local_shards = "://" not in prefix
+    # The default shard folder is this build's; a given one may hold other files, so only this build's are removed.
+    owns_shard_dir = embeddings is None or (local_shards and not os.path.exists(shard_dir))
+    if local_shards:
+        _remove_shards(prefix)  # a previous run's shards must not mix with this run's
+    try:
+        pipeline = make_pipeline() if make_pipeline is not None else beam.Pipeline(options=pipeline_options or PipelineOptions([]))
+        with pipeline:
+            _ = (pipeline
+                 | "ReadCorpus" >> reader
+                 | "EncodeDocuments" >> EncodeDocuments(model_dir, min_batch_size, max_batch_size)
+                 | "WriteEmbeddings" >> WriteEmbeddings(prefix, num_shards))
+        records, count, dimension = read_embedding_shards(f"{prefix}-*.tfrecord")
+        if not count:
+            raise CorpusRecordError(f"The corpus has no documents: {', '.join(corpus)}.")
+        if dimension != export_manifest["embedding_dim"]:
+            raise ValueError(f"Embeddings of size {dimension}; the export says {export_manifest['embedding_dim']}.")
+        recall_queries = None
+        if queries:
+            from tf_dualenc.indexing.query_encoders import local_query_encoder
 
-        recall_queries = local_query_encoder(model_dir)(list(queries)[:1000])
-    model_info = {"export": os.path.abspath(model_dir), "model_name": export_manifest.get("model_name"),
-                  "version": export_manifest.get("version"), "architecture": export_manifest.get("architecture")}
-    return build_index(records(), output, dimension=dimension, count=count, model_info=model_info, method=method,
-                       brute_force_below=brute_force_below, recall_queries=recall_queries, overwrite=overwrite, print_fn=print_fn)
+            recall_queries = local_query_encoder(model_dir)(list(queries)[:1000])
+        model_info = {"export": os.path.abspath(model_dir), "model_name": export_manifest.get("model_name"),
+                      "version": export_manifest.get("version"), "architecture": export_manifest.get("architecture")}
+        return build_index(records(), output, dimension=dimension, count=count, model_info=model_info, method=method,
+                           brute_force_below=brute_force_below, recall_queries=recall_queries, overwrite=overwrite, print_fn=print_fn)
+    except BaseException:
+        # Shards of a failed build are useless to a re-run (it removes them first), so none are left behind.
+        if local_shards:
+            if owns_shard_dir:
+                shutil.rmtree(shard_dir, ignore_errors=True)
+            else:
+                _remove_shards(prefix)
+        raise
+
+
+def _remove_shards(prefix):
+    """Removes the shards under `prefix` and the temporary folders Beam's file sink keeps next to them
+    (`beam-temp-<name>-<uuid>`, left behind by a killed or failed job)."""
+    shard_dir, name = os.path.split(prefix)
+    for shard in glob.glob(f"{prefix}-*.tfrecord"):
+        os.remove(shard)
+    for temp in glob.glob(os.path.join(glob.escape(shard_dir), f"beam-temp-{glob.escape(name)}-*")):
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def run(argv=None, print_fn=print):

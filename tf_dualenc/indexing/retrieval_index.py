@@ -9,7 +9,8 @@ Folder layout (everything listed, with sizes and SHA-256, in `manifest.json`):
     scann/               the serialised ScaNN searcher (method "scann" only)
 
 `build_index` writes into a temporary sibling folder and renames it when complete, so a crashed build never
-leaves a folder that loads; `RetrievalIndex.load` checks every file against the manifest.
+leaves a folder that loads (the next build removes a killed build's temporary folder); `RetrievalIndex.load` checks
+every file against the manifest.
 """
 
 import hashlib
@@ -20,6 +21,8 @@ import time
 import uuid
 
 import numpy as np
+
+from tf_dualenc.process_owner import owner_is_dead, this_host
 
 MANIFEST = "manifest.json"
 INDEX_METHODS = ("auto", "scann", "brute_force")
@@ -74,6 +77,29 @@ def build_scann_searcher(embeddings, config, k=10):
     return builder.reorder(config["reordering_num_neighbors"]).build()
 
 
+def _owned_sibling(output_dir, kind):
+    # The owner's pid and host are in the name, so a later build can tell a killed build's folder from a running one's.
+    return f"{output_dir}.{kind}-{os.getpid()}-{this_host()}-{uuid.uuid4().hex[:8]}"
+
+
+def remove_dead_builds(output_dir, print_fn=print):
+    """Removes the `<output_dir>.tmp-*` / `.old-*` folders of builds whose process ended without cleaning up (kill -9,
+    a crash); those of running builds, of other hosts, or without an owner in their name are left alone."""
+    parent, name = os.path.split(os.path.abspath(output_dir))
+    if not os.path.isdir(parent):
+        return
+    for entry in sorted(os.listdir(parent)):
+        for kind in ("tmp", "old"):
+            prefix = f"{name}.{kind}-"
+            if not entry.startswith(prefix):
+                continue
+            pid, _, rest = entry[len(prefix):].partition("-")
+            host = rest.rpartition("-")[0]
+            if pid.isdigit() and host and owner_is_dead(int(pid), host):
+                shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+                print_fn(f"removed {os.path.join(parent, entry)}, left by build process {pid} on {host}, which has ended")
+
+
 def build_index(records, output_dir, *, dimension, count, model_info=None, method="auto", brute_force_below=20_000, k=10,
                 scann_config=None, recall_queries=None, overwrite=False, print_fn=print):
     """Writes an index folder from a stream of (id, text, embedding) records.
@@ -103,7 +129,8 @@ def build_index(records, output_dir, *, dimension, count, model_info=None, metho
     if method == "scann" and count < 16:
         raise RetrievalIndexError(f"method='scann' needs at least 16 documents to train its quantiser; got {count}. Use 'brute_force'.")
     config = dict(scann_build_config(count, k), **(scann_config or {})) if method == "scann" else {}
-    tmp = f"{output_dir}.tmp-{uuid.uuid4().hex[:8]}"
+    remove_dead_builds(output_dir, print_fn)
+    tmp = _owned_sibling(output_dir, "tmp")
     os.makedirs(tmp)
     started = time.perf_counter()
     try:
@@ -168,7 +195,7 @@ def build_index(records, output_dir, *, dimension, count, model_info=None, metho
             f.write("\n")
         del embeddings
         if os.path.exists(output_dir):
-            old = f"{output_dir}.old-{uuid.uuid4().hex[:8]}"
+            old = _owned_sibling(output_dir, "old")
             os.replace(output_dir, old)
             os.replace(tmp, output_dir)
             shutil.rmtree(old, ignore_errors=True)
