@@ -233,7 +233,9 @@ def run(argv=None):
     result = {"command": "python benchmarks/serving_load.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "machine_cpus": os.cpu_count(), "model_name": args.model_name, "export": export,
               "server": "external" if external else "python -m serving.local_server " + " ".join(args.server_arg or ["(default settings)"]),
-              "max_batch": args.max_batch, "seed": args.seed, "memory": {}}
+              "max_batch": args.max_batch, "seed": args.seed, "date": time.strftime("%Y-%m-%d %H:%M"),
+              # Latency on a shared machine depends on what else runs: the 1-minute load average says how busy it was.
+              "load_average_1min_start": round(os.getloadavg()[0], 2), "memory": {}}
     try:
         grpc_address = args.address or (None if external else server.grpc_address)
         rest_address = args.rest_address or (None if external else server.rest_address)
@@ -247,6 +249,7 @@ def run(argv=None):
             result[transport] = run_phase(lambda: make_sender(address, args.model_name), clients, args.requests, args.max_batch,
                                           texts, reference, args.seed, args.timeout)
             result["memory"][f"after_{transport}"] = process_memory_mb(pid) if pid else None
+        result["load_average_1min_end"] = round(os.getloadavg()[0], 2)
         if server is not None:
             log = server.log()
             result["server_log_tracebacks"] = log.count("Traceback (most recent call last)")

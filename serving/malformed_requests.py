@@ -346,6 +346,20 @@ def replay(cases, grpc_address=None, rest_address=None, workers=16, timeout=30.0
             channel.close()
 
 
+def wait_for_listener(address, seconds):
+    """Waits until host:port (or http://host:port) accepts connections: a server just started loads its models first."""
+    url = urllib.parse.urlsplit(address if "//" in address else f"//{address}")
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection((url.hostname, url.port), timeout=5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m serving.malformed_requests", description=__doc__.split("\n\n")[0])
     parser.add_argument("--address", help="gRPC host:port")
@@ -354,9 +368,12 @@ def main(argv=None):
     parser.add_argument("--max-batch-size", type=int, default=512, help="the server's limit (default: %(default)s)")
     parser.add_argument("--max-text-bytes", type=int, default=64 * 1024, help="the server's limit (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the server to listen (default: %(default)s)")
     args = parser.parse_args(argv)
     if not (args.address or args.rest_address):
         parser.error("give --address and/or --rest-address")
+    for address in filter(None, (args.address, args.rest_address)):
+        wait_for_listener(address, args.wait)
     start = time.perf_counter()
     cases = corpus(args.model_name, args.seed, max_batch_size=args.max_batch_size, max_text_bytes=args.max_text_bytes)
     results = replay(cases, args.address, args.rest_address)
