@@ -96,3 +96,35 @@ def test_tiny_dual_encoder_evaluates_end_to_end(tmp_path, t5_vocabulary):
     assert cli.main(["evaluate", "--model", str(tmp_path / "m.keras"), "--data", str(data), "--output-dir", str(tmp_path / "out"), "--k", "3", "--measures", "P@1,NDCG@3"]) == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert set(report["metrics"]) == {"P@1", "NDCG@3"} and report["timings"]["documents_per_second"] > 0
+
+
+def test_evaluate_reports_and_warns_about_texts_cut_at_the_token_budget(tmp_path, t5_vocabulary, capsys):
+    from tf_dualenc.models import build_t5_dual_encoder
+    from tf_dualenc.models.token_budget import count_at_budget, truncation_report
+
+    data = write_beir(tmp_path / "data")
+    ds = load_beir(data, "test")
+    # A 4-token query budget (EOS included): "capital of france" is cut, "boiling point" just fits or is cut.
+    model = build_t5_dual_encoder("tiny", vocabulary=str(t5_vocabulary), query_sequence_length=4, document_sequence_length=64)
+    queries = list(ds.queries.values())
+    expected = sum(len(model.query_preprocessor.tokenizer(q)) + 1 >= 4 for q in queries)
+    assert expected >= 1
+    report = truncation_report(model, queries, [ds.document_text(d) for d in ds.corpus])
+    assert report["query"] == {"texts": 2, "cut": expected, "fraction": expected / 2, "budget": 4}
+    assert report["document"] == {"texts": len(ds.corpus), "cut": 0, "fraction": 0.0, "budget": 64}
+    assert count_at_budget(model.query_preprocessor, ["ab"] * 3 + ["capital of france and more words"]) == (1, 4)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    assert cli.main(["evaluate", "--model", str(path), "--data", str(data), "--output-dir", str(tmp_path / "out"), "--k", "3",
+                     "--measures", "P@1"]) == 0
+    captured = capsys.readouterr()
+    assert f"cut at the token budget: {expected}/2 queries at 4 tokens, 0/" in captured.out
+    assert f"WARNING: {expected} of 2 queries ({expected / 2:.1%}) fill the 4-token query budget" in captured.err
+    assert "--query-length" in captured.err
+    assert "document budget" not in captured.err
+    saved = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert saved["truncation"]["query"]["cut"] == expected
+    # A larger budget at evaluation time: nothing cut, no warning.
+    assert cli.main(["evaluate", "--model", str(path), "--data", str(data), "--output-dir", str(tmp_path / "out2"), "--k", "3",
+                     "--measures", "P@1", "--query-length", "64"]) == 0
+    assert "WARNING" not in capsys.readouterr().err

@@ -110,6 +110,14 @@ def _evaluate(args):
         print(f"  {name:<12} {value:.4f}")
     if "documents_per_second" in report["timings"]:
         print(f"  encoded {report['timings']['documents_per_second']:.1f} documents/s")
+    if report["truncation"]:
+        from tf_dualenc.models.token_budget import PLURAL, truncation_warnings
+
+        cut = report["truncation"]
+        print("  cut at the token budget: " + ", ".join(f"{e['cut']}/{e['texts']} {PLURAL[side]} at {e['budget']} tokens"
+                                                          for side, e in cut.items()))
+        for warning in truncation_warnings(cut):
+            print(warning, file=sys.stderr)
     print(f"wrote {args.output_dir}/report.json and run.trec")
     return 0
 

@@ -72,7 +72,7 @@ def evaluate_retrieval(
         search: "exact" or "brute_force" (see `dense_run`).
 
     Returns:
-        The report dict (metrics, dataset, model, config, timings, machine).
+        The report dict (metrics, dataset, model, config, timings, truncation, machine).
     """
     if method not in ("dense", "bm25"):
         raise ValueError(f"`method` must be 'dense' or 'bm25'; got {method!r}.")
@@ -105,6 +105,12 @@ def evaluate_retrieval(
         )
     scores = evaluate_run(dataset.qrels, run, measures=measures)
     timings["total_seconds"] = time.perf_counter() - start
+    truncation = None
+    if method == "dense":
+        from tf_dualenc.models.token_budget import truncation_report
+
+        truncation = truncation_report(model, list(dataset.queries.values()),
+                                       [dataset.document_text(d, title_separator) for d in dataset.corpus])
     report = {
         "metrics": scores["aggregate"],
         "dataset": {
@@ -119,6 +125,8 @@ def evaluate_retrieval(
         "config": {"method": method, "k": k, "measures": list(measures), "ignore_identical_ids": ignore_identical_ids, "batch_size": batch_size,
                    "search": search if method == "dense" else None},
         "timings": {key: round(value, 3) for key, value in timings.items()},
+        # Texts that filled the token budget (None when the model cannot tell, e.g. a SavedModel export).
+        "truncation": truncation,
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
     }
     if output_dir is not None:
