@@ -55,7 +55,7 @@ def _update(model, config, batch, mini_batch_size):
     optimizer = keras.optimizers.SGD(learning_rate=1.0)
     optimizer.build(model.trainable_variables)
     step = make_train_step(tf.distribute.get_strategy(), model, optimizer, make_loss_fn(config), config.batch_size,
-                           mini_batch_size=mini_batch_size)
+                           config.jit_compile, mini_batch_size)
     loss, _ = step(*batch)
     delta = [v.numpy() - w for v, w in zip(model.trainable_variables, before)]
     for v, w in zip(model.trainable_variables, before):
@@ -81,6 +81,20 @@ def test_cached_step_applies_the_plain_steps_gradient(model, t5_vocabulary, loss
     cached_loss, cached = _update(model, config, batch, mini_batch_size=2)
     assert cached_loss == pytest.approx(plain_loss, rel=1e-5)
     assert max(np.abs(p).max() for p in plain) > 0
+    _assert_same_update(cached, plain)
+
+
+def test_cached_step_compiles_with_xla(model, t5_vocabulary):
+    config = _config(t5_vocabulary, num_negatives=2, jit_compile=True, trim_padding=False)
+    batch = _batch(model, 2)
+    # XLA wants static shapes: the trainer turns trimming off under jit_compile, so does this test.
+    model.trim_padding = False
+    try:
+        plain_loss, plain = _update(model, config, batch, mini_batch_size=0)
+        cached_loss, cached = _update(model, config, batch, mini_batch_size=2)
+    finally:
+        model.trim_padding = True
+    assert cached_loss == pytest.approx(plain_loss, rel=1e-5)
     _assert_same_update(cached, plain)
 
 

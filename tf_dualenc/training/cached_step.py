@@ -9,7 +9,8 @@ documents, hard negatives), so by the chain rule
 The step therefore (1) embeds the batch in mini-batches of m pairs without a tape, (2) takes the loss and
 g = ∂L/∂e on the embeddings alone (cheap: no encoder), (3) re-encodes each mini-batch with a tape and
 back-propagates the surrogate Σ_i ⟨g_i, e_i⟩ of its pairs, summing the parameter gradients, and (4) applies the sum
-once. Peak activation memory is that of m pairs; the price is a second forward pass.
+once. Peak activation memory is that of m pairs, whatever B; besides, the gradient sums take one float32 copy of the
+trainable variables. The price is a second forward pass.
 
 Dropout: the dropout layers' random-seed states are reset to their value before pass (1) ahead of pass (3), and
 both passes run the same mini-batches through the same calls in the same order, so every mini-batch draws the
@@ -61,7 +62,11 @@ def make_cached_replica_step(model, optimizer, loss_fn, mini_batch_size, replica
         return (q, d) if h is None else (q, d, h)
 
     def mini_batch(structure, i):
-        return tf.nest.map_structure(lambda t: t[i * m : (i + 1) * m], structure)
+        # A constant slice size (begin may move): XLA compiles only that, and the TensorArrays' elements need one shape.
+        return tf.nest.map_structure(
+            lambda t: tf.slice(t, tf.concat([[i * m], tf.zeros([t.shape.rank - 1], tf.int32)], 0),
+                               [m] + [-1] * (t.shape.rank - 1)),
+            structure)
 
     def replica_step(features, query_ids, document_ids):
         local = query_ids.shape[0]
@@ -75,7 +80,10 @@ def make_cached_replica_step(model, optimizer, loss_fn, mini_batch_size, replica
         def embed_body(i, arrays):
             return i + 1, tuple(a.write(i, e) for a, e in zip(arrays, embed(mini_batch(features, i))))
 
-        arrays = tuple(tf.TensorArray(tf.float32, size=chunks) for _ in range(3 if "negatives" in features else 2))
+        shapes = [[m, model.embedding_dim]] * 2
+        if "negatives" in features:
+            shapes.append([m, next(iter(features["negatives"].values())).shape[1], model.embedding_dim])
+        arrays = tuple(tf.TensorArray(tf.float32, size=chunks, element_shape=shape) for shape in shapes)
         _, arrays = tf.while_loop(lambda i, _: i < chunks, embed_body, (tf.constant(0), arrays), parallel_iterations=1)
         cached = [tf.stop_gradient(_unchunk(a.stack())) for a in arrays]
 

@@ -273,7 +273,7 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise ValueError(f"batch_size={config.batch_size} must be a multiple of the {replicas} replicas of strategy={config.strategy!r}.")
-    if config.mini_batch_size and (config.batch_size // replicas) % config.mini_batch_size:
+    if 0 < config.mini_batch_size < config.batch_size // replicas and (config.batch_size // replicas) % config.mini_batch_size:
         raise ValueError(f"mini_batch_size={config.mini_batch_size} must divide each of the {replicas} replicas' "
                          f"{config.batch_size // replicas} pairs (batch_size={config.batch_size}).")
     chief = _is_chief(strategy)
