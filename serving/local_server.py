@@ -441,15 +441,18 @@ def _has_text(value):
 
 
 class _Connection:
-    __slots__ = ("sock", "address", "received", "deadline", "size", "draining")
+    __slots__ = ("sock", "address", "received", "deadline", "size", "reserved", "draining")
 
-    def __init__(self, sock, address, deadline, draining=False):
-        self.sock, self.address, self.deadline, self.draining = sock, address, deadline, draining
+    def __init__(self, sock, address, deadline):
+        self.sock, self.address, self.deadline = sock, address, deadline
         self.received = bytearray()
         self.size = None  # of the whole request, once its headers are in
+        self.reserved = 0  # bytes of the read budget it holds
+        self.draining = False
 
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
+_EXPECT_CONTINUE = re.compile(rb"(?im)^expect:[ \t]*100-continue")
 _MAX_HEAD_BYTES = 64 * 1024
 _LINGER_SECONDS = 2.0
 
@@ -460,11 +463,12 @@ class _RestServer(http.server.HTTPServer):
     A worker only ever gets a request that is complete (or that can be answered without its body), so slow or
     stalled clients (slowloris) cost a buffer, not a worker: each has `timeout` seconds from connecting to send its
     whole request, then gets 408. Connections being read, waiting for a worker or being answered are bounded by
-    `workers + queued`; beyond that the server answers 503 at once. After answering, the loop reads what the client
+    `workers + queued`, and the bytes read and not yet answered by `read_budget` (default: 4 requests of the largest
+    size); beyond either the server answers 503 at once. After answering, the loop reads what the client
     still sends for a moment before closing, so a client that is still writing gets the answer instead of a reset.
     """
 
-    def __init__(self, address, handler, workers, queued, timeout, max_request_bytes):
+    def __init__(self, address, handler, workers, queued, timeout, max_request_bytes, read_budget=None):
         self.request_queue_size = max(int(queued), 5)
         super().__init__(address, handler)
         self.socket.setblocking(False)
@@ -472,6 +476,10 @@ class _RestServer(http.server.HTTPServer):
         self.read_timeout = timeout
         self.max_request_bytes = max_request_bytes
         self._slots = threading.BoundedSemaphore(workers + max(int(queued), 0))
+        # Reading every waiting client's body at once must not cost (workers + queued) x max_request_bytes of memory.
+        # Bytes actually received count, not declared ones: a client that declares much and sends little costs nothing.
+        self.read_budget = 4 * max_request_bytes if read_budget is None else read_budget
+        self._buffered = 0  # touched by the loop thread only
         self._answered = queue.SimpleQueue()
         self._wake_read, self._wake_write = socket.socketpair()
         self._wake_read.setblocking(False)
@@ -527,17 +535,24 @@ class _RestServer(http.server.HTTPServer):
             except OSError:  # e.g. out of file descriptors: the listen backlog keeps the client until we can
                 return
             sock.setblocking(False)
-            if self._slots.acquire(blocking=False):
-                connection = _Connection(sock, address, time.monotonic() + self.read_timeout)
-            else:
-                self._send_now(sock, 503, "The server is at capacity; retry later.", retry_after=1)
-                try:
-                    sock.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
-                connection = _Connection(sock, address, time.monotonic() + _LINGER_SECONDS, draining=True)
+            connection = _Connection(sock, address, time.monotonic() + self.read_timeout)
             open_connections[sock] = connection
             selector.register(sock, selectors.EVENT_READ, connection)
+            if not self._slots.acquire(blocking=False):
+                self._refuse(connection, "The server is at capacity; retry later.")
+
+    def _refuse(self, connection, message):
+        """503 now, then only drain (the caller has given back its slot and budget)."""
+        self._send_now(connection.sock, 503, message, retry_after=1)
+        self._drain(connection)
+
+    @staticmethod
+    def _drain(connection):
+        try:
+            connection.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        connection.draining, connection.deadline = True, time.monotonic() + _LINGER_SECONDS
 
     def _read(self, selector, open_connections, connection):
         try:
@@ -558,32 +573,44 @@ class _RestServer(http.server.HTTPServer):
                 self._slots.release()
                 self._close(selector, open_connections, connection)
             return
+        if self._buffered + len(data) > self.read_budget:
+            self._slots.release()
+            self._unreserve(connection)
+            connection.received = bytearray()
+            self._refuse(connection, "The server holds as many request bytes as it may; retry later.")
+            return
         connection.received += data
+        connection.reserved += len(data)
+        self._buffered += len(data)
         if connection.size is None:
-            end = _HEAD_END.search(connection.received)
+            # From just before the new bytes: rescanning the whole head on every byte of a drip-fed one costs quadratic time.
+            end = _HEAD_END.search(connection.received, max(0, len(connection.received) - len(data) - 3))
             if end is None:
                 if len(connection.received) > _MAX_HEAD_BYTES:
                     self._hand_over(selector, open_connections, connection)  # the handler answers 414/431
                 return
-            connection.size = self._request_size(connection, end.end())
-        if connection.size is None or len(connection.received) >= connection.size:
+            head = bytes(connection.received[: end.end()])
+            length = self._body_length(head)
+            if length is None:
+                self._hand_over(selector, open_connections, connection)  # the handler answers the framing
+                return
+            connection.size = end.end() + length
+            if length and len(connection.received) == end.end() and _EXPECT_CONTINUE.search(head):
+                try:
+                    connection.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+                except OSError:
+                    pass
+        if len(connection.received) >= connection.size:
             self._hand_over(selector, open_connections, connection)
 
-    def _request_size(self, connection, head_end):
-        """Headers + body, or None when the headers alone get an answer (framing the handler refuses)."""
-        head = bytes(connection.received[:head_end])
+    def _body_length(self, head):
+        """The body's size, or None when the headers alone get an answer (framing the handler refuses)."""
         lengths = [v.decode("latin-1") for v in re.findall(rb"(?im)^content-length:[ \t]*([^\r\n]*?)[ \t]*\r?$", head)]
         encoding = re.search(rb"(?im)^transfer-encoding:[ \t]*([^\r\n]*?)[ \t]*\r?$", head)
         try:
-            length = _body_length(lengths, encoding and encoding[1].decode("latin-1"), self.max_request_bytes)
+            return _body_length(lengths, encoding and encoding[1].decode("latin-1"), self.max_request_bytes)
         except RequestError:
             return None
-        if length and re.search(rb"(?im)^expect:[ \t]*100-continue", head) and len(connection.received) == head_end:
-            try:
-                connection.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
-            except OSError:
-                pass
-        return head_end + length
 
     def _hand_over(self, selector, open_connections, connection):
         selector.unregister(connection.sock)
@@ -602,11 +629,8 @@ class _RestServer(http.server.HTTPServer):
             _log_error(f"REST: {type(error).__name__}: {error}")
         finally:
             self._slots.release()
-            try:
-                connection.sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-            connection.draining, connection.deadline = True, time.monotonic() + _LINGER_SECONDS
+            connection.received = bytearray()
+            self._drain(connection)
             self._answered.put(connection)
             try:
                 self._wake_write.send(b"x")
@@ -624,6 +648,7 @@ class _RestServer(http.server.HTTPServer):
                 connection = self._answered.get_nowait()
             except queue.Empty:
                 return
+            self._unreserve(connection)
             connection.sock.setblocking(False)
             open_connections[connection.sock] = connection
             selector.register(connection.sock, selectors.EVENT_READ, connection)
@@ -640,8 +665,12 @@ class _RestServer(http.server.HTTPServer):
         except OSError:
             pass
 
-    @staticmethod
-    def _close(selector, open_connections, connection):
+    def _unreserve(self, connection):
+        self._buffered -= connection.reserved
+        connection.reserved = 0
+
+    def _close(self, selector, open_connections, connection):
+        self._unreserve(connection)
         selector.unregister(connection.sock)
         del open_connections[connection.sock]
         connection.sock.close()

@@ -358,6 +358,7 @@ def strict_server(served, tmp_path_factory):
     server = LocalModelServer({"tiny": str(base / "tiny")}, grpc_port=0, rest_port=0, max_batch_size=16, max_text_bytes=200,
                               max_request_bytes=1 << 20, rest_timeout=1.0).start()
     ServingClient(f"127.0.0.1:{server.grpc_port}", "tiny").encode(["warm up"])
+    server.export_folder = str(base / "tiny")
     yield server
     server.stop()
 
@@ -412,6 +413,35 @@ def test_slow_clients_do_not_delay_a_normal_client(strict_server):
     finally:
         for sock in slow:
             sock.close()
+
+
+def test_rest_bounds_the_bytes_it_holds_for_unfinished_requests(strict_server):
+    import socket
+    import time
+
+    from serving.malformed_requests import Case, http_request, send_rest
+
+    # A 1 MiB request limit: the server holds at most 4 MiB of requests read and not yet answered.
+    with LocalModelServer({"tiny": strict_server.export_folder}, grpc_port=None, rest_port=0, max_request_bytes=1 << 20,
+                          rest_timeout=30.0) as server:
+        path = "/v1/models/tiny:predict"
+        big = []
+        try:
+            for _ in range(4):
+                sock = socket.create_connection(("127.0.0.1", server.rest_port))
+                sock.sendall(http_request(path, b" " * 1_040_000, length=1 << 20))  # and the rest never comes
+                big.append(sock)
+            time.sleep(1.0)  # for the server to read them
+            one_more = Case("rest", "40 KB more", http_request(path, json.dumps({"inputs": ["x" * 40_000]}).encode()), frozenset())
+            assert send_rest("127.0.0.1", server.rest_port, one_more)[0] == 503
+            small = Case("rest", "small", http_request(path, json.dumps({"signature_name": "encode_query", "inputs": ["a"]}).encode()), frozenset())
+            assert send_rest("127.0.0.1", server.rest_port, small)[0] == 200
+        finally:
+            for sock in big:
+                sock.close()
+        # Closed unfinished requests give their bytes back.
+        time.sleep(1.0)
+        assert send_rest("127.0.0.1", server.rest_port, one_more)[0] == 200
 
 
 def test_serving_load_benchmark_reports_every_request(served, tmp_path):
