@@ -65,6 +65,14 @@ def test_bfloat16_training_saves_a_float32_model(tmp_path, pair_file, t5_vocabul
         assert {layer.dtype_policy.compute_dtype for layer in m._flatten_layers()} <= {"float32", "int32"}
         assert m.encode_queries(texts).dtype == np.float32
     np.testing.assert_allclose(saved.encode_documents(texts), model.encode_documents(texts), atol=1e-6)
+    # The serving export: string in, float32 embedding out, and a graph stock TF Serving runs.
+    from tf_dualenc.export import export_encoder, load_export
+
+    result = export_encoder(saved, str(tmp_path / "models"), "bf16")
+    assert result.manifest["op_audit"]["stock_tf_serving_compatible"]
+    signature = load_export(result.path).signatures["encode_query"]
+    assert signature.structured_input_signature[1]["text"].dtype == "string"
+    assert signature.structured_outputs["embedding"].dtype == "float32"
 
 
 def test_training_config_lists_valid_precisions():
