@@ -66,8 +66,8 @@ class _Server:
     """`python -m serving.local_server` in a child process on free ports; its output goes to a log file."""
 
     def __init__(self, model_name, export, extra_args=()):
-        self.log_path = tempfile.mktemp(prefix="serving_load_", suffix=".log")
-        self._log = open(self.log_path, "w+", encoding="utf-8")
+        self._log = tempfile.NamedTemporaryFile("w+", prefix="serving_load_", suffix=".log", encoding="utf-8")
+        self.log_path = self._log.name
         command = [sys.executable, "-m", "serving.local_server", "--model", f"{model_name}={export}", "--grpc-port", "0",
                    "--rest-port", "0", *extra_args]
         self.process = subprocess.Popen(command, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, text=True)
@@ -79,8 +79,9 @@ class _Server:
                 self.grpc_address, self.rest_address = match[1], match[2]
                 return
             if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"The server did not start:\n{pathlib.Path(self.log_path).read_text(encoding='utf-8')[-3000:]}")
+                log = self.log()
+                self.stop()  # the log file goes with it
+                raise RuntimeError(f"The server did not start:\n{log[-3000:]}")
             time.sleep(0.2)
 
     def log(self):
@@ -210,7 +211,10 @@ def _parser():
 
 def run(argv=None):
     """Runs the load test; returns the result dict (also printed as a table, and saved with --save)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.export and not any(v.isdigit() for v in (os.listdir(args.export) if os.path.isdir(args.export) else [])):
+        parser.error(f"--export {args.export}: not a model folder with numeric version folders")
     import tf_dualenc  # noqa: F401  (environment shims before TensorFlow loads)
 
     if args.make_tiny_export:

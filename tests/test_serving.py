@@ -277,7 +277,7 @@ def test_load_beyond_the_workers_is_queued_not_refused_and_slow_clients_are_cut_
 
     export_encoder(model, str(tmp_path), "m")
     with LocalModelServer({"m": str(export)}, grpc_port=0, rest_port=0, max_workers=2, rest_timeout=1.0) as server:
-        # A client that promises a body and never sends it holds a worker for rest_timeout at most.
+        # A client that promises a body and never sends it is answered 408 after rest_timeout.
         slow = socket.create_connection(("127.0.0.1", server.rest_port))
         slow.sendall(b"POST /v1/models/m:predict HTTP/1.1\r\nContent-Length: 1000\r\n\r\n{")
         failures, answers = [], []
