@@ -27,7 +27,7 @@ def test_bfloat16_loss_and_gradients_match_float32(t5_vocabulary):
     import keras
     import tensorflow as tf
 
-    from tf_dualenc.training.precision import training_precision
+    from tf_dualenc.training.precision import float32_compute, training_precision
     from tf_dualenc.training.trainer import build_model
 
     config = _config(t5_vocabulary, num_negatives=2, mixed_precision="bfloat16")
@@ -47,6 +47,11 @@ def test_bfloat16_loss_and_gradients_match_float32(t5_vocabulary):
     assert float(got_loss) == pytest.approx(float(want_loss), rel=1e-2)
     for g, w, variable in zip(got, want, full.trainable_variables):
         assert np.linalg.norm(g - w) <= 5e-2 * np.linalg.norm(w), variable.path
+    # Validation and mining run the bfloat16-trained model in float32: the float32 model's embeddings exactly.
+    texts = ["who wrote hamlet", "capital of france"]
+    with float32_compute(mixed):
+        np.testing.assert_allclose(mixed.encode_queries(texts), full.encode_queries(texts), atol=1e-6)
+    assert mixed.dtype_policy.name == "mixed_bfloat16"
 
 
 @pytest.mark.slow

@@ -280,7 +280,7 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
     if chief:
         _write_json(os.path.join(config.output_dir, CONFIG_FILE), config.to_dict())
     keras.utils.set_random_seed(config.seed)
-    from tf_dualenc.training.precision import training_precision
+    from tf_dualenc.training.precision import float32_compute, set_compute_policy, training_precision
 
     # Layers take the global policy when they are built; restored at once so nothing else inherits it.
     with strategy.scope(), training_precision(config.mixed_precision):
@@ -292,7 +292,9 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
         from tf_dualenc.data.pairs import open_pair_stream
         from tf_dualenc.training.hard_negative_pairs import prepare_hard_negative_pairs
 
-        pair_file = prepare_hard_negative_pairs(config, model, print_fn)
+        # Mined in float32 whatever the training precision: the mined lists are cached across runs.
+        with float32_compute(model):
+            pair_file = prepare_hard_negative_pairs(config, model, print_fn)
         pairs = open_pair_stream(pair_file, data_format="jsonl", shuffle_buffer=config.shuffle_buffer,
                                  num_negatives=config.num_negatives)
     streamed = not hasattr(pairs, "__len__")
@@ -346,8 +348,6 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
             if validation is not None and chief and (
                 (config.validation_every and current % config.validation_every == 0) or current == config.steps
             ):
-                from tf_dualenc.training.precision import float32_compute
-
                 with float32_compute(model):
                     metrics = validation.evaluate(model, current)
                 with writer.as_default(step=current):
@@ -362,8 +362,6 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
             raise failures[0] from None
         raise
     writer.flush()
-    from tf_dualenc.training.precision import set_compute_policy
-
     # Training precision is not the model's: the returned and saved model computes in float32.
     set_compute_policy(model, "float32")
     if not chief:
