@@ -501,7 +501,14 @@ class _RestServer(http.server.HTTPServer):
                     elif key.data == "wake":
                         self._take_answered(selector, open_connections)
                     else:
-                        self._read(selector, open_connections, key.data)
+                        try:
+                            self._read(selector, open_connections, key.data)
+                        except Exception as error:  # noqa: BLE001  (one connection's fault must not stop the loop that reads all)
+                            _log_error(f"REST read: {type(error).__name__}: {error}")
+                            if key.data.sock in open_connections:
+                                if not key.data.draining:
+                                    self._slots.release()
+                                self._close(selector, open_connections, key.data)
                 now = time.monotonic()
                 for connection in [c for c in open_connections.values() if c.deadline <= now]:
                     if not connection.draining:
