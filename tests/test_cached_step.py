@@ -152,3 +152,16 @@ def test_cached_training_with_dropout_lowers_the_loss(tmp_path, pair_file, t5_vo
     assert summary["finished"]
     losses = _tensorboard_scalars(tmp_path / "run" / "logs", "loss")
     assert np.mean(losses[-2:]) < 0.7 * np.mean(losses[:2])
+
+
+def test_a_run_resumes_with_another_mini_batch_size_but_not_another_precision(tmp_path):
+    import dataclasses
+    import json
+
+    from tf_dualenc.training.trainer import CONFIG_FILE, _check_resume_config
+
+    config = TrainConfig(data="pairs.jsonl", batch_size=8, mini_batch_size=4)
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(config.to_dict()))
+    _check_resume_config(str(tmp_path), dataclasses.replace(config, mini_batch_size=2))
+    with pytest.raises(ValueError, match=r"different config \(mixed_precision: 'float32' → 'bfloat16'\)"):
+        _check_resume_config(str(tmp_path), dataclasses.replace(config, mixed_precision="bfloat16"))
