@@ -441,7 +441,7 @@ def _has_text(value):
 
 
 class _Connection:
-    __slots__ = ("sock", "address", "received", "deadline", "size", "reserved", "draining")
+    __slots__ = ("sock", "address", "received", "deadline", "size", "reserved", "draining", "queued_at")
 
     def __init__(self, sock, address, deadline):
         self.sock, self.address, self.deadline = sock, address, deadline
@@ -449,6 +449,7 @@ class _Connection:
         self.size = None  # of the whole request, once its headers are in
         self.reserved = 0  # bytes of the read budget it holds
         self.draining = False
+        self.queued_at = None
 
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
@@ -462,18 +463,20 @@ class _RestServer(http.server.HTTPServer):
 
     A worker only ever gets a request that is complete (or that can be answered without its body), so slow or
     stalled clients (slowloris) cost a buffer, not a worker: each has `timeout` seconds from connecting to send its
-    whole request, then gets 408. Connections being read, waiting for a worker or being answered are bounded by
+    whole request, then gets 408; a complete request has `queue_timeout` seconds to wait for a worker, then gets 503.
+    Connections being read, waiting for a worker or being answered are bounded by
     `workers + queued`, and the bytes read and not yet answered by `read_budget` (default: 4 requests of the largest
     size); beyond either the server answers 503 at once. After answering, the loop reads what the client
     still sends for a moment before closing, so a client that is still writing gets the answer instead of a reset.
     """
 
-    def __init__(self, address, handler, workers, queued, timeout, max_request_bytes, read_budget=None):
+    def __init__(self, address, handler, workers, queued, timeout, max_request_bytes, queue_timeout=30.0, read_budget=None):
         self.request_queue_size = max(int(queued), 5)
         super().__init__(address, handler)
         self.socket.setblocking(False)
         self.pool = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rest")
         self.read_timeout = timeout
+        self.queue_timeout = queue_timeout
         self.max_request_bytes = max_request_bytes
         self._slots = threading.BoundedSemaphore(workers + max(int(queued), 0))
         # Reading every waiting client's body at once must not cost (workers + queued) x max_request_bytes of memory.
@@ -625,10 +628,18 @@ class _RestServer(http.server.HTTPServer):
         connection.sock.setblocking(True)
         # Now a bound on writing the answer: a client that does not read cannot hold the worker for ever.
         connection.sock.settimeout(self.read_timeout)
+        connection.queued_at = time.monotonic()
         self.pool.submit(self._answer, connection)
 
     def _answer(self, connection):
         try:
+            waited = time.monotonic() - connection.queued_at
+            if waited > self.queue_timeout:
+                # The queue's deadline: its client has likely given up, and computing it now would only delay the
+                # requests queued behind it.
+                self._send_now(connection.sock, 503, f"The request waited {waited:.1f} s for a worker, more than "
+                                                     f"{self.queue_timeout} s; retry later.", retry_after=1)
+                return
             self.RequestHandlerClass((connection.sock, bytes(connection.received)), connection.address, self)
         except OSError:
             pass  # the client went away before its answer was written
@@ -696,6 +707,8 @@ class LocalModelServer:
             answers RESOURCE_EXHAUSTED and REST 503 with Retry-After).
         rest_timeout: seconds a REST client has from connecting to send its whole request (then 408); requests are
             read by one loop and reach a worker only when complete, so slow clients never hold a worker.
+        queue_timeout: seconds a complete REST request may wait for a worker (then 503 with Retry-After: the queue's
+            deadline). A gRPC request waits as long as its client's deadline allows.
 
     Example:
     ```python
@@ -706,7 +719,7 @@ class LocalModelServer:
 
     def __init__(self, models, host="127.0.0.1", grpc_port=8500, rest_port=8501, max_batch_size=DEFAULT_MAX_BATCH_SIZE,
                  max_text_bytes=DEFAULT_MAX_TEXT_BYTES, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, max_workers=8,
-                 max_queued_requests=1024, rest_timeout=30.0):
+                 max_queued_requests=1024, rest_timeout=30.0, queue_timeout=30.0):
         if not models:
             raise ValueError("No models to serve.")
         self.registry = ModelRegistry(models, max_batch_size, max_text_bytes)
@@ -716,6 +729,7 @@ class LocalModelServer:
         self.max_workers = max_workers
         self.max_queued_requests = max_queued_requests
         self.rest_timeout = rest_timeout
+        self.queue_timeout = queue_timeout
         self.grpc_port = self.rest_port = None
         self._grpc_server = self._http_server = self._http_thread = None
 
@@ -734,7 +748,7 @@ class LocalModelServer:
         if self._rest_port is not None:
             handler = _rest_handler(self.registry, self.max_request_bytes)
             self._http_server = _RestServer((self.host, self._rest_port), handler, self.max_workers, self.max_queued_requests,
-                                            self.rest_timeout, self.max_request_bytes)
+                                            self.rest_timeout, self.max_request_bytes, self.queue_timeout)
             self.rest_port = self._http_server.server_address[1]
             self._http_thread = threading.Thread(target=self._http_server.serve_forever, name="rest", daemon=True)
             self._http_thread.start()
@@ -775,6 +789,8 @@ def main(argv=None, prog="python -m serving.local_server"):
                         help="requests that wait for a worker instead of being refused (default: %(default)s)")
     parser.add_argument("--rest-timeout", type=float, default=30.0,
                         help="seconds a REST client has to send its whole request, then 408 (default: %(default)s)")
+    parser.add_argument("--queue-timeout", type=float, default=30.0,
+                        help="seconds a REST request may wait for a worker, then 503 (default: %(default)s)")
     args = parser.parse_args(argv)
     import tf_dualenc  # noqa: F401  (environment shims)
 
@@ -788,7 +804,7 @@ def main(argv=None, prog="python -m serving.local_server"):
         parser.error("give --model NAME=FOLDER or --model-config-file")
     server = LocalModelServer(models, args.host, args.grpc_port, args.rest_port, args.max_batch_size, args.max_text_bytes,
                               max_workers=args.max_workers, max_queued_requests=args.max_queued_requests,
-                              rest_timeout=args.rest_timeout).start()
+                              rest_timeout=args.rest_timeout, queue_timeout=args.queue_timeout).start()
     for name, model in server.registry.models.items():
         print(f"serving {name} version {model.version}: signatures {sorted(model.signatures)}")
     print(f"gRPC {args.host}:{server.grpc_port}  REST http://{args.host}:{server.rest_port}", flush=True)

@@ -464,3 +464,30 @@ def test_serving_load_benchmark_reports_every_request(served, tmp_path):
     assert result["rest"]["answered_correctly"] == 12 and result["rest"]["status_counts"] == {"200": 12}
     assert result["grpc"]["p50_ms"] <= result["grpc"]["p99_ms"] and result["memory"]["after_rest"]["rss_mb"] > 0
     assert json.loads(out.read_text()) == result
+
+
+def test_rest_request_queued_past_its_deadline_gets_503_not_a_late_answer(strict_server, monkeypatch):
+    import threading
+    import time
+
+    from serving.malformed_requests import Case, http_request, send_rest
+
+    with LocalModelServer({"tiny": strict_server.export_folder}, grpc_port=None, rest_port=0, max_workers=1,
+                          queue_timeout=0.5) as server:
+        predict = server.registry.predict
+
+        def slow_predict(*args):
+            time.sleep(1.5)  # holds the only worker past the queue's deadline
+            return predict(*args)
+
+        monkeypatch.setattr(server.registry, "predict", slow_predict)
+        request = Case("rest", "valid", http_request("/v1/models/tiny:predict", json.dumps({"inputs": ["a"]}).encode()), frozenset())
+        statuses = []
+        first = threading.Thread(target=lambda: statuses.append(send_rest("127.0.0.1", server.rest_port, request)[0]))
+        first.start()
+        time.sleep(0.3)
+        status, answer = send_rest("127.0.0.1", server.rest_port, request)
+        first.join()
+        assert statuses == [200] and status == 503 and b"Retry-After: 1" in answer and b"waited" in answer
+        monkeypatch.setattr(server.registry, "predict", predict)
+        assert send_rest("127.0.0.1", server.rest_port, request)[0] == 200
