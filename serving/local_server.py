@@ -83,11 +83,80 @@ class ServedModel:
         return self.signatures[signature].structured_input_signature[1]
 
 
+class _Batcher:
+    """Runs requests that arrive together for one signature as one model call, as TF Serving's `--enable_batching`
+    does: under load, many small requests cost one call's overhead instead of one each. Only for signatures whose
+    inputs are all vectors ([None]), whose requests can be concatenated; a batch whose call fails, or whose outputs are
+    not one row per input row, is run again request by request, so one bad request fails only itself."""
+
+    def __init__(self, function, dtypes, max_batch_size):
+        self.function, self.dtypes, self.max_batch_size = function, dtypes, max_batch_size
+        self._pending = queue.SimpleQueue()
+        self._carry = None
+        threading.Thread(target=self._run, name="batcher", daemon=True).start()
+
+    def __call__(self, arrays):
+        """{input name: np.ndarray [n]} → {output name: np.ndarray [n, ...]} (or the model call's exception)."""
+        future = futures.Future()
+        self._pending.put((arrays, future))
+        return future.result()
+
+    def _call(self, arrays):
+        import tensorflow as tf
+
+        outputs = self.function(**{name: tf.constant(value, dtype=self.dtypes[name]) for name, value in arrays.items()})
+        return {key: value.numpy() for key, value in outputs.items()}
+
+    def _run(self):
+        while True:
+            items = [self._carry or self._pending.get()]
+            self._carry = None
+            rows = len(next(iter(items[0][0].values())))
+            while True:
+                try:
+                    item = self._pending.get_nowait()
+                except queue.Empty:
+                    break
+                size = len(next(iter(item[0].values())))
+                if rows + size > self.max_batch_size:
+                    self._carry = item
+                    break
+                items.append(item)
+                rows += size
+            self._answer(items, rows)
+
+    def _answer(self, items, rows):
+        if len(items) > 1:
+            try:
+                outputs = self._call({name: np.concatenate([arrays[name] for arrays, _ in items]) for name in items[0][0]})
+                if all(value.ndim and len(value) == rows for value in outputs.values()):
+                    start = 0
+                    for arrays, future in items:
+                        size = len(next(iter(arrays.values())))
+                        future.set_result({key: value[start : start + size] for key, value in outputs.items()})
+                        start += size
+                    return
+            except Exception:  # noqa: BLE001  (run alone below, each request gets its own error)
+                pass
+        for arrays, future in items:
+            try:
+                future.set_result(self._call(arrays))
+            except Exception as error:  # noqa: BLE001  (the caller's predict turns it into a status)
+                future.set_exception(error)
+
+
 class ModelRegistry:
-    def __init__(self, models, max_batch_size=DEFAULT_MAX_BATCH_SIZE, max_text_bytes=DEFAULT_MAX_TEXT_BYTES):
+    def __init__(self, models, max_batch_size=DEFAULT_MAX_BATCH_SIZE, max_text_bytes=DEFAULT_MAX_TEXT_BYTES, enable_batching=False):
         self.models = {name: ServedModel(name, path) for name, path in models.items()}
         self.max_batch_size = max_batch_size
         self.max_text_bytes = max_text_bytes
+        self.batchers = {}
+        for model in self.models.values() if enable_batching else []:
+            for signature in model.signatures:
+                specs = model.input_specs(signature)
+                if specs and all(spec.shape.as_list() == [None] for spec in specs.values()):
+                    self.batchers[model.name, signature] = _Batcher(model.signatures[signature],
+                                                                    {name: spec.dtype for name, spec in specs.items()}, max_batch_size)
 
     def lookup(self, name, version=None):
         model = self.models.get(name)
@@ -121,7 +190,7 @@ class ModelRegistry:
         specs = model.input_specs(signature)
         if set(inputs) != set(specs):
             raise RequestError("INVALID_ARGUMENT", f"Signature {signature!r} takes inputs {sorted(specs)}; got {sorted(inputs)}.")
-        tensors = {}
+        arrays = {}
         for name, spec in specs.items():
             value = inputs[name]
             # Before the dtype check: an empty JSON list carries no dtype.
@@ -154,9 +223,12 @@ class ModelRegistry:
                 raise RequestError("INVALID_ARGUMENT", f"Input {name!r} must have shape {spec.shape.as_list()} (None: any); got {list(value.shape)}.")
             if value.shape and value.shape[0] > self.max_batch_size:
                 raise RequestError("INVALID_ARGUMENT", f"Input {name!r}: batch of {value.shape[0]} exceeds the limit of {self.max_batch_size}.")
-            tensors[name] = tf.constant(value, dtype=spec.dtype)
+            arrays[name] = value
+        batcher = self.batchers.get((model.name, signature))
         try:
-            outputs = model.signatures[signature](**tensors)
+            if batcher is not None:
+                return batcher(arrays)
+            outputs = model.signatures[signature](**{name: tf.constant(value, dtype=specs[name].dtype) for name, value in arrays.items()})
         except tf.errors.OpError as error:
             raise RequestError("INVALID_ARGUMENT" if isinstance(error, tf.errors.InvalidArgumentError) else "INTERNAL", error.message) from None
         return {key: value.numpy() for key, value in outputs.items()}
@@ -709,6 +781,8 @@ class LocalModelServer:
             read by one loop and reach a worker only when complete, so slow clients never hold a worker.
         queue_timeout: seconds a complete REST request may wait for a worker (then 503 with Retry-After: the queue's
             deadline). A gRPC request waits as long as its client's deadline allows.
+        enable_batching: requests that arrive together for one signature (with only [None]-shaped inputs) are run as
+            one model call of at most max_batch_size rows, as with TF Serving's --enable_batching.
 
     Example:
     ```python
@@ -719,10 +793,10 @@ class LocalModelServer:
 
     def __init__(self, models, host="127.0.0.1", grpc_port=8500, rest_port=8501, max_batch_size=DEFAULT_MAX_BATCH_SIZE,
                  max_text_bytes=DEFAULT_MAX_TEXT_BYTES, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, max_workers=8,
-                 max_queued_requests=1024, rest_timeout=30.0, queue_timeout=30.0):
+                 max_queued_requests=1024, rest_timeout=30.0, queue_timeout=30.0, enable_batching=False):
         if not models:
             raise ValueError("No models to serve.")
-        self.registry = ModelRegistry(models, max_batch_size, max_text_bytes)
+        self.registry = ModelRegistry(models, max_batch_size, max_text_bytes, enable_batching)
         self.host = host
         self._grpc_port, self._rest_port = grpc_port, rest_port
         self.max_request_bytes = max_request_bytes
@@ -791,6 +865,8 @@ def main(argv=None, prog="python -m serving.local_server"):
                         help="seconds a REST client has to send its whole request, then 408 (default: %(default)s)")
     parser.add_argument("--queue-timeout", type=float, default=30.0,
                         help="seconds a REST request may wait for a worker, then 503 (default: %(default)s)")
+    parser.add_argument("--enable-batching", action="store_true",
+                        help="run requests that arrive together for one signature as one model call (as TF Serving's --enable_batching)")
     args = parser.parse_args(argv)
     import tf_dualenc  # noqa: F401  (environment shims)
 
@@ -804,7 +880,8 @@ def main(argv=None, prog="python -m serving.local_server"):
         parser.error("give --model NAME=FOLDER or --model-config-file")
     server = LocalModelServer(models, args.host, args.grpc_port, args.rest_port, args.max_batch_size, args.max_text_bytes,
                               max_workers=args.max_workers, max_queued_requests=args.max_queued_requests,
-                              rest_timeout=args.rest_timeout, queue_timeout=args.queue_timeout).start()
+                              rest_timeout=args.rest_timeout, queue_timeout=args.queue_timeout,
+                              enable_batching=args.enable_batching).start()
     for name, model in server.registry.models.items():
         print(f"serving {name} version {model.version}: signatures {sorted(model.signatures)}")
     print(f"gRPC {args.host}:{server.grpc_port}  REST http://{args.host}:{server.rest_port}", flush=True)

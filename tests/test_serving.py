@@ -491,3 +491,39 @@ def test_rest_request_queued_past_its_deadline_gets_503_not_a_late_answer(strict
         assert statuses == [200] and status == 503 and b"Retry-After: 1" in answer and b"waited" in answer
         monkeypatch.setattr(server.registry, "predict", predict)
         assert send_rest("127.0.0.1", server.rest_port, request)[0] == 200
+
+
+def test_batching_combines_concurrent_requests_and_keeps_each_answer_and_error_its_own(served, strict_server):
+    import tensorflow as tf
+
+    model, _, _ = served
+    texts = [f"question {i} about {QUERIES[i % len(QUERIES)]}" for i in range(40)]
+    want = model.encode_queries(texts)
+    with LocalModelServer({"tiny": strict_server.export_folder}, grpc_port=0, rest_port=0, enable_batching=True) as server:
+        batcher = server.registry.batchers["tiny", "encode_query"]
+        function, calls = batcher.function, []
+
+        def counted(text):
+            calls.append(len(text))
+            if any(b"boom" in t for t in text.numpy()):
+                raise tf.errors.InvalidArgumentError(None, None, "boom is not a text this model takes")
+            return function(text=text)
+
+        batcher.function = counted
+
+        def one(i):
+            address = f"127.0.0.1:{server.grpc_port}" if i % 2 else f"http://127.0.0.1:{server.rest_port}"
+            client = ServingClient(address, "tiny", retries=0)
+            if i == 7:
+                with pytest.raises(ServingError, match="boom is not a text"):
+                    client.encode(["boom"])
+                return i, None
+            return i, client.encode(texts[i : i + 1 + i % 3])
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+            results = list(pool.map(one, range(36)))
+    for i, got in results:
+        if got is not None:
+            np.testing.assert_allclose(got, want[i : i + 1 + i % 3], atol=1e-5)
+    # A request carries at most 3 texts: a call with more rows ran several requests at once.
+    assert max(calls) > 3, calls
