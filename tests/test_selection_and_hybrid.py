@@ -316,7 +316,7 @@ def test_evaluate_refuses_an_untrained_reranker_unless_told_to_skip_the_check(tm
 
     data = write_tiny_beir(tmp_path / "beir")
     build_t5_cross_encoder("tiny", vocabulary=t5_vocabulary, sequence_length=32).save(tmp_path / "untrained.keras")
-    monkeypatch.setattr(cli, "load_retrieval_model", lambda *args: _OracleEncoder(data))
+    monkeypatch.setattr(cli.evaluate, "load_retrieval_model", lambda *args: _OracleEncoder(data))
     args = ["evaluate", "--model", "oracle", "--data", data, "--k", "10", "--measures", "P@1,NDCG@10", "--rerank",
             str(tmp_path / "untrained.keras"), "--rerank-k", "10"]
     assert cli.main(args + ["--output-dir", str(tmp_path / "refused")]) == 2

@@ -1,0 +1,44 @@
+"""The `tf-dualenc` command line. Heavy modules load inside each command, so `--help` stays instant.
+
+One module per command, each with `add_parser(subparsers)` and `run(args)`: it parses arguments, calls the library and
+prints. Models load through `tf_dualenc.loading`, never from here.
+"""
+
+import argparse
+import sys
+
+from tf_dualenc.cli import (analyze, build_index, demo, doctor, evaluate, export, mine_negatives, pipeline, search, serve,
+                            train, train_joint, train_reranker, train_vocab)
+
+# The order of `tf-dualenc --help`.
+COMMANDS = (doctor, demo, train, evaluate, export, build_index, analyze, serve, search, pipeline, mine_negatives,
+            train_reranker, train_joint, train_vocab)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="tf-dualenc", description=__doc__.split(".")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    # build-index hands every option to the Beam job's own parser (its options and Beam's pipeline options).
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "build-index":
+        args.pipeline_args = extra
+    elif args.command == "serve":
+        args.server_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    import tf_dualenc  # noqa: F401  (environment shims before any TensorFlow import, warning filters)
+
+    from serving.client import ServingError
+
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError, FloatingPointError, ServingError) as error:
+        print(f"tf-dualenc {args.command}: error: {error}", file=sys.stderr)
+        return 2

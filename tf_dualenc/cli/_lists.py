@@ -1,0 +1,32 @@
+"""What `train-reranker` and `train-joint` share: the candidate-list arguments, reading the lists, the training record."""
+
+import os
+
+from tf_dualenc.cli._output import write_json
+
+
+def add_list_arguments(p):
+    p.add_argument("--data", required=True, help="training-pair JSONL with negatives (from mine-negatives)")
+    p.add_argument("--output-dir", required=True, help="a new folder (existing models are never overwritten)")
+    p.add_argument("--list-size", type=int, default=4, help="candidates per list: the positive + N-1 negatives (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--batch-size", type=int, default=8, help="lists per step (default: %(default)s)")
+    p.add_argument("--warmup-steps", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="draws each list's negatives and the list order")
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--lenient", action="store_true", help="skip bad records instead of failing")
+
+
+def training_lists(args):
+    from tf_dualenc.reranking import read_candidate_lists
+
+    lists, skipped = read_candidate_lists(args.data, args.list_size, seed=args.seed, lenient=args.lenient)
+    validation = read_candidate_lists(args.validation_data, args.list_size, lenient=args.lenient)[0] if getattr(args, "validation_data", None) else None
+    if skipped:
+        print(f"lenient mode skipped {sum(skipped.values())} records: {skipped}")
+    return lists, validation
+
+
+def write_training_record(args, lists, history):
+    """training.json: the command's arguments (the function that ran is no JSON), the list count and the history."""
+    write_json(os.path.join(args.output_dir, "training.json"), {"config": vars(args) | {"func": None}, "lists": len(lists), **history})

@@ -1,0 +1,14 @@
+"""`tf-dualenc build-index`: every option goes to the Beam job's own parser (`main` passes them as `pipeline_args`)."""
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("build-index", add_help=False,
+                              help="Beam job: embed a corpus with an encoder export and build a ScaNN / exact index (--help for options)")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from tf_dualenc.indexing import build_index_pipeline
+
+    build_index_pipeline.run(args.pipeline_args)
+    return 0

@@ -1,0 +1,21 @@
+"""`tf-dualenc demo`."""
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("demo", help="train a tiny ADE-SPL T5 dual encoder with SamToNe on a built-in sample")
+    p.add_argument("--output-dir", default="runs/demo", help="where the model and report go (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=60, help="training steps (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--vocabulary",
+        default=None,
+        help="SentencePiece model; default: ../shared/models/t5/spiece.model if present, else one trained on the sample",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from tf_dualenc import demo
+
+    demo.run(output_dir=args.output_dir, steps=args.steps, seed=args.seed, vocabulary=args.vocabulary)
+    return 0

@@ -1,0 +1,92 @@
+"""`tf-dualenc evaluate`: a retriever's metrics on a BEIR split; `--rerank` and `--hybrid` hand over to their modules."""
+
+import sys
+
+from tf_dualenc.loading import load_retrieval_model
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("evaluate", help="evaluate a retriever on a BEIR-layout split (JSON report + TREC run)")
+    p.add_argument("--model", required=True, help="a .keras dual encoder, 'bm25', 'all-MiniLM-L6-v2', or a HF BERT folder")
+    p.add_argument("--data", required=True, help="BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--output-dir", required=True)
+    p.add_argument("--k", type=int, default=100, help="run depth (default: %(default)s)")
+    p.add_argument("--measures", default="NDCG@10,MRR@10,P@1,Recall@100,MAP@100")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--query-length", type=int, default=None, help="query token budget (default: the model's)")
+    p.add_argument("--document-length", type=int, default=None, help="document token budget (default: the model's)")
+    p.add_argument("--ignore-identical-ids", action="store_true", help="BEIR's option: drop hits whose id equals the query id")
+    p.add_argument("--search", choices=["exact", "brute_force"], default="exact",
+                   help="exact: chunked matmul, any corpus size; brute_force: tfrs BruteForce, corpus in memory (default: %(default)s)")
+    p.add_argument("--lenient", action="store_true", help="skip and count bad records instead of failing")
+    p.add_argument("--rerank", default=None, help="re-rank with a cross-encoder (export folder or .keras): metrics before and after")
+    p.add_argument("--rerank-k", type=int, default=100, help="first-stage hits re-ranked per query (default: %(default)s)")
+    p.add_argument("--rerank-weight", default="1.0",
+                   help="the cross-encoder's share of the final score, w·CE + (1−w)·first stage (min-max per query), or 'auto': "
+                        "chosen on the validation split (default: %(default)s, the cross-encoder alone)")
+    p.add_argument("--skip-rerank-check", action="store_true",
+                   help="use --rerank without first checking, on the validation split, that re-ranking does not lower the first measure")
+    p.add_argument("--hybrid", choices=["rrf", "interpolate"], default=None,
+                   help="fuse the dense run with BM25: reciprocal rank fusion, or min-max normalised score interpolation")
+    p.add_argument("--hybrid-weight", type=float, default=None,
+                   help="interpolate: the dense run's weight in [0, 1] (default: chosen on the validation split)")
+    p.add_argument("--validation-data", default=None,
+                   help="BEIR folder of the validation split (the hybrid weight and the re-ranker check; default: --data)")
+    p.add_argument("--validation-split", default="train",
+                   help="its split to carve the validation queries from (a folder's dev split is used when it has one; default: %(default)s)")
+    p.add_argument("--validation-fraction", type=float, default=0.2,
+                   help="share of those queries held out as validation, as `train --set validation_fraction` (default: %(default)s)")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from tf_dualenc.data import load_beir
+    from tf_dualenc.evaluation import evaluate_retrieval, parse_measure
+
+    measures = tuple(m.strip() for m in args.measures.split(","))
+    for m in measures:
+        parse_measure(m)  # fail on a typo before loading anything heavy
+    dataset = load_beir(args.data, args.split, lenient=args.lenient)
+    if dataset.skipped:
+        print(f"lenient mode skipped {sum(dataset.skipped.values())} records: {dict(dataset.skipped)}")
+    model, method = None, "dense"
+    if args.model == "bm25":
+        method = "bm25"
+    else:
+        model = load_retrieval_model(args.model, args.query_length, args.document_length)
+    if args.hybrid:  # with --rerank too: the full cascade
+        from tf_dualenc.cli import evaluate_hybrid
+
+        return evaluate_hybrid.run(args, dataset, model, measures)
+    if args.rerank:
+        from tf_dualenc.cli import evaluate_rerank
+
+        return evaluate_rerank.run(args, dataset, model, measures)
+    report = evaluate_retrieval(
+        dataset,
+        model=model,
+        method=method,
+        k=args.k,
+        measures=measures,
+        batch_size=args.batch_size,
+        ignore_identical_ids=args.ignore_identical_ids,
+        output_dir=args.output_dir,
+        search=args.search,
+        model_description=args.model,
+    )
+    print(f"{args.model} on {args.data} ({args.split}: {report['dataset']['queries']} queries, {report['dataset']['documents']} documents)")
+    for name, value in report["metrics"].items():
+        print(f"  {name:<12} {value:.4f}")
+    if "documents_per_second" in report["timings"]:
+        print(f"  encoded {report['timings']['documents_per_second']:.1f} documents/s")
+    if report["truncation"]:
+        from tf_dualenc.models.token_budget import PLURAL, truncation_warnings
+
+        cut = report["truncation"]
+        print("  cut at the token budget: " + ", ".join(f"{e['cut']}/{e['texts']} {PLURAL[side]} at {e['budget']} tokens"
+                                                          for side, e in cut.items()))
+        for warning in truncation_warnings(cut):
+            print(warning, file=sys.stderr)
+    print(f"wrote {args.output_dir}/report.json and run.trec")
+    return 0

@@ -1,0 +1,82 @@
+"""`tf-dualenc pipeline`: run the TFX pipeline here and summarise it, or compile it for Kubeflow V2 / Vertex AI."""
+
+import os
+import sys
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("pipeline", help="the TFX pipeline: ingest → train → evaluate/bless → index → push (run or compile)")
+    p.add_argument("action", choices=["run", "compile"], help="run: local / Beam runner here; compile: Kubeflow V2 / Vertex AI JSON")
+    p.add_argument("--config", default=None, help="pipeline YAML/JSON (default: pipelines/configs/scifact_minilm.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key (train.KEY for training); repeatable")
+    p.add_argument("--runner", choices=["local", "beam"], default=None, help="runner for `run` (default: the config's)")
+    p.add_argument("--output", default="pipeline.json", help="compile: the pipeline JSON to write (default: %(default)s)")
+    p.add_argument("--query", default=None, help="run: the query answered from the pushed model (default: the config's)")
+    p.add_argument("--k", type=int, default=5, help="run: hits shown for the query")
+    p.add_argument("--json", action="store_true", help="run: also print the outputs and hits as one JSON line")
+    p.add_argument("--verbose", action="store_true", help="run: keep TFX's INFO logging")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    import json
+    import logging
+
+    from pipelines.pipeline_config import DEFAULT_CONFIG, PipelineConfig
+    from pipelines.run_pipeline import PipelineError, answer_query, compile_pipeline, run_pipeline
+
+    config_path = args.config or DEFAULT_CONFIG
+    config = PipelineConfig.from_file(config_path, args.set)
+    if args.runner:
+        config = config.with_overrides([f"runner={args.runner}"])
+    if args.action == "compile":
+        compile_pipeline(config, args.output)
+        return 0
+    if not args.verbose:
+        # TFX and Beam log every artifact at INFO; the summary below says what matters.
+        from absl import logging as absl_logging
+
+        logging.getLogger().setLevel(logging.ERROR)
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    print(f"config: {config_path}")
+    try:
+        outputs = run_pipeline(config)
+    except PipelineError as error:
+        print(f"tf-dualenc pipeline: {error}", file=sys.stderr)
+        return 1
+    config = config.resolved(print_fn=lambda *a: None)
+    _print_outputs(outputs, config)
+    query = args.query or config.query
+    if not query:
+        from tf_dualenc.data import read_queries
+
+        query = next(iter(read_queries(os.path.join(outputs["RetrievalExampleGen"]["eval_dataset"]["uri"], "queries.jsonl")).values()))
+    hits = answer_query(outputs, query, k=args.k)
+    print(f"\nquery: {query}")
+    for rank, hit in enumerate(hits, 1):
+        text = hit.get("text", "")
+        print(f"  {rank}. {hit['id']}  {hit['score']:.4f}  {text[:100]}{'...' if len(text) > 100 else ''}")
+    if args.json:
+        print(json.dumps({"outputs": outputs, "query": query, "hits": hits}, default=str))
+    return 0
+
+
+def _print_outputs(outputs, config):
+    """Each component's state, where its artifacts are, and the model's metrics beside the starting model's and BM25's."""
+    from pipelines.run_pipeline import COMPONENT_ORDER
+
+    evaluation = outputs["RetrievalEvaluator"]["evaluation"]
+    pushed = outputs["ServingPusher"]["pushed_model"]
+    print("\ncomponents: " + ", ".join(f"{name} {outputs[name]['state']}" for name in COMPONENT_ORDER))
+    print(f"model:    {outputs['Trainer']['model']['uri']}  (Format-Serving: SavedModel; Format-Keras: model.keras)")
+    print(f"metrics:  {evaluation['uri']}/evaluation.json")
+    metric = config.metric
+    print(f"  {metric:<22} {'validation (decides)':>20} {'test (reported only)':>20}")
+    for label, key in (("this model", metric), ("starting model", f"starting_model_{metric}"), ("bm25", f"bm25_{metric}")):
+        if key in evaluation:
+            test = evaluation.get(f"test_{key}")
+            print(f"  {label:<22} {evaluation[key]:>20.4f} {test if test is None else format(test, '.4f'):>20}")
+    print(f"blessing: {outputs['RetrievalEvaluator']['blessing'].get('reason', '')}")
+    print(f"index:    {outputs['RetrievalIndexer']['index']['uri']}/index")
+    print(f"pushed:   {pushed['pushed_destination']} (version {pushed['pushed_version']}); index {pushed['index_destination']}")
+    print(f"serving:  {os.path.join(config.serving_dir, 'models.config')}")

@@ -1,0 +1,14 @@
+"""`tf-dualenc serve`: every option goes to the local server's own parser (`main` passes them as `server_args`)."""
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("serve", add_help=False,
+                              help="local TF Serving-compatible gRPC/REST server over exports (--help for options)")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from serving import local_server
+
+    local_server.main(args.server_args, prog="tf-dualenc serve")
+    return 0
