@@ -615,6 +615,8 @@ class _RestServer(http.server.HTTPServer):
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:  # e.g. out of file descriptors: the listen backlog keeps the client until we can
+                # The listening socket stays readable meanwhile; without a pause the loop would spin on it.
+                time.sleep(0.05)
                 return
             sock.setblocking(False)
             connection = _Connection(sock, address, time.monotonic() + self.read_timeout)
@@ -715,7 +717,7 @@ class _RestServer(http.server.HTTPServer):
             self.RequestHandlerClass((connection.sock, bytes(connection.received)), connection.address, self)
         except OSError:
             pass  # the client went away before its answer was written
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001  (the handler answers its own errors; this is a bug, logged in one line)
             _log_error(f"REST: {type(error).__name__}: {error}")
         finally:
             self._slots.release()
