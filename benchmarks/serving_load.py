@@ -213,9 +213,10 @@ def run(argv=None):
     """Runs the load test; returns the result dict (also printed as a table, and saved with --save)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.export and not any(v.isdigit() for v in (os.listdir(args.export) if os.path.isdir(args.export) else [])):
+    from tf_dualenc.export.layout import model_versions, resolve_export  # tf_dualenc first: its environment shims precede TensorFlow
+
+    if args.export and not model_versions(args.export):
         parser.error(f"--export {args.export}: not a model folder with numeric version folders")
-    import tf_dualenc  # noqa: F401  (environment shims before TensorFlow loads)
 
     if args.make_tiny_export:
         folder = make_tiny_export(args.make_tiny_export, args.vocabulary, args.model_name)
@@ -230,8 +231,7 @@ def run(argv=None):
     if export is not None:
         from tf_dualenc.indexing.query_encoders import local_query_encoder
 
-        versions = sorted((int(v) for v in os.listdir(export) if v.isdigit()))
-        reference = np.asarray(local_query_encoder(os.path.join(export, str(versions[-1])))(texts), np.float32)
+        reference = np.asarray(local_query_encoder(resolve_export(export))(texts), np.float32)
     server = None if external else _Server(args.model_name, export, args.server_arg)
     pid = args.server_pid if external else server.pid
     result = {"command": "python benchmarks/serving_load.py " + " ".join(sys.argv[1:] if argv is None else argv),

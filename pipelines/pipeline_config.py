@@ -5,8 +5,9 @@ import dataclasses
 import os
 import typing
 
+from tf_dualenc.index_config import INDEX_METHODS
+
 RUNNERS = ("local", "beam", "kubeflow_v2")
-INDEX_METHODS = ("auto", "scann", "brute_force")
 MEASURES = ("NDCG@10", "MRR@10", "P@1", "Recall@100", "MAP@100")
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "scifact_minilm.yaml")
 
@@ -176,10 +177,10 @@ class PipelineConfig:
             errors.append(f"train={self.train!r} (must be a mapping of TrainConfig keys)")
         else:
             errors.extend(self._train_errors(check_paths))
-        from tf_dualenc.export.saved_model_export import ExportError, _check_name
+        from tf_dualenc.export.layout import ExportError, check_model_name
 
         try:
-            _check_name(self.model_name)
+            check_model_name(self.model_name)
         except ExportError as error:
             errors.append(str(error))
         if self.runner == "kubeflow_v2" and not self.image:

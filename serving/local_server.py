@@ -66,13 +66,13 @@ class ServedModel:
     def __init__(self, name, base_path):
         from tensorflow.core.protobuf import saved_model_pb2
 
-        from tf_dualenc.export import load_export
+        from tf_dualenc.export import load_export, model_versions
 
-        versions = sorted((int(v) for v in os.listdir(base_path) if v.isdigit()), reverse=True) if os.path.isdir(base_path) else []
+        versions = model_versions(base_path)
         if not versions:
             raise FileNotFoundError(f"Model {name!r}: no numeric version folder in {base_path}.")
         self.name = name
-        self.version = versions[0]
+        self.version = versions[-1]
         path = os.path.join(base_path, str(self.version))
         self.loaded = load_export(path)
         self.signatures = dict(self.loaded.signatures)

@@ -11,7 +11,17 @@ import pytest
 from conftest import REPO
 from test_models import DOCUMENTS, QUERIES, tiny
 from tf_dualenc.evaluation import exact_top_k
-from tf_dualenc.export import ExportError, export_encoder, export_retrieval_model, read_manifest, saved_model_ops
+from tf_dualenc.export import (
+    ExportError,
+    check_model_name,
+    export_encoder,
+    export_retrieval_model,
+    model_versions,
+    next_version,
+    read_manifest,
+    resolve_export,
+    saved_model_ops,
+)
 
 TEXTS = ["who wrote hamlet", "Paris is the capital and largest city of France.", "x"]
 # ScaNN's quantiser trains on at least 16 documents.
@@ -82,6 +92,22 @@ def test_versions_are_new_folders_and_never_overwritten(tiny_ade_spl, tmp_path):
     with pytest.raises(ExportError, match=r"model_name='a/b'"):
         export_encoder(tiny_ade_spl, base, "a/b")
     assert sorted(os.listdir(tmp_path / "models" / "m")) == ["1", "2", "7"]
+
+
+def test_layout_finds_numeric_versions_and_resolves_the_latest(tmp_path):
+    for name in ("2", "10", ".tmp-11-abcd1234", "notes", "3"):
+        (tmp_path / "m" / name).mkdir(parents=True)
+    (tmp_path / "m" / "10" / "saved_model.pb").write_bytes(b"")
+    assert model_versions(str(tmp_path), "m") == model_versions(str(tmp_path / "m")) == [2, 3, 10]
+    assert model_versions(str(tmp_path), "absent") == []
+    assert next_version(str(tmp_path / "m")) == 11 and next_version(str(tmp_path / "absent")) == 1
+    assert resolve_export(str(tmp_path / "m")) == resolve_export(str(tmp_path / "m" / "10")) == str(tmp_path / "m" / "10")
+    with pytest.raises(FileNotFoundError, match="numeric versions"):
+        resolve_export(str(tmp_path / "m" / "notes"))
+    check_model_name("scifact-v1.2")
+    for bad in ("", ".hidden", "a/b", "a b"):
+        with pytest.raises(ExportError, match="model_name="):
+            check_model_name(bad)
 
 
 @pytest.mark.parametrize("index", ["brute_force", "scann"])

@@ -52,8 +52,7 @@ def load_reranker(spec):
     """A cross-encoder's `score_pairs`: from an export (`export_cross_encoder`; version or model folder) or a .keras file."""
     if spec.endswith(".keras"):
         return load_cross_encoder(spec).score_pairs
-    from tf_dualenc.export import ExportedCrossEncoder
-    from tf_dualenc.indexing.build_index_pipeline import resolve_export
+    from tf_dualenc.export import ExportedCrossEncoder, resolve_export
 
     return ExportedCrossEncoder(resolve_export(spec)).score_pairs
 

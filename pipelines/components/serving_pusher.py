@@ -23,6 +23,7 @@ from pipelines.artifacts import RetrievalIndex
 from pipelines.components.component_error import ComponentError
 from pipelines.components.retrieval_evaluator import serving_dir
 from pipelines.components.retrieval_indexer import INDEX_FOLDER, is_blessed, record_unblessed
+from tf_dualenc.export.layout import check_model_name, model_versions
 
 COMPONENT = "ServingPusher"
 PUSH_RECORD = "tf_dualenc_push.json"
@@ -42,12 +43,8 @@ def _write_atomic(path, text):
     os.replace(tmp, path)
 
 
-def _versions(folder):
-    return [int(n) for n in os.listdir(folder) if n.isdigit()] if os.path.isdir(folder) else []
-
-
 def _already_pushed(model_dir, model_uri):
-    for version in sorted(_versions(model_dir), reverse=True):
+    for version in reversed(model_versions(model_dir)):
         record = os.path.join(model_dir, str(version), "assets.extra", PUSH_RECORD)
         if os.path.isfile(record):
             with open(record, encoding="utf-8") as f:
@@ -69,10 +66,10 @@ def _copy_into_place(source, final, edit=None):
 
 def push(model_uri, export_dir, index_dir, serving_dir_path, model_name):
     """Pushes one model version (and its index); returns {"version", "model_dir", "index_dir", "new"}."""
-    from tf_dualenc.export.saved_model_export import MANIFEST_PATH, _check_name
+    from tf_dualenc.export.saved_model_export import MANIFEST_PATH
     from tf_dualenc.indexing.retrieval_index import MANIFEST as INDEX_MANIFEST
 
-    _check_name(model_name)
+    check_model_name(model_name)
     model_root = os.path.join(serving_dir_path, model_name)
     index_root = os.path.join(serving_dir_path, "indexes", model_name)
     existing = _already_pushed(model_root, model_uri)
@@ -81,7 +78,7 @@ def push(model_uri, export_dir, index_dir, serving_dir_path, model_name):
                 "index_dir": os.path.join(index_root, str(existing)), "new": False}
     os.makedirs(model_root, exist_ok=True)
     os.makedirs(index_root, exist_ok=True)
-    version = max(_versions(model_root) + _versions(index_root), default=0) + 1
+    version = max(model_versions(model_root) + model_versions(index_root), default=0) + 1
     final_model, final_index = os.path.join(model_root, str(version)), os.path.join(index_root, str(version))
 
     def relink_index(folder):

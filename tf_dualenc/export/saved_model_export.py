@@ -24,17 +24,11 @@ import shutil
 import time
 import uuid
 
+from tf_dualenc.export.layout import ExportError, check_model_name, next_version
 from tf_dualenc.export.op_audit import audit_saved_model
+from tf_dualenc.index_config import INDEX_TYPES, MIN_SCANN_DOCUMENTS, scann_build_config
 
 MANIFEST_PATH = os.path.join("assets.extra", "tf_dualenc_export.json")
-INDEX_TYPES = ("brute_force", "scann")
-# ScaNN's asymmetric hashing trains 16 centres per block.
-MIN_SCANN_DOCUMENTS = 16
-
-
-class ExportError(ValueError):
-    """An export that cannot be written as asked (bad arguments, or ops stock TF Serving lacks)."""
-
 
 @dataclasses.dataclass
 class ExportResult:
@@ -47,14 +41,6 @@ class ExportResult:
         return self.manifest["op_audit"]
 
 
-def next_version(model_dir):
-    """1 + the largest numeric version folder in `model_dir` (1 when there is none)."""
-    if not os.path.isdir(model_dir):
-        return 1
-    versions = [int(name) for name in os.listdir(model_dir) if name.isdigit()]
-    return max(versions, default=0) + 1
-
-
 def read_manifest(saved_model_dir):
     path = os.path.join(saved_model_dir, MANIFEST_PATH)
     if not os.path.isfile(path):
@@ -63,15 +49,10 @@ def read_manifest(saved_model_dir):
         return json.load(f)
 
 
-def _check_name(model_name):
-    if not model_name or os.sep in model_name or model_name.startswith(".") or not model_name.replace("-", "_").replace(".", "_").isidentifier():
-        raise ExportError(f"model_name={model_name!r}: use letters, digits, '_', '-' or '.' (it names a folder and the TF Serving model).")
-
-
 def _save_versioned(module, signatures, export_base, model_name, version, manifest, *, stock_compatible, options=None):
     import tensorflow as tf
 
-    _check_name(model_name)
+    check_model_name(model_name)
     model_dir = os.path.join(export_base, model_name)
     version = next_version(model_dir) if version is None else version
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
@@ -178,8 +159,6 @@ def export_cross_encoder(model, export_base, model_name="reranker", version=None
 
 def scann_defaults(num_documents, k):
     """tfrs ScaNN settings for a corpus size: those of the on-disk index (`scann_build_config`)."""
-    from tf_dualenc.indexing.retrieval_index import scann_build_config
-
     config = scann_build_config(num_documents, k)
     return {
         "num_leaves": config["num_leaves"],
@@ -218,7 +197,7 @@ def export_retrieval_model(
     """
     import numpy as np
 
-    _check_name(model_name)
+    check_model_name(model_name)
     if index not in INDEX_TYPES:
         raise ExportError(f"index={index!r}; valid: {list(INDEX_TYPES)}.")
     document_ids = [str(d) for d in document_ids]

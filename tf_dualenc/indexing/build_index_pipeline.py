@@ -28,6 +28,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from tf_dualenc.data.beir import describe_json_error
+from tf_dualenc.index_config import INDEX_METHODS
 from tf_dualenc.indexing.saved_model_encoder_handler import SavedModelEncoderHandler
 
 CORPUS_FORMATS = ("auto", "jsonl", "tfrecord")
@@ -309,22 +310,12 @@ def parse_args(argv=None):
     parser.add_argument("--num-shards", type=int, default=0, help="embedding shards (0: let the runner decide)")
     parser.add_argument("--min-batch-size", type=int, default=8)
     parser.add_argument("--max-batch-size", type=int, default=64)
-    parser.add_argument("--method", default="auto", choices=["auto", "scann", "brute_force"])
+    parser.add_argument("--method", default="auto", choices=INDEX_METHODS)
     parser.add_argument("--brute-force-below", type=int, default=20_000, help="'auto' uses exact search below this many documents")
     parser.add_argument("--queries", default=None, help="queries (JSONL with 'text', or one per line) for the build-time recall@10 check")
     parser.add_argument("--title-separator", default=" ")
     parser.add_argument("--overwrite", action="store_true")
     return parser.parse_known_args(argv)
-
-
-def resolve_export(path):
-    """A version folder, or a model folder whose largest numeric subfolder is taken."""
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return path
-    versions = sorted((int(n) for n in os.listdir(path) if n.isdigit()), reverse=True) if os.path.isdir(path) else []
-    if not versions:
-        raise FileNotFoundError(f"{path} is neither a SavedModel version folder nor a model folder with numeric versions.")
-    return os.path.join(path, str(versions[0]))
 
 
 def index_corpus(model, corpus, output, *, pipeline_options=None, make_pipeline=None, corpus_format="auto", title_separator=" ",
@@ -342,7 +333,7 @@ def index_corpus(model, corpus, output, *, pipeline_options=None, make_pipeline=
     Returns:
         The index manifest.
     """
-    from tf_dualenc.export import read_manifest
+    from tf_dualenc.export import read_manifest, resolve_export
     from tf_dualenc.indexing.retrieval_index import build_index
 
     model_dir = resolve_export(model)

@@ -22,10 +22,10 @@ import uuid
 
 import numpy as np
 
+from tf_dualenc.index_config import INDEX_METHODS, MIN_SCANN_DOCUMENTS, scann_build_config
 from tf_dualenc.process_owner import owner_is_dead, this_host
 
 MANIFEST = "manifest.json"
-INDEX_METHODS = ("auto", "scann", "brute_force")
 FORMAT_VERSION = 1
 
 
@@ -48,20 +48,6 @@ def _files(folder):
             rel = os.path.relpath(path, folder)
             if rel != MANIFEST:
                 yield rel, path
-
-
-def scann_build_config(num_documents, k=10):
-    """Tree + asymmetric hashing + exact re-scoring, sized to the corpus: ~√N leaves, a tenth of them searched
-    (at least 8), the best `reordering_num_neighbors` re-scored exactly."""
-    leaves = max(1, min(num_documents, int(round(num_documents**0.5))))
-    return {
-        "num_leaves": leaves,
-        "num_leaves_to_search": max(min(leaves, 8), int(round(leaves / 10))),
-        "training_sample_size": min(num_documents, 250_000),
-        "dimensions_per_block": 2,
-        "anisotropic_quantization_threshold": 0.2,
-        "reordering_num_neighbors": max(100, 10 * k),
-    }
 
 
 def build_scann_searcher(embeddings, config, k=10):
@@ -126,8 +112,9 @@ def build_index(records, output_dir, *, dimension, count, model_info=None, metho
     if os.path.exists(output_dir) and not overwrite:
         raise RetrievalIndexError(f"{output_dir} already exists; pass overwrite=True (--overwrite) to replace it.")
     method = ("brute_force" if count < brute_force_below else "scann") if method == "auto" else method
-    if method == "scann" and count < 16:
-        raise RetrievalIndexError(f"method='scann' needs at least 16 documents to train its quantiser; got {count}. Use 'brute_force'.")
+    if method == "scann" and count < MIN_SCANN_DOCUMENTS:
+        raise RetrievalIndexError(
+            f"method='scann' needs at least {MIN_SCANN_DOCUMENTS} documents to train its quantiser; got {count}. Use 'brute_force'.")
     config = dict(scann_build_config(count, k), **(scann_config or {})) if method == "scann" else {}
     remove_dead_builds(output_dir, print_fn)
     tmp = _owned_sibling(output_dir, "tmp")
