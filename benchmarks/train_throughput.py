@@ -41,7 +41,7 @@ def one_config(loss, mode, steps, warmup, batch_size, length):
     from tf_dualenc.data.pairs import load_training_pairs
     from tf_dualenc.training import TrainConfig
     from tf_dualenc.training.input_pipeline import make_dataset
-    from tf_dualenc.training.trainer import build_model, make_loss_fn, make_optimizer, make_train_step
+    from tf_dualenc.training.trainer import build_model, make_loss, make_optimizer, make_train_step
 
     config = TrainConfig(data=str(DATA), model="bert", preset="all-MiniLM-L6-v2", architecture="sde", loss=loss,
                          query_length=length, document_length=length, batch_size=batch_size, steps=1000,
@@ -52,7 +52,7 @@ def one_config(loss, mode, steps, warmup, batch_size, length):
     optimizer = make_optimizer(config)
     optimizer.build(model.trainable_variables)
     # Exactly the step `tf-dualenc train` runs.
-    step = make_train_step(tf.distribute.get_strategy(), model, optimizer, make_loss_fn(config), batch_size, config.jit_compile)
+    step = make_train_step(tf.distribute.get_strategy(), model, optimizer, make_loss(config), batch_size, config.jit_compile)
 
     times = []
     for i, (features, qids, dids) in enumerate(make_dataset(pairs, model, batch_size, seed=0)):

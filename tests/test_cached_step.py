@@ -49,12 +49,12 @@ def _update(model, config, batch, mini_batch_size):
     import keras
     import tensorflow as tf
 
-    from tf_dualenc.training.trainer import make_loss_fn, make_train_step
+    from tf_dualenc.training.trainer import make_loss, make_train_step
 
     before = [v.numpy() for v in model.trainable_variables]
     optimizer = keras.optimizers.SGD(learning_rate=1.0)
     optimizer.build(model.trainable_variables)
-    step = make_train_step(tf.distribute.get_strategy(), model, optimizer, make_loss_fn(config), config.batch_size,
+    step = make_train_step(tf.distribute.get_strategy(), model, optimizer, make_loss(config), config.batch_size,
                            config.jit_compile, mini_batch_size)
     loss, _ = step(*batch)
     delta = [v.numpy() - w for v, w in zip(model.trainable_variables, before)]
@@ -109,7 +109,7 @@ def test_cached_step_with_dropout_is_exact_for_the_masks_it_drew(t5_vocabulary):
     import tensorflow as tf
 
     from tf_dualenc.training.cached_step import dropout_seed_states
-    from tf_dualenc.training.trainer import build_model, make_loss_fn
+    from tf_dualenc.training.trainer import build_model, make_loss
 
     config = _config(t5_vocabulary, dropout=0.3)
     model = build_model(config)
@@ -117,7 +117,7 @@ def test_cached_step_with_dropout_is_exact_for_the_masks_it_drew(t5_vocabulary):
     seeds = dropout_seed_states(model)
     assert seeds
     start = [s.numpy() for s in seeds]
-    loss_fn = make_loss_fn(config)
+    loss = make_loss(config)
     half = BATCH // 2
 
     @tf.function
@@ -128,8 +128,8 @@ def test_cached_step_with_dropout_is_exact_for_the_masks_it_drew(t5_vocabulary):
             chunks = [tf.nest.map_structure(lambda t, i=i: t[i * half : (i + 1) * half], features) for i in range(2)]
             q = tf.concat([model.embed_queries(c["query"], training=True) for c in chunks], 0)
             d = tf.concat([model.embed_documents(c["document"], training=True) for c in chunks], 0)
-            loss = loss_fn(q, d, query_ids, document_ids)
-        return [tf.convert_to_tensor(g) for g in tape.gradient(loss, model.trainable_variables)]
+            value = loss.embedding_loss(q, d, None, query_ids, document_ids)
+        return [tf.convert_to_tensor(g) for g in tape.gradient(value, model.trainable_variables)]
 
     want = [-g.numpy() for g in reference(*batch)]
     for state, value in zip(seeds, start):

@@ -1,10 +1,12 @@
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_dualenc import losses
 from tf_dualenc.losses import InBatchSoftmaxLoss, PairLoss, SamToNeLoss, contrastive_loss, pair_loss
 
 
@@ -280,3 +282,63 @@ def test_keras_loss_classes_reject_bad_inputs():
         PairLoss()(None, np.concatenate([q[:, None], p[:, None], h], 1))
     with pytest.raises(ValueError, match=r"same_tower.*'sideways'"):
         SamToNeLoss(same_tower="sideways")
+
+
+REGISTERED = [
+    ("samtone", SamToNeLoss, {"temperature": 0.05, "bidirectional": False, "same_tower": "both", "mask_duplicates": True}),
+    ("in_batch", InBatchSoftmaxLoss, {"temperature": 0.02, "bidirectional": True, "mask_duplicates": True}),
+    ("pair", PairLoss, {"temperature": 0.03, "alpha": 0.3}),
+]
+
+
+def test_registry_names_every_loss_the_config_accepts():
+    from tf_dualenc.training.train_config import LOSSES
+
+    assert losses.names() == ("samtone", "in_batch", "pair") == LOSSES
+    assert [name for name, _, _ in REGISTERED] == list(losses.names())
+
+
+@pytest.mark.parametrize("name,cls,config", REGISTERED, ids=[name for name, _, _ in REGISTERED])
+def test_get_returns_the_named_loss_class_with_its_config(name, cls, config):
+    loss = losses.get(name, **config)
+    assert type(loss) is cls
+    assert set(losses.settings(name)) == set(config)
+    assert {key: loss.get_config()[key] for key in config} == config
+    # Unset settings keep the class defaults (the paper's).
+    assert losses.get(name).get_config() == cls().get_config()
+
+
+def test_get_lists_the_valid_names_and_settings():
+    with pytest.raises(ValueError, match=re.escape("loss='triplet' (valid: ['samtone', 'in_batch', 'pair'])")):
+        losses.get("triplet")
+    with pytest.raises(ValueError, match=re.escape(
+            "loss='in_batch' takes no setting(s) ['same_tower'] (valid: ['temperature', 'bidirectional', 'mask_duplicates'])")):
+        losses.get("in_batch", same_tower="query")
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan"), float("inf"), True, "0.01", None])
+def test_a_bad_temperature_is_rejected_by_the_one_shared_check(temperature):
+    from tf_dualenc.training import TrainConfig
+
+    message = f"temperature must be a finite number > 0 (got temperature={temperature!r})"
+    q, p, _ = _batch(0)
+    # Every way in says the same words, because every way in runs `check_temperature`.
+    attempts = [lambda name=name: losses.get(name, temperature=temperature) for name in losses.names()]
+    attempts += [
+        lambda: contrastive_loss(q, p, temperature=temperature),
+        lambda: pair_loss(q, p, temperature=temperature),
+        lambda: losses.listwise_softmax_loss(np.zeros((2, 3), np.float32), temperature=temperature),
+        lambda: losses.check_temperature(temperature),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            attempt()
+    with pytest.raises(ValueError) as info:
+        TrainConfig(data=".", temperature=temperature).validate()
+    assert message in str(info.value)
+
+
+def test_reranker_loss_lives_in_losses():
+    from tf_dualenc.reranking import listwise_training
+
+    assert listwise_training.reranker_loss is losses.reranker_loss

@@ -220,6 +220,15 @@ def test_tiny_dual_encoder_trains_and_loss_falls(t5_vocabulary, architecture, lo
     assert after < 0.8 * before, (before, after)
 
 
+def test_compile_takes_a_loss_name_from_the_registry(t5_vocabulary):
+    model = tiny(t5_vocabulary, "ade_spl")
+    model.compile(optimizer=keras.optimizers.Adafactor(learning_rate=1e-2), loss="in_batch")
+    assert type(model.loss) is InBatchSoftmaxLoss and model.loss.get_config() == InBatchSoftmaxLoss().get_config()
+    features, ids = _train_batch()
+    want = InBatchSoftmaxLoss()(ids, model(features))
+    assert model.evaluate(features, ids, batch_size=8, verbose=0) == pytest.approx(float(want), rel=1e-5)
+
+
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_keras_save_and_load_reproduces_embeddings(t5_vocabulary, architecture, tmp_path):
     model = tiny(t5_vocabulary, architecture, embedding_dim=48)

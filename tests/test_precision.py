@@ -11,14 +11,14 @@ from tf_dualenc.training import TrainConfig, train
 def _loss_and_gradients(model, config, batch):
     import tensorflow as tf
 
-    from tf_dualenc.training.trainer import make_loss_fn
+    from tf_dualenc.training.trainer import make_loss
 
     features, query_ids, document_ids = batch
     with tf.GradientTape() as tape:
         q = model.embed_queries(features["query"], training=True)
         d = model.embed_documents(features["document"], training=True)
         h = model.embed_negatives(features["negatives"], training=True)
-        loss = make_loss_fn(config)(q, d, query_ids, document_ids, h)
+        loss = make_loss(config).embedding_loss(q, d, h, query_ids, document_ids)
     gradients = tape.gradient(loss, model.trainable_variables)
     return loss, (q, d, h), [tf.convert_to_tensor(g).numpy() for g in gradients]
 

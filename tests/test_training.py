@@ -185,3 +185,35 @@ def test_example_configs_validate(name, monkeypatch):
     monkeypatch.chdir(REPO)
     config = TrainConfig.from_file(str(REPO / "examples" / name)).validate()
     assert config.steps > 0
+
+
+# Each configured loss with settings other than the defaults, and the settings its loss object must carry.
+CONFIGURED_LOSSES = [
+    ({"loss": "in_batch", "temperature": 0.05, "bidirectional": False}, {"temperature": 0.05, "bidirectional": False, "mask_duplicates": True}),
+    ({"loss": "samtone", "same_tower": "query"}, {"temperature": 0.01, "bidirectional": True, "same_tower": "query", "mask_duplicates": True}),
+    ({"loss": "samtone", "same_tower": "both", "temperature": 0.02}, {"temperature": 0.02, "bidirectional": True, "same_tower": "both", "mask_duplicates": True}),
+    ({"loss": "pair", "alpha": 0.3, "mask_duplicates": False}, {"temperature": 0.01, "alpha": 0.3}),
+]
+
+
+@pytest.mark.parametrize("values,settings", CONFIGURED_LOSSES, ids=["in_batch", "samtone_query", "samtone_both", "pair"])
+def test_training_step_loss_equals_the_registry_loss_object(t5_vocabulary, values, settings):
+    import keras
+    import tensorflow as tf
+
+    from test_cached_step import BATCH, _batch, _config
+    from tf_dualenc import losses
+    from tf_dualenc.training.trainer import build_model, make_loss, make_train_step
+
+    num_negatives = 0 if values["loss"] == "pair" else 2
+    config = _config(t5_vocabulary, num_negatives=num_negatives, **values)
+    assert make_loss(config).get_config() == losses.get(values["loss"], **settings).get_config()
+    model = build_model(config)
+    features, query_ids, document_ids = _batch(model, num_negatives)
+    # What `compile`/`fit` computes: the registry's object on the stacked embeddings and the (query id, document id) pairs.
+    want = losses.get(values["loss"], **settings)(tf.stack([query_ids, document_ids], axis=1), model(features))
+    optimizer = keras.optimizers.SGD(learning_rate=1.0)
+    optimizer.build(model.trainable_variables)
+    step = make_train_step(tf.distribute.get_strategy(), model, optimizer, make_loss(config), BATCH)
+    got, _ = step(features, query_ids, document_ids)
+    assert float(got) == pytest.approx(float(want), rel=1e-6)

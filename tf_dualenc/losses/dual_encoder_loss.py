@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from tf_dualenc.losses.checks import check_flag
+
 
 class DualEncoderLoss(keras.losses.Loss):
     """Unpacks a dual encoder's stacked embeddings for the functional losses.
@@ -16,13 +18,15 @@ class DualEncoderLoss(keras.losses.Loss):
 
     `y_true` is deliberately not cast to `y_pred`'s dtype (Keras' default), so 64-bit and string ids survive.
     Sample weights are not supported: an in-batch softmax couples the whole batch.
+
+    Subclasses implement `embedding_loss`, the loss of separate embeddings and ids. `compile`/`fit` reach it through
+    `call` (which unpacks the stacked layout); the custom training loop, which holds the embeddings apart, calls it
+    directly. Both paths therefore compute the same numbers from the one object that carries the settings.
     """
 
     def __init__(self, mask_duplicates=False, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
-        if not isinstance(mask_duplicates, bool):
-            raise ValueError(f"`mask_duplicates` must be True or False; got {mask_duplicates!r}.")
-        self.mask_duplicates = mask_duplicates
+        self.mask_duplicates = check_flag("mask_duplicates", mask_duplicates)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         if sample_weight is not None:
@@ -32,6 +36,20 @@ class DualEncoderLoss(keras.losses.Loss):
             )
         with tf.name_scope(self.name or type(self).__name__):
             return self.call(y_true, y_pred)
+
+    def call(self, y_true, y_pred):
+        q, p, hard, ids = self.unpack(y_true, y_pred)
+        return self.embedding_loss(q, p, hard, **ids)
+
+    def embedding_loss(self, query_embeddings, document_embeddings, hard_negative_embeddings=None, query_ids=None,
+                       document_ids=None):
+        """The loss of a batch held as separate tensors: [B, D] queries, [B, D] positive documents, optional
+        [B, N, D] hard negatives and [B] ids. The ids are used only when `mask_duplicates` is True."""
+        raise NotImplementedError(f"{type(self).__name__} must implement `embedding_loss`.")
+
+    def duplicate_ids(self, query_ids, document_ids):
+        """The id keyword arguments of the functional losses: the ids with `mask_duplicates`, none without."""
+        return {"query_ids": query_ids, "document_ids": document_ids} if self.mask_duplicates else {}
 
     def unpack(self, y_true, y_pred):
         """Returns (query_embeddings, document_embeddings, hard_negative_embeddings or None, ids dict)."""

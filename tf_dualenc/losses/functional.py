@@ -8,7 +8,9 @@ logits reach ±100.
 import numpy as np
 import tensorflow as tf
 
-SAME_TOWER_OPTIONS = ("none", "query", "document", "both")
+from tf_dualenc.losses.checks import SAME_TOWER_OPTIONS, check_alpha, check_flag, check_same_tower, check_temperature
+
+__all__ = ["SAME_TOWER_OPTIONS", "contrastive_loss", "duplicate_mask", "pair_loss"]
 
 
 def _check_embeddings(name, x, expected_rank=2):
@@ -30,11 +32,10 @@ def _check_embeddings(name, x, expected_rank=2):
     return tf.cast(x, tf.float32)
 
 
-def _check_temperature(temperature):
+def _temperature_tensor(temperature):
+    temperature = check_temperature(temperature)
     if isinstance(temperature, (tf.Tensor, tf.Variable)):
         return tf.cast(temperature, tf.float32)
-    if not np.isfinite(temperature) or temperature <= 0:
-        raise ValueError(f"`temperature` must be a finite number > 0; got {temperature!r}.")
     return tf.constant(float(temperature), tf.float32)
 
 
@@ -159,11 +160,9 @@ def contrastive_loss(
     Reference: Moiseev et al., "Improving Contrastive Loss for Dual Encoder Retrieval Models with Same Tower
     Negatives", Findings of ACL 2023.
     """
-    if same_tower not in SAME_TOWER_OPTIONS:
-        raise ValueError(f"`same_tower` must be one of {SAME_TOWER_OPTIONS}; got {same_tower!r}.")
-    if not isinstance(bidirectional, bool):
-        raise ValueError(f"`bidirectional` must be True or False; got {bidirectional!r}.")
-    tau = _check_temperature(temperature)
+    check_same_tower(same_tower)
+    check_flag("bidirectional", bidirectional)
+    tau = _temperature_tensor(temperature)
     q, p = _check_pair(query_embeddings, document_embeddings)
     static_batch = q.shape[0]
     batch = tf.shape(q)[0]
@@ -224,9 +223,8 @@ def pair_loss(query_embeddings, document_embeddings, *, temperature=0.01, alpha=
     Reference: Ren et al., "PAIR: Leveraging Passage-Centric Similarity Relation for Improving Dense
     Passage Retrieval", Findings of ACL 2021.
     """
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"`alpha` must be a number in [0, 1]; got {alpha!r}.")
-    tau = _check_temperature(temperature)
+    check_alpha(alpha)
+    tau = _temperature_tensor(temperature)
     q, p = _check_pair(query_embeddings, document_embeddings)
     batch = tf.shape(q)[0]
     s_qp = tf.matmul(q, p, transpose_b=True) / tau

@@ -2,6 +2,7 @@
 
 import keras
 
+from tf_dualenc.losses.checks import check_flag, check_temperature
 from tf_dualenc.losses.dual_encoder_loss import DualEncoderLoss
 from tf_dualenc.losses.functional import contrastive_loss
 
@@ -28,22 +29,15 @@ class InBatchSoftmaxLoss(DualEncoderLoss):
 
     def __init__(self, temperature=0.01, bidirectional=True, mask_duplicates=False, name="in_batch_softmax_loss", **kwargs):
         super().__init__(mask_duplicates=mask_duplicates, name=name, **kwargs)
-        if not temperature > 0:
-            raise ValueError(f"`temperature` must be > 0; got {temperature!r}.")
-        self.temperature = temperature
-        self.bidirectional = bidirectional
+        self.temperature = check_temperature(temperature)
+        self.bidirectional = check_flag("bidirectional", bidirectional)
 
-    def call(self, y_true, y_pred):
-        q, p, hard, ids = self.unpack(y_true, y_pred)
-        return contrastive_loss(
-            q,
-            p,
-            temperature=self.temperature,
-            bidirectional=self.bidirectional,
-            same_tower="none",
-            hard_negative_embeddings=hard,
-            **ids,
-        )
+    def embedding_loss(self, query_embeddings, document_embeddings, hard_negative_embeddings=None, query_ids=None,
+                       document_ids=None):
+        return contrastive_loss(query_embeddings, document_embeddings, temperature=self.temperature,
+                                bidirectional=self.bidirectional, same_tower="none",
+                                hard_negative_embeddings=hard_negative_embeddings,
+                                **self.duplicate_ids(query_ids, document_ids))
 
     def get_config(self):
         config = super().get_config()

@@ -1,7 +1,10 @@
-"""Listwise losses over a candidate list per query (positive first): the cross-encoder's softmax loss and RocketQAv2's
-dynamic listwise distillation. Plain TensorFlow functions; all math in float32 through log-softmax."""
+"""Listwise losses over a candidate list per query (positive first): the cross-encoder's softmax loss, the re-ranker's
+loss (that softmax plus a calibrating pointwise term) and RocketQAv2's dynamic listwise distillation. Plain TensorFlow
+functions; all math in float32 through log-softmax."""
 
 import tensorflow as tf
+
+from tf_dualenc.losses.checks import check_temperature
 
 KL_DIRECTIONS = ("student_teacher", "teacher_student")
 
@@ -26,10 +29,43 @@ def listwise_softmax_loss(scores, temperature=1.0, mask=None):
         mask: optional [B, 1 + N] booleans; False drops a candidate from the list (padding, removed negatives).
             Column 0 must be True.
     """
-    scores = _scores("scores", scores) / float(temperature)
+    scores = _scores("scores", scores) / float(check_temperature(temperature))
     if mask is not None:
         scores = tf.where(tf.cast(mask, tf.bool), scores, tf.fill(tf.shape(scores), -1e9))
     return -tf.reduce_mean(tf.nn.log_softmax(scores, axis=-1)[:, 0])
+
+
+def reranker_loss(scores, temperature=1.0, pointwise_weight=0.5):
+    """The re-ranker's loss: the listwise softmax loss plus a pointwise binary cross-entropy that calibrates its scores.
+
+        loss = listwise_softmax_loss(s, τ) + w · mean_{q,c} BCE(sigmoid(s(q,c)), y(q,c)),   y = 1 for column 0, else 0
+
+    A softmax is unchanged by a shift of all scores, so the listwise term alone leaves the scale of the logits free;
+    the pointwise term makes sigmoid(score) a probability of relevance, which RocketQA-style denoising thresholds
+    (`tf_dualenc.reranking.denoise_candidates`).
+
+    Args:
+        scores: [B, 1 + N] cross-encoder scores (logits); column 0 is the positive.
+        temperature: τ > 0 of the listwise term.
+        pointwise_weight: w ≥ 0; 0 leaves the listwise loss alone (RocketQAv2's).
+
+    Returns:
+        A float32 scalar.
+
+    Example:
+    ```python
+    loss = tf_dualenc.losses.reranker_loss(cross_encoder(batch, training=True), pointwise_weight=0.5)
+    ```
+
+    Reference: Ren et al., "RocketQAv2: A Joint Training Method for Dense Passage Retrieval and Passage Re-ranking",
+    EMNLP 2021; Qu et al., "RocketQA", NAACL 2021 (denoising by the re-ranker's score).
+    """
+    loss = listwise_softmax_loss(scores, temperature)
+    if pointwise_weight:
+        scores = tf.cast(scores, tf.float32)
+        labels = tf.concat([tf.ones_like(scores[:, :1]), tf.zeros_like(scores[:, 1:])], axis=1)
+        loss += pointwise_weight * tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=scores))
+    return loss
 
 
 def listwise_kl_divergence(student_scores, teacher_scores, student_temperature=1.0, teacher_temperature=1.0,
@@ -50,8 +86,8 @@ def listwise_kl_divergence(student_scores, teacher_scores, student_temperature=1
     """
     if direction not in KL_DIRECTIONS:
         raise ValueError(f"`direction` must be one of {list(KL_DIRECTIONS)}; got {direction!r}.")
-    student = _scores("student_scores", student_scores) / float(student_temperature)
-    teacher = _scores("teacher_scores", teacher_scores) / float(teacher_temperature)
+    student = _scores("student_scores", student_scores) / float(check_temperature(student_temperature, "student_temperature"))
+    teacher = _scores("teacher_scores", teacher_scores) / float(check_temperature(teacher_temperature, "teacher_temperature"))
     if mask is not None:
         keep = tf.cast(mask, tf.bool)
         student = tf.where(keep, student, tf.fill(tf.shape(student), -1e9))

@@ -2,6 +2,7 @@
 
 import keras
 
+from tf_dualenc.losses.checks import check_alpha, check_temperature
 from tf_dualenc.losses.dual_encoder_loss import DualEncoderLoss
 from tf_dualenc.losses.functional import pair_loss
 
@@ -16,23 +17,24 @@ class PairLoss(DualEncoderLoss):
 
     Hard negatives and ids are not part of PAIR's formulation; a `y_pred` with hard negatives is rejected.
 
+    Example:
+    ```python
+    model.compile(optimizer="adafactor", loss=PairLoss(alpha=0.1))  # or tf_dualenc.losses.get("pair", alpha=0.1)
+    ```
+
     Reference: Ren et al., Findings of ACL 2021.
     """
 
     def __init__(self, temperature=0.01, alpha=0.1, name="pair_loss", **kwargs):
         super().__init__(mask_duplicates=False, name=name, **kwargs)
-        if not temperature > 0:
-            raise ValueError(f"`temperature` must be > 0; got {temperature!r}.")
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"`alpha` must be in [0, 1]; got {alpha!r}.")
-        self.temperature = temperature
-        self.alpha = alpha
+        self.temperature = check_temperature(temperature)
+        self.alpha = check_alpha(alpha)
 
-    def call(self, y_true, y_pred):
-        q, p, hard, _ = self.unpack(y_true, y_pred)
-        if hard is not None:
+    def embedding_loss(self, query_embeddings, document_embeddings, hard_negative_embeddings=None, query_ids=None,
+                       document_ids=None):
+        if hard_negative_embeddings is not None:
             raise ValueError("PairLoss does not use hard negatives; `y_pred` must be [batch, 2, dim].")
-        return pair_loss(q, p, temperature=self.temperature, alpha=self.alpha)
+        return pair_loss(query_embeddings, document_embeddings, temperature=self.temperature, alpha=self.alpha)
 
     def get_config(self):
         config = super().get_config()

@@ -2,8 +2,9 @@
 
 import keras
 
+from tf_dualenc.losses.checks import check_flag, check_same_tower, check_temperature
 from tf_dualenc.losses.dual_encoder_loss import DualEncoderLoss
-from tf_dualenc.losses.functional import SAME_TOWER_OPTIONS, contrastive_loss
+from tf_dualenc.losses.functional import contrastive_loss
 
 
 @keras.saving.register_keras_serializable(package="tf_dualenc")
@@ -40,25 +41,16 @@ class SamToNeLoss(DualEncoderLoss):
         **kwargs,
     ):
         super().__init__(mask_duplicates=mask_duplicates, name=name, **kwargs)
-        if same_tower not in SAME_TOWER_OPTIONS:
-            raise ValueError(f"`same_tower` must be one of {SAME_TOWER_OPTIONS}; got {same_tower!r}.")
-        if not temperature > 0:
-            raise ValueError(f"`temperature` must be > 0; got {temperature!r}.")
-        self.temperature = temperature
-        self.bidirectional = bidirectional
-        self.same_tower = same_tower
+        self.temperature = check_temperature(temperature)
+        self.bidirectional = check_flag("bidirectional", bidirectional)
+        self.same_tower = check_same_tower(same_tower)
 
-    def call(self, y_true, y_pred):
-        q, p, hard, ids = self.unpack(y_true, y_pred)
-        return contrastive_loss(
-            q,
-            p,
-            temperature=self.temperature,
-            bidirectional=self.bidirectional,
-            same_tower=self.same_tower,
-            hard_negative_embeddings=hard,
-            **ids,
-        )
+    def embedding_loss(self, query_embeddings, document_embeddings, hard_negative_embeddings=None, query_ids=None,
+                       document_ids=None):
+        return contrastive_loss(query_embeddings, document_embeddings, temperature=self.temperature,
+                                bidirectional=self.bidirectional, same_tower=self.same_tower,
+                                hard_negative_embeddings=hard_negative_embeddings,
+                                **self.duplicate_ids(query_ids, document_ids))
 
     def get_config(self):
         config = super().get_config()

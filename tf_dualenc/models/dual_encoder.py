@@ -247,6 +247,19 @@ class DualEncoder(keras.Model):
 
     # ---- Keras training entry points -----------------------------------------------------------------
 
+    def compile(self, optimizer="rmsprop", loss=None, *args, **kwargs):
+        """`keras.Model.compile`, whose `loss` may also name a loss of the registry (`tf_dualenc.losses.names()`:
+        "samtone", "in_batch", "pair"), built with its default settings by `tf_dualenc.losses.get`.
+
+        A name is resolved here rather than by Keras, whose own loss names ("mse", ...) know nothing of these.
+        """
+        if isinstance(loss, str):
+            from tf_dualenc import losses
+
+            if loss in losses.names():
+                loss = losses.get(loss)
+        return super().compile(optimizer, loss, *args, **kwargs)
+
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         """`keras.Model.fit`, whose `x` may also be (query, document[, negatives]) texts: see `as_keras_data`.
 

@@ -5,7 +5,10 @@ import time
 
 import numpy as np
 
+from tf_dualenc.losses.listwise import reranker_loss
 from tf_dualenc.training.learning_rate import warmup_linear_decay
+
+__all__ = ["list_ranking_metrics", "reranker_loss", "train_cross_encoder", "train_jointly", "validate_cross_encoder"]
 
 
 def _check_lists(lists, role="training"):
@@ -55,23 +58,6 @@ def validate_cross_encoder(cross_encoder, lists, batch_size=32):
         scores.append(cross_encoder({"query": tf.constant([item.query for item in chosen]),
                                      "documents": tf.constant([item.documents for item in chosen])}, training=False).numpy())
     return list_ranking_metrics(np.concatenate(scores))
-
-
-def reranker_loss(scores, temperature=1.0, pointwise_weight=0.5):
-    """Listwise softmax loss (ranking), plus `pointwise_weight` × binary cross-entropy of sigmoid(score) against the labels
-    (positive = column 0). A softmax is unchanged by a shift of all scores, so the listwise term alone leaves the scale of
-    the logits free; the pointwise term calibrates sigmoid(score) as a probability of relevance, which RocketQA-style
-    denoising thresholds (`denoise_candidates`)."""
-    import tensorflow as tf
-
-    from tf_dualenc.losses import listwise_softmax_loss
-
-    loss = listwise_softmax_loss(scores, temperature)
-    if pointwise_weight:
-        scores = tf.cast(scores, tf.float32)
-        labels = tf.concat([tf.ones_like(scores[:, :1]), tf.zeros_like(scores[:, 1:])], axis=1)
-        loss += pointwise_weight * tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=scores))
-    return loss
 
 
 def train_cross_encoder(cross_encoder, lists, *, steps, batch_size=8, learning_rate=2e-5, warmup_steps=0, temperature=1.0,
@@ -138,7 +124,7 @@ def train_jointly(dual_encoder, cross_encoder, lists, *, steps, batch_size=8, re
 
         L = KL( softmax(s_de / τ_de) ‖ softmax(s_ce / τ_ce) ) + reranker_loss(s_ce)
 
-    (`tf_dualenc.losses.listwise_kl_divergence`; `reranker_loss` is the listwise softmax loss plus the calibrating
+    (`tf_dualenc.losses.listwise_kl_divergence`; `tf_dualenc.losses.reranker_loss` is the listwise softmax loss plus the calibrating
     pointwise term, `pointwise_weight` = 0 for the paper's listwise loss alone): the retriever is pulled toward the
     re-ranker's distribution, the re-ranker learns from the labels and, through the KL term, from the retriever.
 

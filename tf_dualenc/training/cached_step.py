@@ -37,7 +37,7 @@ def dropout_seed_states(model):
     return states
 
 
-def make_cached_replica_step(model, optimizer, loss_fn, mini_batch_size, replicas):
+def make_cached_replica_step(model, optimizer, loss, mini_batch_size, replicas):
     """One replica's cached training step: `(features, query_ids, document_ids)` of its slice → (loss, accuracy).
 
     The same contract as the plain step in `trainer.make_train_step`: negatives come from the global batch (the
@@ -47,7 +47,7 @@ def make_cached_replica_step(model, optimizer, loss_fn, mini_batch_size, replica
     Args:
         model: a `DualEncoder`.
         optimizer: a Keras optimizer; receives the summed gradient once per step.
-        loss_fn: `loss_fn(q, d, query_ids, document_ids, hard_negatives)` → scalar, as `trainer.make_loss_fn`.
+        loss: a `tf_dualenc.losses.DualEncoderLoss` (`trainer.make_loss`); its `embedding_loss` gives the scalar.
         mini_batch_size: pairs per forward/backward pass; must divide the replica's slice.
         replicas: replicas in sync.
     """
@@ -92,8 +92,8 @@ def make_cached_replica_step(model, optimizer, loss_fn, mini_batch_size, replica
             tape.watch(cached)
             q, d, h, all_query_ids, all_document_ids = gather_global_batch(
                 cached[0], cached[1], cached[2] if len(cached) > 2 else None, query_ids, document_ids)
-            loss = loss_fn(q, d, all_query_ids, all_document_ids, h)
-            scaled = loss / replicas
+            loss_value = loss.embedding_loss(q, d, h, all_query_ids, all_document_ids)
+            scaled = loss_value / replicas
         embedding_gradients = tape.gradient(scaled, cached)
 
         # Pass 2: the same mini-batches with the same dropout seeds, back-propagating the cached gradients.
@@ -113,7 +113,7 @@ def make_cached_replica_step(model, optimizer, loss_fn, mini_batch_size, replica
         _, sums = tf.while_loop(lambda i, _: i < chunks, backward_body, (tf.constant(0), zeros), parallel_iterations=1)
         # A variable the loss never reaches gets None, as in the plain step (Keras skips it rather than apply zero).
         optimizer.apply_gradients(zip([None if j in missing else s for j, s in enumerate(sums)], variables))
-        return loss, in_batch_accuracy(q, d)
+        return loss_value, in_batch_accuracy(q, d)
 
     return replica_step
 

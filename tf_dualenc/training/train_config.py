@@ -5,11 +5,12 @@ import dataclasses
 import os
 import typing
 
-from tf_dualenc.losses import SAME_TOWER_OPTIONS
+from tf_dualenc import losses
 from tf_dualenc.models.dual_encoder import ARCHITECTURES
 from tf_dualenc.models.t5_tower_configs import T5_TOWER_CONFIGS
 
-LOSSES = ("samtone", "in_batch", "pair")
+# The registry lists the loss names; this alias keeps the old import working.
+LOSSES = losses.names()
 MODELS = ("t5", "bert")
 OPTIMIZERS = ("adafactor", "adam", "sgd")
 DATA_FORMATS = ("auto", "beir", "jsonl", "tsv", "tfrecord")
@@ -53,10 +54,11 @@ class TrainConfig:
         query_length, document_length: token budgets.
         dropout: T5 dropout.
     Loss:
-        loss: "samtone", "in_batch", "pair".
+        loss: a name from the loss registry, `tf_dualenc.losses.names()`: "samtone", "in_batch", "pair".
         same_tower, bidirectional, temperature: as `contrastive_loss` (same_tower applies to "samtone").
         alpha: PAIR weight.
         mask_duplicates: drop same-id pairs from the denominators.
+        The trainer hands each loss the settings it takes (`losses.settings(loss)`) as one object, `losses.get`.
     Optimisation:
         optimizer: "adafactor" (paper), "adam" or "sgd"; learning_rate warms up linearly over `warmup_steps`, then
             decays linearly to 0 at `steps`.
@@ -163,8 +165,13 @@ class TrainConfig:
         choice("data_format", DATA_FORMATS)
         choice("model", MODELS)
         choice("architecture", ARCHITECTURES)
-        choice("loss", LOSSES)
-        choice("same_tower", SAME_TOWER_OPTIONS)
+        choice("loss", losses.names())
+        for name, check in (("same_tower", losses.check_same_tower), ("temperature", losses.check_temperature),
+                            ("alpha", losses.check_alpha)):
+            try:
+                check(getattr(self, name))
+            except ValueError as error:
+                errors.append(str(error))
         choice("optimizer", OPTIMIZERS)
         choice("strategy", STRATEGIES)
         choice("mixed_precision", PRECISIONS)
@@ -199,10 +206,10 @@ class TrainConfig:
                 errors.append(f"{name}={value!r} (must be an integer >= {low})")
         if self.embedding_dim is not None and (not isinstance(self.embedding_dim, int) or self.embedding_dim < 1):
             errors.append(f"embedding_dim={self.embedding_dim!r} (must be a positive integer or null)")
-        for name, low, high in (("temperature", 0.0, None), ("learning_rate", 0.0, None), ("alpha", 0.0, 1.0), ("dropout", 0.0, 1.0)):
+        for name, low, high in (("learning_rate", 0.0, None), ("dropout", 0.0, 1.0)):
             value = getattr(self, name)
             bad = not isinstance(value, (int, float)) or isinstance(value, bool)
-            bad = bad or (name in ("temperature", "learning_rate") and value <= low) or (high is not None and not low <= value <= high)
+            bad = bad or (name == "learning_rate" and value <= low) or (high is not None and not low <= value <= high)
             if bad:
                 errors.append(f"{name}={value!r} (must be {'> 0' if high is None else f'in [{low}, {high}]'})")
         for field in dataclasses.fields(self):

@@ -80,27 +80,13 @@ def _build_model(config):
     )
 
 
-def make_loss_fn(config):
-    from tf_dualenc.losses import contrastive_loss, pair_loss
+def make_loss(config):
+    """The Keras loss object `config.loss` names (`tf_dualenc.losses.get`), with the settings that loss takes
+    (`losses.settings`) read from `config`: temperature, bidirectional, same_tower, mask_duplicates, alpha as it applies.
+    """
+    from tf_dualenc import losses
 
-    if config.loss == "pair":
-        return lambda q, d, qids, dids, hard_negatives=None: pair_loss(q, d, temperature=config.temperature, alpha=config.alpha)
-    same_tower = config.same_tower if config.loss == "samtone" else "none"
-    masking = config.mask_duplicates
-
-    def loss_fn(q, d, qids, dids, hard_negatives=None):
-        return contrastive_loss(
-            q,
-            d,
-            hard_negative_embeddings=hard_negatives,
-            temperature=config.temperature,
-            bidirectional=config.bidirectional,
-            same_tower=same_tower,
-            query_ids=qids if masking else None,
-            document_ids=dids if masking else None,
-        )
-
-    return loss_fn
+    return losses.get(config.loss, **{key: getattr(config, key) for key in losses.settings(config.loss)})
 
 
 def make_optimizer(config):
@@ -145,8 +131,11 @@ def in_batch_accuracy(q, d):
     return tf.reduce_mean(tf.cast(hits, tf.float32))
 
 
-def make_train_step(strategy, model, optimizer, loss_fn, batch_size, jit_compile=False, mini_batch_size=0):
+def make_train_step(strategy, model, optimizer, loss, batch_size, jit_compile=False, mini_batch_size=0):
     """The compiled training step: global batch in, (loss, in-batch accuracy) out, one optimizer update.
+
+    `loss` is a `tf_dualenc.losses.DualEncoderLoss` (`make_loss`); the step takes its `embedding_loss` of the
+    global batch's embeddings and ids.
 
     Under several replicas each replica embeds its slice of the global batch, then all-gathers every replica's
     embeddings so in-batch and same-tower negatives come from the GLOBAL batch. A `mini_batch_size` smaller than
@@ -163,18 +152,18 @@ def make_train_step(strategy, model, optimizer, loss_fn, batch_size, jit_compile
             d = model.embed_documents(features["document"], training=True)
             h = model.embed_negatives(features["negatives"], training=True) if "negatives" in features else None
             q, d, h, query_ids, document_ids = gather_global_batch(q, d, h, query_ids, document_ids)
-            loss = loss_fn(q, d, query_ids, document_ids, h)
+            loss_value = loss.embedding_loss(q, d, h, query_ids, document_ids)
             # all_gather's gradient sums over replicas and Keras sums the replicas' gradients again, so each
             # replica contributes loss / R: the applied update is exactly ∇loss of the global batch.
-            scaled = loss / replicas
+            scaled = loss_value / replicas
         gradients = tape.gradient(scaled, variables)
         optimizer.apply_gradients(zip(gradients, variables))
-        return loss, in_batch_accuracy(q, d)
+        return loss_value, in_batch_accuracy(q, d)
 
     if mini_batch_size and mini_batch_size < batch_size // replicas:
         from tf_dualenc.training.cached_step import make_cached_replica_step
 
-        replica_step = make_cached_replica_step(model, optimizer, loss_fn, mini_batch_size, replicas)
+        replica_step = make_cached_replica_step(model, optimizer, loss, mini_batch_size, replicas)
 
     @tf.function(jit_compile=jit_compile and replicas == 1)
     def train_step(features, query_ids, document_ids):
@@ -185,9 +174,9 @@ def make_train_step(strategy, model, optimizer, loss_fn, batch_size, jit_compile
             return tf.nest.map_structure(lambda t: t[start : start + per_replica], (features, query_ids, document_ids))
 
         distributed = strategy.experimental_distribute_values_from_function(local_slice)
-        loss, accuracy = strategy.run(replica_step, args=distributed)
+        loss_value, accuracy = strategy.run(replica_step, args=distributed)
         # Every replica computed the same global values; take one.
-        return strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None), strategy.reduce(
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, loss_value, axis=None), strategy.reduce(
             tf.distribute.ReduceOp.MEAN, accuracy, axis=None
         )
 
@@ -308,9 +297,8 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
     if latest:
         print_fn(f"resumed from {latest} at step {int(step.numpy())}")
     start_step = int(step.numpy())
-    loss_fn = make_loss_fn(config)
-
-    train_step = make_train_step(strategy, model, optimizer, loss_fn, config.batch_size, config.jit_compile, config.mini_batch_size)
+    train_step = make_train_step(strategy, model, optimizer, make_loss(config), config.batch_size, config.jit_compile,
+                                 config.mini_batch_size)
 
     writer = tf.summary.create_file_writer(os.path.join(config.output_dir, "logs") if chief else os.path.join(checkpoint_dir, "logs"))
     failures = []
