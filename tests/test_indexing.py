@@ -206,6 +206,22 @@ def test_length_buckets_put_similar_lengths_next_to_each_other():
     assert ordered_by_length((0, documents)) == [("d", "x"), ("a", "xx"), ("b", "xx"), ("c", "xxxx")]
 
 
+def test_index_job_reads_documents_as_beir_evaluation_does(tmp_path):
+    from tf_dualenc.data import load_beir
+    from tf_dualenc.indexing.build_index_pipeline import read_corpus_file
+
+    records = [{"_id": "a", "title": " Paris ", "text": " Capital of France. "}, {"_id": "b", "title": "", "text": "No title."},
+               {"_id": "c", "text": "Absent title."}, {"_id": "d", "title": "Only a title", "text": ""}]
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q", "text": "capital"}\n')
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq\ta\t1\n")
+    dataset = load_beir(str(tmp_path), "test")
+    indexed = dict(read_corpus_file((str(tmp_path / "corpus.jsonl"), "jsonl"), title_separator=". "))
+    assert indexed == {doc_id: dataset.document_text(doc_id, ". ") for doc_id in dataset.corpus}
+    assert indexed["a"] == "Paris. Capital of France."
+
+
 def write_tfrecord_corpus(path, documents):
     import tensorflow as tf
 

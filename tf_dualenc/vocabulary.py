@@ -3,9 +3,10 @@
 import io
 import json
 import os
-import tempfile
 
 import sentencepiece as spm
+
+from tf_dualenc.atomic_write import atomic_writer
 
 # T5's special ids, which keras-hub's T5Tokenizer requires.
 T5_SPECIAL_PIECES = {0: "<pad>", 1: "</s>", 2: "<unk>"}
@@ -121,9 +122,7 @@ def train_sentencepiece_vocabulary(
     output_path = os.fspath(output_path)
     # Check before writing, so a model T5 cannot use never lands at `output_path`.
     check_t5_special_pieces(spm.SentencePieceProcessor(model_proto=model.getvalue()), output_path)
-    directory = os.path.dirname(os.path.abspath(output_path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as tmp:
-        tmp.write(model.getvalue())
-    os.replace(tmp.name, output_path)
+    os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
+    with atomic_writer(output_path, binary=True) as f:
+        f.write(model.getvalue())
     return output_path

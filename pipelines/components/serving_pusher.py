@@ -23,6 +23,7 @@ from pipelines.artifacts import RetrievalIndex
 from pipelines.components.component_error import ComponentError
 from pipelines.components.retrieval_evaluator import serving_dir
 from pipelines.components.retrieval_indexer import INDEX_FOLDER, is_blessed, record_unblessed
+from tf_dualenc.atomic_write import write_json_atomic, write_text_atomic
 from tf_dualenc.export.layout import check_model_name, model_versions
 
 COMPONENT = "ServingPusher"
@@ -34,13 +35,6 @@ def models_config_text(model_names, serving_dir_path):
         f'  config {{\n    name: "{name}"\n    base_path: "{os.path.join(os.path.abspath(serving_dir_path), name)}"\n'
         f'    model_platform: "tensorflow"\n  }}' for name in model_names)
     return f"model_config_list {{\n{entries}\n}}\n"
-
-
-def _write_atomic(path, text):
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _already_pushed(model_dir, model_uri):
@@ -87,16 +81,16 @@ def push(model_uri, export_dir, index_dir, serving_dir_path, model_name):
         with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
         manifest["model"] = dict(manifest.get("model", {}), export=os.path.abspath(final_model), model_name=model_name, version=version)
-        _write_atomic(path, json.dumps(manifest, indent=2) + "\n")
+        write_json_atomic(path, manifest)
 
     def stamp_model(folder):
         path = os.path.join(folder, MANIFEST_PATH)
         with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
         manifest.update(model_name=model_name, version=version)
-        _write_atomic(path, json.dumps(manifest, indent=2) + "\n")
-        _write_atomic(os.path.join(folder, "assets.extra", PUSH_RECORD),
-                      json.dumps({"model_artifact_uri": model_uri, "index": os.path.abspath(final_index)}, indent=2) + "\n")
+        write_json_atomic(path, manifest)
+        write_json_atomic(os.path.join(folder, "assets.extra", PUSH_RECORD),
+                          {"model_artifact_uri": model_uri, "index": os.path.abspath(final_index)})
 
     _copy_into_place(index_dir, final_index, relink_index)
     try:
@@ -112,7 +106,7 @@ def push(model_uri, export_dir, index_dir, serving_dir_path, model_name):
         with open(config_path, encoding="utf-8") as f:
             listed = re.findall(r'name:\s*"([^"]+)"', f.read())
         names = listed + ([model_name] if model_name not in listed else [])
-    _write_atomic(config_path, models_config_text(names, serving_dir_path))
+    write_text_atomic(config_path, models_config_text(names, serving_dir_path))
     return {"version": version, "model_dir": final_model, "index_dir": final_index, "new": True}
 
 

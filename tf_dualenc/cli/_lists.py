@@ -2,7 +2,7 @@
 
 import os
 
-from tf_dualenc.cli._output import write_json
+from tf_dualenc.atomic_write import write_json_atomic
 
 
 def add_list_arguments(p):
@@ -29,4 +29,4 @@ def training_lists(args):
 
 def write_training_record(args, lists, history):
     """training.json: the command's arguments (the function that ran is no JSON), the list count and the history."""
-    write_json(os.path.join(args.output_dir, "training.json"), {"config": vars(args) | {"func": None}, "lists": len(lists), **history})
+    write_json_atomic(os.path.join(args.output_dir, "training.json"), {"config": vars(args) | {"func": None}, "lists": len(lists), **history})

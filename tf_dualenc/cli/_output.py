@@ -1,14 +1,6 @@
-"""Files the commands write themselves (the library writes its own reports)."""
+"""The output folder of the commands that train (reports and records are written with `tf_dualenc.atomic_write`)."""
 
-import json
 import os
-
-
-def write_json(path, value):
-    # Through a temporary file, so a reader never sees half a report.
-    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2)
-    os.replace(f"{path}.tmp", path)
 
 
 def new_output_dir(path, names):

@@ -2,7 +2,7 @@
 
 import os
 
-from tf_dualenc.cli._output import write_json
+from tf_dualenc.atomic_write import write_json_atomic
 from tf_dualenc.cli.evaluate_rerank import rerank_weight, skip_check, validation_split
 from tf_dualenc.loading import load_reranker
 
@@ -30,7 +30,7 @@ def run(args, dataset, model, measures):
     report.update(model=args.model, dataset={"path": os.path.abspath(args.data), "split": args.split, "queries": len(dataset.queries)})
     os.makedirs(args.output_dir, exist_ok=True)
     write_trec_run(os.path.join(args.output_dir, "run.trec"), run, tag=f"hybrid_{args.hybrid}")
-    write_json(os.path.join(args.output_dir, "report.json"), report)
+    write_json_atomic(os.path.join(args.output_dir, "report.json"), report)
     hybrid = report["hybrid"]
     how = f"weight {hybrid['weight']} (dense share)" if args.hybrid == "interpolate" else "reciprocal rank fusion, k=60"
     chosen = f", chosen on {hybrid['chosen_on']['split']} ({hybrid['chosen_on']['queries']} queries)" if hybrid["chosen_on"] else ""

@@ -15,6 +15,20 @@ class DataError(ValueError):
     """Bad retrieval data; the message names the file and the line."""
 
 
+def document_text(record, title_separator=" "):
+    """A document's text as every model input gets it: title + separator + text, just the text when there is no title
+    (BEIR's convention), title and text stripped. Training, evaluation and the index job all call this, so an index
+    holds the very texts the model was trained and evaluated on.
+
+    Args:
+        record: a mapping with "text" and an optional "title" (a BEIR corpus record, a JSONL corpus line).
+    """
+    # str(): a JSONL corpus may hold a number as a title; the index job has always read it as its text.
+    title = str(record.get("title") or "").strip()
+    text = str(record.get("text") or "").strip()
+    return f"{title}{title_separator}{text}" if title else text
+
+
 @dataclasses.dataclass
 class BeirDataset:
     """One split of a BEIR-layout data set.
@@ -36,9 +50,8 @@ class BeirDataset:
     skipped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
 
     def document_text(self, doc_id, title_separator=" "):
-        """Title + separator + text (just the text when there is no title) — BEIR's convention."""
-        doc = self.corpus[doc_id]
-        return f"{doc['title']}{title_separator}{doc['text']}" if doc["title"] else doc["text"]
+        """The text the model sees for document `doc_id` (`document_text`)."""
+        return document_text(self.corpus[doc_id], title_separator)
 
     def training_pairs(self, title_separator=" "):
         """(query id, query text, document id, document text) for every qrels row with score > 0."""

@@ -1,10 +1,10 @@
 """Evaluate a retriever on a BEIR-layout split: encode, exact top-k, trec_eval metrics, report and run file."""
 
-import json
 import os
 import platform
 import time
 
+from tf_dualenc.atomic_write import write_json_atomic
 from tf_dualenc.evaluation.exact_search import SEARCH_METHODS, brute_force_top_k, exact_top_k
 from tf_dualenc.evaluation.trec_metrics import DEFAULT_MEASURES, evaluate_run, parse_measure, write_trec_run
 
@@ -132,9 +132,5 @@ def evaluate_retrieval(
     if output_dir is not None:
         os.makedirs(output_dir, exist_ok=True)
         write_trec_run(os.path.join(output_dir, "run.trec"), run, tag=method)
-        tmp = os.path.join(output_dir, "report.json.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, os.path.join(output_dir, "report.json"))
+        write_json_atomic(os.path.join(output_dir, "report.json"), report)
     return report

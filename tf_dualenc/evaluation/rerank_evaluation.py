@@ -1,12 +1,12 @@
 """Two-stage evaluation: metrics of the dual encoder's run, then of the same run with its top-k re-ranked by a
 cross-encoder, and the latency each stage adds per query."""
 
-import json
 import os
 import time
 
 import numpy as np
 
+from tf_dualenc.atomic_write import write_json_atomic
 from tf_dualenc.evaluation.evaluate import dense_run
 from tf_dualenc.evaluation.trec_metrics import DEFAULT_MEASURES, evaluate_run, write_trec_run
 
@@ -113,10 +113,7 @@ def evaluate_reranking(dataset, *, model, scorer, k=100, rerank_k=100, measures=
         os.makedirs(output_dir, exist_ok=True)
         write_trec_run(os.path.join(output_dir, "run.retrieval.trec"), run, tag="retrieval")
         write_trec_run(os.path.join(output_dir, "run.reranked.trec"), reranked, tag="reranked")
-        with open(os.path.join(output_dir, "report.json.tmp"), "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
-        os.replace(os.path.join(output_dir, "report.json.tmp"), os.path.join(output_dir, "report.json"))
+        write_json_atomic(os.path.join(output_dir, "report.json"), report)
     return report
 
 

@@ -100,15 +100,14 @@ def evaluate_run(qrels, run, measures=DEFAULT_MEASURES, relevance_level=1):
 def write_trec_run(path, run, tag="tf_dualenc"):
     """Writes `qid Q0 docid rank score tag` lines, each query's documents in trec_eval order."""
     import os
-    import tempfile
+
+    from tf_dualenc.atomic_write import atomic_writer
 
     if any(c.isspace() for c in tag):
         raise ValueError(f"TREC run tag must not contain whitespace; got {tag!r}.")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".tmp", delete=False, encoding="utf-8") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_writer(path) as f:
         for qid in sorted(run):
             for r, doc in enumerate(rank(run[qid]), 1):
                 f.write(f"{qid} Q0 {doc} {r} {run[qid][doc]:.6f} {tag}\n")
-    os.replace(f.name, path)
     return path

@@ -27,7 +27,7 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from tf_dualenc.data.beir import describe_json_error
+from tf_dualenc.data.beir import describe_json_error, document_text
 from tf_dualenc.index_config import INDEX_METHODS
 from tf_dualenc.indexing.saved_model_encoder_handler import SavedModelEncoderHandler
 
@@ -73,8 +73,7 @@ def _jsonl_documents(path, lines, title_separator=" "):
         text = record.get("text")
         if doc_id is None or not isinstance(text, str):
             raise CorpusRecordError(f"{where}: a line lacks '_id' (or 'id') or a string 'text': {line[:80]!r}")
-        title = record.get("title") or ""
-        full = f"{title}{title_separator}{text}".strip() if title else text.strip()
+        full = document_text(record, title_separator)
         if not full:
             raise CorpusRecordError(f"{where}: document {doc_id!r} has empty text")
         yield where, (str(doc_id), full)
@@ -101,7 +100,7 @@ def parse_example_document(serialized, title_separator=" "):
     doc_id, text, title = text_of("id"), text_of("text"), text_of("title")
     if doc_id is None or not text:
         raise CorpusRecordError(f"a corpus tf.Example lacks bytes feature 'id' or 'text' (has {sorted(features)})")
-    return (doc_id, f"{title}{title_separator}{text}".strip() if title else text.strip())
+    return (doc_id, document_text({"title": title, "text": text}, title_separator))
 
 
 def _tfrecord_documents(path, title_separator=" "):

@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from tf_dualenc.atomic_write import atomic_writer
+
 
 @dataclasses.dataclass
 class CandidateList:
@@ -46,18 +48,12 @@ def write_candidate_lists(lists, path):
     """JSONL in the training-pair format with negatives (`tf-dualenc train` reads it with `num_negatives`; the
     negatives' ids go in `negative_ids`, which the pair reader ignores). Written to a temporary file and renamed, so a
     crash leaves no half-written file."""
-    import tempfile
-
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    # A unique temporary name: several workers of one cluster may write the same file at once.
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False, encoding="utf-8") as f:
-        tmp = f.name
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_writer(path) as f:
         for item in lists:
             f.write(json.dumps({"query_id": item.query_id, "query": item.query, "document_id": item.document_ids[0],
                                 "document": item.documents[0], "negatives": item.documents[1:],
                                 "negative_ids": item.document_ids[1:]}, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
     return path
 
 

@@ -3,6 +3,8 @@
 import json
 import os
 
+from tf_dualenc.atomic_write import write_json_atomic
+
 
 class ValidationTracker:
     """Evaluates a model on a validation `BeirDataset` and keeps the best one as `best_model.keras`.
@@ -53,10 +55,7 @@ class ValidationTracker:
             tmp = os.path.join(self.output_dir, "best_model.tmp.keras")
             model.save(tmp)
             os.replace(tmp, self.best_model_path)
-        tmp = f"{self.state_path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.summary(), f, indent=2)
-        os.replace(tmp, self.state_path)
+        write_json_atomic(self.state_path, self.summary())
         return metrics
 
     def summary(self):
