@@ -22,3 +22,10 @@ class RetrievalIndex(artifact.Artifact):
     """A `tf_dualenc.indexing.RetrievalIndex` folder under `<uri>/index` (empty, `skipped`=1, for an unblessed model)."""
 
     TYPE_NAME = "tf_dualenc.RetrievalIndex"
+
+
+class CorpusEmbeddings(artifact.Artifact):
+    """The evaluation corpus's document embeddings by the blessed model (`tf_dualenc.indexing.corpus_embeddings`
+    layout), saved by the evaluator so the indexer need not encode the corpus again (empty, `count` = 0, otherwise)."""
+
+    TYPE_NAME = "tf_dualenc.CorpusEmbeddings"

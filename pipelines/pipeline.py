@@ -3,6 +3,7 @@
     RetrievalExampleGen ─ examples ─▶ Trainer (run_fn=pipelines.trainer_module.run_fn) ─ model ─┐
             └─ validation_dataset (decides), eval_dataset (test: reported, indexed) ──────────┤
     latest_blessed_model_resolver ─ baseline_model ──▶ RetrievalEvaluator ─ blessing ─▶ RetrievalIndexer ─ index ─▶ ServingPusher
+                                                          └─ corpus_embeddings (test corpus, blessed model) ─▲
 """
 
 from tfx import v1 as tfx
@@ -57,12 +58,12 @@ def create_pipeline(config, *, metadata_connection_config=None, beam_pipeline_ar
         model=trainer.outputs["model"], validation_dataset=example_gen.outputs["validation_dataset"],
         eval_dataset=example_gen.outputs["eval_dataset"], baseline_model=baseline.outputs["model"], metric=config.metric,
         threshold=config.threshold, k=config.eval_k, batch_size=config.eval_batch_size, bless_against=config.bless_against,
-        starting_model=config.train,
+        starting_model=config.train, title_separator=config.title_separator,
     )
     indexer = RetrievalIndexer(
         model=trainer.outputs["model"], blessing=evaluator.outputs["blessing"], eval_dataset=example_gen.outputs["eval_dataset"],
-        corpus=config.index_corpus, method=config.index_method, brute_force_below=config.brute_force_below,
-        batch_size=config.eval_batch_size, title_separator=config.title_separator,
+        corpus_embeddings=evaluator.outputs["corpus_embeddings"], corpus=config.index_corpus, method=config.index_method,
+        brute_force_below=config.brute_force_below, batch_size=config.eval_batch_size, title_separator=config.title_separator,
     )
     pusher = ServingPusher(
         model=trainer.outputs["model"], blessing=evaluator.outputs["blessing"], index=indexer.outputs["index"],

@@ -222,6 +222,24 @@ def test_index_job_reads_documents_as_beir_evaluation_does(tmp_path):
     assert indexed["a"] == "Paris. Capital of France."
 
 
+def test_saved_embeddings_are_reused_only_for_the_same_texts_and_model(tmp_path):
+    from tf_dualenc.indexing.corpus_embeddings import reusable_embeddings, write_corpus_embeddings
+
+    documents = [(f"d{i}", f"text of document {i}") for i in range(5)]
+    vectors = unit_vectors(5, 4)
+    write_corpus_embeddings(str(tmp_path), documents, vectors, model="models/1")
+    # Read in another order: each vector still follows its document.
+    found, why = reusable_embeddings(str(tmp_path), documents[::-1], model="models/1")
+    np.testing.assert_array_equal(found, vectors[::-1])
+    assert why == ""
+    found, why = reusable_embeddings(str(tmp_path), documents, model="models/2")
+    assert found is None and why == "the saved embeddings are of another model (models/1, not models/2)"
+    for other in (documents[:4] + [("d4", "text of document 4, edited")], documents[:4], documents + [("d5", "new")]):
+        found, why = reusable_embeddings(str(tmp_path), other, model="models/1")
+        assert found is None and why.startswith("the saved embeddings are of another corpus (5 documents")
+    assert reusable_embeddings(str(tmp_path / "none"), documents, model="models/1") == (None, f"no saved embeddings in {tmp_path / 'none'}")
+
+
 def write_tfrecord_corpus(path, documents):
     import tensorflow as tf
 

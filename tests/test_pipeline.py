@@ -8,6 +8,7 @@ import shutil
 import threading
 import zipfile
 
+import numpy as np
 import pytest
 
 from pipeline_data import tiny_pipeline_config, write_tiny_beir
@@ -194,6 +195,69 @@ def test_failed_push_leaves_the_serving_folder_as_it_was(tmp_path, monkeypatch):
     assert sorted(str(p.relative_to(serving)) for p in serving.rglob("*")) == before
 
 
+def _artifact(kind, uri, artifact_id=0, **strings):
+    artifact = kind()
+    artifact.uri = str(uri)
+    artifact.id = artifact_id
+    os.makedirs(artifact.uri, exist_ok=True)
+    for name, value in strings.items():
+        artifact.set_string_custom_property(name, value)
+    return artifact
+
+
+def _index_by_id(folder):
+    from tf_dualenc.indexing import RetrievalIndex
+
+    index = RetrievalIndex.load(str(folder))
+    return {doc_id: (index.document(row)["text"], np.asarray(index.embeddings[row])) for row, doc_id in enumerate(index.ids)}
+
+
+def test_indexer_builds_from_the_evaluators_embeddings_the_index_encoding_would_build(tmp_path, t5_vocabulary):
+    from test_models import tiny
+    from tfx.types import standard_artifacts
+
+    from pipelines.artifacts import CorpusEmbeddings, RetrievalDataset, RetrievalEvaluation, RetrievalIndex
+    from pipelines.components import retrieval_evaluator, retrieval_indexer
+    from tf_dualenc.export import export_encoder
+
+    data = write_tiny_beir(tmp_path / "data")
+    export = export_encoder(tiny(t5_vocabulary), str(tmp_path / "exports"), "tiny").path
+    model = _artifact(standard_artifacts.Model, tmp_path / "model", 1)
+    shutil.copytree(export, os.path.join(model.uri, "Format-Serving"))
+    # The same weights under another Model artifact: its embeddings are not reused, the corpus is encoded.
+    other_model = _artifact(standard_artifacts.Model, tmp_path / "other_model", 2)
+    shutil.copytree(model.uri, other_model.uri, dirs_exist_ok=True)
+    datasets = {"validation_dataset": [_artifact(RetrievalDataset, data, split="train")],
+                "eval_dataset": [_artifact(RetrievalDataset, data, split="test")]}
+    outputs = {"evaluation": [_artifact(RetrievalEvaluation, tmp_path / "evaluation")],
+               "blessing": [_artifact(standard_artifacts.ModelBlessing, tmp_path / "blessing")],
+               "corpus_embeddings": [_artifact(CorpusEmbeddings, tmp_path / "embeddings")]}
+    # A baseline (an export to load) instead of a starting model to build keeps the test fast; equal to it is blessed.
+    retrieval_evaluator.Executor().Do(dict(datasets, model=[model], baseline_model=[other_model]), outputs, {
+        "metric": "NDCG@10", "threshold": 0.0, "measures": json.dumps(["NDCG@10"]), "k": 10, "batch_size": 64,
+        "bless_against": "[]", "starting_model": "{}", "title_separator": " "})
+    saved = outputs["corpus_embeddings"][0]
+    assert saved.get_int_custom_property("count") == 64 and saved.get_string_custom_property("model") == model.uri
+
+    def index_with(model_artifact, name):
+        index = _artifact(RetrievalIndex, tmp_path / name)
+        retrieval_indexer.Executor().Do(
+            {"model": [model_artifact], "blessing": outputs["blessing"], "eval_dataset": datasets["eval_dataset"],
+             "corpus_embeddings": outputs["corpus_embeddings"]}, {"index": [index]},
+            {"corpus": "", "method": "auto", "brute_force_below": 20_000, "batch_size": 8, "title_separator": " "})
+        return index.get_string_custom_property("embeddings"), _index_by_id(tmp_path / name / "index")
+
+    reused_source, reused = index_with(model, "reused")
+    encoded_source, encoded = index_with(other_model, "encoded")
+    assert reused_source == "reused from the evaluator"
+    assert encoded_source.startswith("encoded: the saved embeddings are of another model")
+    # Row order is the Beam job's (length buckets); the index is the same document by document.
+    assert sorted(reused) == sorted(encoded) and len(reused) == 64
+    for doc_id, (text, vector) in encoded.items():
+        assert reused[doc_id][0] == text
+        np.testing.assert_allclose(reused[doc_id][1], vector, atol=1e-5)
+
+
 @pytest.fixture
 def beir_server(tmp_path):
     """A local HTTP server holding `tiny.zip` (BEIR layout inside a top folder) and `broken.zip`."""
@@ -266,6 +330,11 @@ def test_kubeflow_v2_compile_writes_the_pipeline_json(tmp_path):
     assert {"RetrievalExampleGen", "Trainer"} <= set(tasks["RetrievalEvaluator"]["dependentTasks"])
     assert {"RetrievalEvaluator", "Trainer"} <= set(tasks["RetrievalIndexer"]["dependentTasks"])
     assert {"RetrievalEvaluator", "RetrievalIndexer", "Trainer"} <= set(tasks["ServingPusher"]["dependentTasks"])
+    # The indexer takes the evaluator's document embeddings, a custom artifact type Vertex AI names by its schema title.
+    assert tasks["RetrievalIndexer"]["inputs"]["artifacts"]["corpus_embeddings"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "corpus_embeddings", "producerTask": "RetrievalEvaluator"}
+    evaluator_outputs = spec["components"]["RetrievalEvaluator"]["outputDefinitions"]["artifacts"]
+    assert evaluator_outputs["corpus_embeddings"]["artifactType"]["instanceSchema"].startswith("title: tf_dualenc.CorpusEmbeddings")
     executors = spec["deploymentSpec"]["executors"]
     for name in components:
         container = executors[f"{name}_executor"]["container"]
@@ -336,6 +405,9 @@ def test_pipeline_runs_end_to_end_caches_and_never_touches_the_served_model_on_f
     assert set(evaluation["test_metrics"]) == set(evaluation["metrics"])
     assert outputs["RetrievalEvaluator"]["blessing"]["blessed"] == 1
     assert outputs["RetrievalIndexer"]["index"]["count"] == 64
+    # The corpus was encoded once with the trained model, by the evaluator; the indexer built from those vectors.
+    assert outputs["RetrievalEvaluator"]["corpus_embeddings"]["count"] == 64
+    assert outputs["RetrievalIndexer"]["index"]["embeddings"] == "reused from the evaluator"
     pushed = outputs["ServingPusher"]["pushed_model"]
     serving = tmp_path / "root" / "serving"
     assert pushed["pushed"] == 1 and pushed["pushed_destination"] == str(serving / "dual_encoder" / "1")
@@ -343,6 +415,7 @@ def test_pipeline_runs_end_to_end_caches_and_never_touches_the_served_model_on_f
     assert "query: Where is the Eiffel Tower?" in printed
     hits = [line for line in printed.splitlines() if line.startswith("  ") and ". d" in line]
     assert len(hits) == 3
+    assert "(document embeddings reused from the evaluator)" in printed
     for name in ("model:", "metrics:", "index:", "pushed:", "serving:"):
         assert name in printed
     served = _tree(serving)

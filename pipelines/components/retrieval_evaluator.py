@@ -10,6 +10,10 @@ Blessing (`blessing_decision`): the chosen metric on validation must clear the t
 The blessing is a standard `ModelBlessing` (`BLESSED` / `NOT_BLESSED` file; custom properties `blessed`,
 `current_model_id`, `baseline_model_id` as TFX's Evaluator writes them), so `LatestBlessedModelStrategy` and
 TFX tools read it like any other. It also records the metric, its value, the threshold, the references and the reason.
+
+A blessed model's document embeddings of the test corpus, computed here anyway, are saved as `CorpusEmbeddings` (with
+a fingerprint of the encoded texts and the model's URI): the indexer builds its index from them instead of encoding the
+same corpus with the same model again.
 """
 
 import json
@@ -19,7 +23,7 @@ from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import Channel, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from pipelines.artifacts import RetrievalDataset, RetrievalEvaluation
+from pipelines.artifacts import CorpusEmbeddings, RetrievalDataset, RetrievalEvaluation
 from pipelines.components.component_error import ComponentError
 
 COMPONENT = "RetrievalEvaluator"
@@ -60,17 +64,32 @@ def _starting_model(train_values):
     return build_model(config)
 
 
-def _score(model, splits, folder, measures, k, batch_size):
+def _score(model, splits, folder, measures, k, batch_size, title_separator, on_documents=None):
     from tf_dualenc.evaluation import evaluate_run, write_trec_run
     from tf_dualenc.evaluation.hybrid import dense_runs
 
-    runs, _ = dense_runs(model, splits, k=k, batch_size=batch_size)
+    runs, _ = dense_runs(model, splits, k=k, batch_size=batch_size, title_separator=title_separator, on_documents=on_documents)
     os.makedirs(folder, exist_ok=True)
     metrics = {}
     for name, run in runs.items():
         write_trec_run(os.path.join(folder, f"run.{name}.trec"), run, tag=name)
         metrics[name] = evaluate_run(splits[name].qrels, run, measures=measures)["aggregate"]
     return metrics
+
+
+def _save_corpus_embeddings(output, model, encoded, blessed):
+    """Saves the model's vectors of the test corpus for the indexer (only a blessed model is indexed)."""
+    from tf_dualenc.indexing.corpus_embeddings import write_corpus_embeddings
+
+    if not blessed or encoded is None:
+        output.set_int_custom_property("count", 0)
+        output.set_string_custom_property("reason", "model not blessed" if not blessed else "no test split was evaluated")
+        return
+    metadata = write_corpus_embeddings(output.uri, *encoded, model=model.uri)
+    for name in ("count", "dimension"):
+        output.set_int_custom_property(name, metadata[name])
+    output.set_string_custom_property("corpus_fingerprint", metadata["corpus_fingerprint"])
+    output.set_string_custom_property("model", metadata["model"])
 
 
 class Executor(base_executor.BaseExecutor):
@@ -87,6 +106,8 @@ class Executor(base_executor.BaseExecutor):
         test_artifacts = input_dict.get("eval_dataset") or []
         evaluation = artifact_utils.get_single_instance(output_dict["evaluation"])
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
+        corpus_embeddings = artifact_utils.get_single_instance(output_dict["corpus_embeddings"])
+        title_separator = exec_properties["title_separator"]
         metric, threshold = exec_properties["metric"], float(exec_properties["threshold"])
         measures = tuple(json.loads(exec_properties["measures"]))
         bless_against = json.loads(exec_properties["bless_against"])
@@ -100,21 +121,23 @@ class Executor(base_executor.BaseExecutor):
             splits = {"validation": load_beir(validation_artifact.uri, validation_artifact.get_string_custom_property("split"))}
             if test_artifacts:
                 splits["test"] = load_beir(test_artifacts[0].uri, test_artifacts[0].get_string_custom_property("split"))
-            scores = _score(ExportedDualEncoder(serving_dir(model)), splits, os.path.join(evaluation.uri, "model"), measures, k, batch_size)
+            encoded = {}
+            scores = _score(ExportedDualEncoder(serving_dir(model)), splits, os.path.join(evaluation.uri, "model"), measures, k,
+                            batch_size, title_separator, lambda names, *vectors: encoded.update(dict.fromkeys(names, vectors)))
             validation = {"validation": splits["validation"]}
             baseline_metrics = None
             if baseline is not None:
                 baseline_metrics = _score(ExportedDualEncoder(serving_dir(baseline)), validation, os.path.join(evaluation.uri, "baseline"),
-                                          measures, k, batch_size)["validation"]
+                                          measures, k, batch_size, title_separator)["validation"]
             # References, on every split: decided on validation, shown beside the model on test. The starting model
             # is scored for a first blessing only (later ones compare with the last blessed model); BM25 costs little.
             reference_metrics = {}
             if baseline is None:
                 starting = _starting_model(json.loads(exec_properties["starting_model"]))
                 reference_metrics["starting_model"] = _score(starting, splits, os.path.join(evaluation.uri, "starting_model"),
-                                                             measures, k, batch_size)
-            reference_metrics["bm25"] = {name: evaluate_run(split.qrels, lexical_run(split, k=k), measures=measures)["aggregate"]
-                                         for name, split in splits.items()}
+                                                             measures, k, batch_size, title_separator)
+            reference_metrics["bm25"] = {name: evaluate_run(split.qrels, lexical_run(split, k=k, title_separator=title_separator),
+                                                            measures=measures)["aggregate"] for name, split in splits.items()}
         except (ValueError, OSError) as error:
             raise ComponentError(COMPONENT, error) from error
         value = float(scores["validation"][metric])
@@ -154,6 +177,10 @@ class Executor(base_executor.BaseExecutor):
         blessing.set_float_custom_property("value", value)
         blessing.set_float_custom_property("threshold", threshold)
         blessing.set_string_custom_property("reason", reason)
+        try:
+            _save_corpus_embeddings(corpus_embeddings, model, encoded.get("test"), blessed)
+        except OSError as error:
+            raise ComponentError(COMPONENT, error) from error
 
 
 class RetrievalEvaluatorSpec(ComponentSpec):
@@ -165,6 +192,7 @@ class RetrievalEvaluatorSpec(ComponentSpec):
         "batch_size": ExecutionParameter(type=int),
         "bless_against": ExecutionParameter(type=str),
         "starting_model": ExecutionParameter(type=str),
+        "title_separator": ExecutionParameter(type=str),
     }
     INPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -175,6 +203,7 @@ class RetrievalEvaluatorSpec(ComponentSpec):
     OUTPUTS = {
         "evaluation": ChannelParameter(type=RetrievalEvaluation),
         "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
+        "corpus_embeddings": ChannelParameter(type=CorpusEmbeddings),
     }
 
 
@@ -190,6 +219,10 @@ class RetrievalEvaluator(base_component.BaseComponent):
         threshold: the minimum value of `metric` to bless.
         bless_against: references the first blessing must beat on validation: "starting_model", "bm25".
         starting_model: the Trainer's train config (a dict of `TrainConfig` keys) that rebuilds the starting model.
+        title_separator: joins a document's title and text, as the indexer joins them (its reuse of the saved
+            embeddings needs the very same texts).
+
+    Outputs: `evaluation`, `blessing`, and `corpus_embeddings` (the test corpus's vectors by a blessed model).
     """
 
     SPEC_CLASS = RetrievalEvaluatorSpec
@@ -197,7 +230,7 @@ class RetrievalEvaluator(base_component.BaseComponent):
 
     def __init__(self, model, validation_dataset, eval_dataset=None, baseline_model=None, *, metric="NDCG@10", threshold=0.0,
                  measures=("NDCG@10", "MRR@10", "P@1", "Recall@100", "MAP@100"), k=100, batch_size=64,
-                 bless_against=("starting_model",), starting_model=None):
+                 bless_against=("starting_model",), starting_model=None, title_separator=" "):
         if "starting_model" in bless_against and not starting_model:
             raise ValueError("bless_against includes 'starting_model': pass `starting_model`, the Trainer's train config "
                              "(TrainConfig keys) that rebuilds the model training starts from.")
@@ -205,5 +238,6 @@ class RetrievalEvaluator(base_component.BaseComponent):
             model=model, validation_dataset=validation_dataset, eval_dataset=eval_dataset, baseline_model=baseline_model,
             metric=metric, threshold=float(threshold), measures=json.dumps(list(measures)), k=k, batch_size=batch_size,
             bless_against=json.dumps(list(bless_against)), starting_model=json.dumps(dict(starting_model or {}), sort_keys=True),
-            evaluation=Channel(type=RetrievalEvaluation), blessing=Channel(type=standard_artifacts.ModelBlessing),
+            title_separator=title_separator, evaluation=Channel(type=RetrievalEvaluation),
+            blessing=Channel(type=standard_artifacts.ModelBlessing), corpus_embeddings=Channel(type=CorpusEmbeddings),
         ))

@@ -3,16 +3,23 @@ builds a ScaNN (or exact) index folder as a `RetrievalIndex` artifact.
 
 Runs on the pipeline's Beam options (`beam_pipeline_args`: DirectRunner workers locally, Dataflow on Vertex AI). An
 unblessed model is not indexed: the artifact is left empty with `skipped` = 1 and the reason.
+
+The evaluator has already encoded the test corpus with this model: given its `corpus_embeddings`, and when they are of
+the very (id, text) pairs to index and of this model, the index is built from them with no Beam job (the same index
+writer; the SciFact corpus took minutes to encode again on 2 cores). Otherwise the corpus is encoded, and the log and
+the artifact's `embeddings` property say why.
 """
 
 import json
 import os
 
+from absl import logging
+
 from tfx.dsl.components.base import base_beam_component, base_beam_executor, executor_spec
 from tfx.types import Channel, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from pipelines.artifacts import RetrievalDataset, RetrievalIndex
+from pipelines.artifacts import CorpusEmbeddings, RetrievalDataset, RetrievalIndex
 from pipelines.components.component_error import ComponentError
 from pipelines.components.retrieval_evaluator import serving_dir
 
@@ -30,10 +37,25 @@ def record_unblessed(blessing, output, flag, value):
     output.set_string_custom_property("reason", "model not blessed: " + blessing.get_string_custom_property("reason"))
 
 
+def _saved_embeddings(input_dict, model, corpus, title_separator):
+    """(documents, embeddings, "") from the evaluator's output when it fits this corpus and model, else (None, None, why)."""
+    from tf_dualenc.indexing.build_index_pipeline import read_documents
+    from tf_dualenc.indexing.corpus_embeddings import reusable_embeddings
+
+    saved = input_dict.get("corpus_embeddings") or []
+    if not saved:
+        return None, None, "no corpus embeddings were given"
+    if not saved[0].get_int_custom_property("count"):
+        return None, None, f"the evaluator saved none ({saved[0].get_string_custom_property('reason')})"
+    documents = read_documents(corpus, title_separator=title_separator)
+    embeddings, why = reusable_embeddings(saved[0].uri, documents, model=model.uri)
+    return (documents, embeddings, "") if embeddings is not None else (None, None, why)
+
+
 class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(self, input_dict, output_dict, exec_properties):
         from tf_dualenc.data import read_queries
-        from tf_dualenc.indexing.build_index_pipeline import index_corpus
+        from tf_dualenc.indexing.build_index_pipeline import index_corpus, index_embeddings
 
         model = artifact_utils.get_single_instance(input_dict["model"])
         blessing = artifact_utils.get_single_instance(input_dict["blessing"])
@@ -43,16 +65,26 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             record_unblessed(blessing, index, "skipped", 1)
             return
         corpus = [p for p in exec_properties["corpus"].split(",") if p] or [os.path.join(dataset.uri, "corpus.jsonl")]
+        title_separator = exec_properties["title_separator"]
+        build = dict(method=exec_properties["method"], brute_force_below=int(exec_properties["brute_force_below"]),
+                     overwrite=True, print_fn=lambda *a: None)
         try:
-            queries = list(read_queries(os.path.join(dataset.uri, "queries.jsonl")).values())
-            manifest = index_corpus(
-                serving_dir(model), corpus, os.path.join(index.uri, INDEX_FOLDER), make_pipeline=self._make_beam_pipeline,
-                title_separator=exec_properties["title_separator"], method=exec_properties["method"],
-                brute_force_below=int(exec_properties["brute_force_below"]), max_batch_size=int(exec_properties["batch_size"]),
-                queries=queries, overwrite=True, print_fn=lambda *a: None,
-            )
+            build["queries"] = list(read_queries(os.path.join(dataset.uri, "queries.jsonl")).values())
+            documents, embeddings, why = _saved_embeddings(input_dict, model, corpus, title_separator)
+            if embeddings is not None:
+                logging.info("%s: building the index from the evaluator's embeddings of the same %d documents by the same model",
+                             COMPONENT, len(documents))
+                manifest = index_embeddings(serving_dir(model), documents, embeddings, os.path.join(index.uri, INDEX_FOLDER), **build)
+                source = "reused from the evaluator"
+            else:
+                logging.info("%s: encoding the corpus: %s", COMPONENT, why)
+                manifest = index_corpus(
+                    serving_dir(model), corpus, os.path.join(index.uri, INDEX_FOLDER), make_pipeline=self._make_beam_pipeline,
+                    title_separator=title_separator, max_batch_size=int(exec_properties["batch_size"]), **build)
+                source = f"encoded: {why}"
         except (ValueError, OSError) as error:
             raise ComponentError(COMPONENT, error) from error
+        index.set_string_custom_property("embeddings", source)
         index.set_int_custom_property("skipped", 0)
         index.set_int_custom_property("count", int(manifest["count"]))
         index.set_string_custom_property("method", manifest["method"])
@@ -72,6 +104,7 @@ class RetrievalIndexerSpec(ComponentSpec):
         "model": ChannelParameter(type=standard_artifacts.Model),
         "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
         "eval_dataset": ChannelParameter(type=RetrievalDataset),
+        "corpus_embeddings": ChannelParameter(type=CorpusEmbeddings, optional=True),
     }
     OUTPUTS = {"index": ChannelParameter(type=RetrievalIndex)}
 
@@ -80,6 +113,8 @@ class RetrievalIndexer(base_beam_component.BaseBeamComponent):
     """Indexes `corpus` (files or globs; default: the evaluation corpus) with the blessed model.
 
     Args:
+        corpus_embeddings: the evaluator's `CorpusEmbeddings` (optional): used instead of encoding when they are of
+            this corpus and this model.
         method: "auto" (exact below `brute_force_below` documents, else ScaNN), "scann" or "brute_force".
         batch_size: largest encoding batch (Beam's BatchElements).
     """
@@ -87,10 +122,11 @@ class RetrievalIndexer(base_beam_component.BaseBeamComponent):
     SPEC_CLASS = RetrievalIndexerSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
-    def __init__(self, model, blessing, eval_dataset, *, corpus=(), method="auto", brute_force_below=20_000, batch_size=64,
-                 title_separator=" "):
+    def __init__(self, model, blessing, eval_dataset, corpus_embeddings=None, *, corpus=(), method="auto", brute_force_below=20_000,
+                 batch_size=64, title_separator=" "):
         super().__init__(spec=RetrievalIndexerSpec(
-            model=model, blessing=blessing, eval_dataset=eval_dataset, corpus=",".join(corpus), method=method,
+            model=model, blessing=blessing, eval_dataset=eval_dataset, corpus_embeddings=corpus_embeddings, corpus=",".join(corpus),
+            method=method,
             brute_force_below=brute_force_below, batch_size=batch_size, title_separator=title_separator,
             index=Channel(type=RetrievalIndex),
         ))

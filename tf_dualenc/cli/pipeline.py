@@ -77,6 +77,7 @@ def _print_outputs(outputs, config):
             test = evaluation.get(f"test_{key}")
             print(f"  {label:<22} {evaluation[key]:>20.4f} {test if test is None else format(test, '.4f'):>20}")
     print(f"blessing: {outputs['RetrievalEvaluator']['blessing'].get('reason', '')}")
-    print(f"index:    {outputs['RetrievalIndexer']['index']['uri']}/index")
+    index = outputs["RetrievalIndexer"]["index"]
+    print(f"index:    {index['uri']}/index" + (f"  (document embeddings {index['embeddings']})" if index.get("embeddings") else ""))
     print(f"pushed:   {pushed['pushed_destination']} (version {pushed['pushed_version']}); index {pushed['index_destination']}")
     print(f"serving:  {os.path.join(config.serving_dir, 'models.config')}")

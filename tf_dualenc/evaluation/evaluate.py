@@ -13,10 +13,13 @@ def _drop_identical(run):
     return {qid: {d: s for d, s in docs.items() if d != qid} for qid, docs in run.items()}
 
 
-def dense_run(model, dataset, *, k=100, batch_size=64, ignore_identical_ids=False, title_separator=" ", search="exact"):
+def dense_run(model, dataset, *, k=100, batch_size=64, ignore_identical_ids=False, title_separator=" ", search="exact",
+              on_documents=None):
     """Encodes the corpus and the split's queries with `model` and returns ({qid: {doc: score}}, timings).
 
     search: "exact" (chunked NumPy matmul, any corpus size) or "brute_force" (tfrs BruteForce, in memory).
+    on_documents: called with ([(id, text)], [N, D] embeddings) once the corpus is encoded, so a caller can keep the
+        vectors (the pipeline's indexer reuses them) instead of encoding the corpus again.
     """
     if search not in SEARCH_METHODS:
         raise ValueError(f"`search` must be one of {list(SEARCH_METHODS)}; got {search!r}.")
@@ -24,8 +27,11 @@ def dense_run(model, dataset, *, k=100, batch_size=64, ignore_identical_ids=Fals
     query_ids = list(dataset.queries)
     timings = {}
     start = time.perf_counter()
-    documents = model.encode_documents([dataset.document_text(d, title_separator) for d in doc_ids], batch_size=batch_size)
+    texts = [dataset.document_text(d, title_separator) for d in doc_ids]
+    documents = model.encode_documents(texts, batch_size=batch_size)
     timings["encode_corpus_seconds"] = time.perf_counter() - start
+    if on_documents is not None:
+        on_documents(list(zip(doc_ids, texts)), documents)
     timings["documents_per_second"] = len(doc_ids) / max(timings["encode_corpus_seconds"], 1e-9)
     start = time.perf_counter()
     queries = model.encode_queries([dataset.queries[q] for q in query_ids], batch_size=batch_size)

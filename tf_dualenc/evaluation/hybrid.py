@@ -90,10 +90,11 @@ def fuse_runs(dense, lexical, fusion, *, weight=None, depth=None):
     return interpolate_runs(dense, lexical, weight, depth=depth)
 
 
-def dense_runs(model, splits, *, k=100, batch_size=64, title_separator=" "):
+def dense_runs(model, splits, *, k=100, batch_size=64, title_separator=" ", on_documents=None):
     """Dense runs for several `BeirDataset` splits, encoding each distinct corpus once (a validation split carved
     from SciFact's training queries shares the test split's corpus). Query ids must be unique across splits that
-    share a corpus. Returns ({split name: run}, timings)."""
+    share a corpus. `on_documents(split names, documents, embeddings)` is called once per distinct corpus (see
+    `dense_run`). Returns ({split name: run}, timings)."""
     import dataclasses
 
     from tf_dualenc.evaluation.evaluate import dense_run
@@ -116,7 +117,8 @@ def dense_runs(model, splits, *, k=100, batch_size=64, title_separator=" "):
                                      "query ids must be unique across them.")
                 queries[q] = text
         merged = dataclasses.replace(splits[names[0]], queries=queries, qrels={q: {} for q in queries})
-        run, timing = dense_run(model, merged, k=k, batch_size=batch_size, title_separator=title_separator)
+        keep = None if on_documents is None else (lambda documents, embeddings, names=names: on_documents(names, documents, embeddings))
+        run, timing = dense_run(model, merged, k=k, batch_size=batch_size, title_separator=title_separator, on_documents=keep)
         for name in names:
             runs[name] = {q: run[q] for q in splits[name].queries}
         timings[",".join(names)] = {key: round(value, 3) for key, value in timing.items()}

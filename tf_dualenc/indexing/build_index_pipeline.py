@@ -332,16 +332,8 @@ def index_corpus(model, corpus, output, *, pipeline_options=None, make_pipeline=
     Returns:
         The index manifest.
     """
-    from tf_dualenc.export import read_manifest, resolve_export
-    from tf_dualenc.indexing.retrieval_index import build_index
-
-    model_dir = resolve_export(model)
-    export_manifest = read_manifest(model_dir)
-    if export_manifest.get("kind") != "encoder":
-        raise ValueError(f"{model_dir} is a {export_manifest.get('kind')!r} export; the index needs an encoder export (export_encoder).")
-    output = os.path.abspath(output)
-    if os.path.exists(output) and not overwrite:
-        raise FileExistsError(f"{output} already exists; pass --overwrite to replace it.")
+    model_dir, export_manifest = _encoder_export(model)
+    output = _output_folder(output, overwrite)
     corpus = [corpus] if isinstance(corpus, str) else list(corpus)
     reader = ReadCorpus(corpus, corpus_format, title_separator)
     check_corpus(corpus, corpus_format, title_separator)
@@ -362,17 +354,8 @@ def index_corpus(model, corpus, output, *, pipeline_options=None, make_pipeline=
         records, count, dimension = read_embedding_shards(f"{prefix}-*.tfrecord")
         if not count:
             raise CorpusRecordError(f"The corpus has no documents: {', '.join(corpus)}.")
-        if dimension != export_manifest["embedding_dim"]:
-            raise ValueError(f"Embeddings of size {dimension}; the export says {export_manifest['embedding_dim']}.")
-        recall_queries = None
-        if queries:
-            from tf_dualenc.indexing.query_encoders import local_query_encoder
-
-            recall_queries = local_query_encoder(model_dir)(list(queries)[:1000])
-        model_info = {"export": os.path.abspath(model_dir), "model_name": export_manifest.get("model_name"),
-                      "version": export_manifest.get("version"), "architecture": export_manifest.get("architecture")}
-        return build_index(records(), output, dimension=dimension, count=count, model_info=model_info, method=method,
-                           brute_force_below=brute_force_below, recall_queries=recall_queries, overwrite=overwrite, print_fn=print_fn)
+        return _write_index(model_dir, export_manifest, records(), count, dimension, output, method=method,
+                            brute_force_below=brute_force_below, queries=queries, overwrite=overwrite, print_fn=print_fn)
     except BaseException:
         # Shards of a failed build are useless to a re-run (it removes them first), so none are left behind.
         if local_shards:
@@ -381,6 +364,72 @@ def index_corpus(model, corpus, output, *, pipeline_options=None, make_pipeline=
             else:
                 _remove_shards(prefix)
         raise
+
+
+def _encoder_export(model):
+    from tf_dualenc.export import read_manifest, resolve_export
+
+    model_dir = resolve_export(model)
+    export_manifest = read_manifest(model_dir)
+    if export_manifest.get("kind") != "encoder":
+        raise ValueError(f"{model_dir} is a {export_manifest.get('kind')!r} export; the index needs an encoder export (export_encoder).")
+    return model_dir, export_manifest
+
+
+def _output_folder(output, overwrite):
+    output = os.path.abspath(output)
+    if os.path.exists(output) and not overwrite:
+        raise FileExistsError(f"{output} already exists; pass --overwrite to replace it.")
+    return output
+
+
+def _write_index(model_dir, export_manifest, records, count, dimension, output, *, method, brute_force_below, queries,
+                 overwrite, print_fn):
+    """The one way both builds (encoded here, or precomputed) turn (id, text, embedding) records into an index folder."""
+    from tf_dualenc.indexing.retrieval_index import build_index
+
+    if dimension != export_manifest["embedding_dim"]:
+        raise ValueError(f"Embeddings of size {dimension}; the export says {export_manifest['embedding_dim']}.")
+    recall_queries = None
+    if queries:
+        from tf_dualenc.indexing.query_encoders import local_query_encoder
+
+        recall_queries = local_query_encoder(model_dir)(list(queries)[:1000])
+    model_info = {"export": os.path.abspath(model_dir), "model_name": export_manifest.get("model_name"),
+                  "version": export_manifest.get("version"), "architecture": export_manifest.get("architecture")}
+    return build_index(records, output, dimension=dimension, count=count, model_info=model_info, method=method,
+                       brute_force_below=brute_force_below, recall_queries=recall_queries, overwrite=overwrite, print_fn=print_fn)
+
+
+def read_documents(corpus, data_format="auto", title_separator=" "):
+    """Every (id, text) of `corpus` (files or globs, local or remote), read as the Beam job reads them."""
+    corpus = [corpus] if isinstance(corpus, str) else list(corpus)
+    return [document for pattern in corpus for path_and_format in _matching_files((pattern, corpus_format(pattern, data_format)))
+            for document in read_corpus_file(path_and_format, title_separator)]
+
+
+def index_embeddings(model, documents, embeddings, output, *, method="auto", brute_force_below=20_000, queries=None,
+                     overwrite=False, print_fn=print):
+    """Builds the index folder `output` from documents already encoded by `model`, with no Beam job: what
+    `index_corpus` would build from the same vectors (see `corpus_embeddings.reusable_embeddings`).
+
+    Args:
+        model: the encoder export the vectors came from (recorded in the manifest; encodes the recall check's queries).
+        documents: (id, text) pairs; embeddings: [N, D] float32, row i for documents[i].
+    Returns:
+        The index manifest.
+    """
+    import numpy as np
+
+    model_dir, export_manifest = _encoder_export(model)
+    output = _output_folder(output, overwrite)
+    documents = list(documents)
+    embeddings = np.asarray(embeddings, np.float32)
+    if embeddings.ndim != 2 or len(embeddings) != len(documents) or not documents:
+        raise ValueError(f"{len(documents)} documents but embeddings of shape {embeddings.shape}.")
+    records = ((doc_id, text, vector) for (doc_id, text), vector in zip(documents, embeddings))
+    return _write_index(model_dir, export_manifest, records, len(documents), embeddings.shape[1], output, method=method,
+                        brute_force_below=brute_force_below, queries=queries, overwrite=overwrite, print_fn=print_fn)
 
 
 def _remove_shards(prefix):
