@@ -32,6 +32,13 @@ class ServingError(RuntimeError):
         self.retryable = retryable
 
 
+# Each kind of tf_dualenc export by the signature that defines it: (signature, its inputs, its outputs).
+EXPORT_SIGNATURES = {
+    "retrieval": ("search", ("text",), ("document_ids", "scores")),
+    "encoder": ("encode_query", ("text",), ("embedding",)),
+    "cross_encoder": ("score", ("query", "document"), ("score",)),
+}
+
 _HTTP_TO_CODE = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 413: "RESOURCE_EXHAUSTED", 429: "RESOURCE_EXHAUSTED",
                  500: "INTERNAL", 501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 
@@ -145,6 +152,25 @@ class ServingClient:
                 for key, sig in signature_map.signature_def.items()
             },
         }
+
+    def export_kind(self):
+        """"encoder", "retrieval" or "cross_encoder" (the `kind` of tf_dualenc's export manifest), told from the served
+        signatures alone: the manifest stays on the server's disk. None for any other model."""
+        signatures = self.get_model_metadata()["signatures"]
+        for kind, (signature, inputs, outputs) in EXPORT_SIGNATURES.items():
+            found = signatures.get(signature, {})
+            if set(inputs) <= set(found.get("inputs", {})) and set(outputs) <= set(found.get("outputs", {})):
+                return kind
+        return None
+
+    def search(self, texts, signature_name="search", batch_size=256):
+        """Query texts → lists of {"id", "score"}, best first, with a retrieval export's `search` signature (its k hits)."""
+        texts, hits = list(texts), []
+        for start in range(0, len(texts), batch_size):
+            outputs = self.predict({"text": texts[start : start + batch_size]}, signature_name)
+            hits += [[{"id": doc.decode("utf-8") if isinstance(doc, bytes) else str(doc), "score": float(score)}
+                      for doc, score in zip(ids, scores)] for ids, scores in zip(outputs["document_ids"], outputs["scores"])]
+        return hits
 
     def encode(self, texts, signature_name="encode_query"):
         """Texts → float32 [N, D] with an encoder export's `encode_query` / `encode_document` signature."""

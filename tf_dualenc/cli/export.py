@@ -1,35 +1,86 @@
-"""`tf-dualenc export`: a dual encoder or cross-encoder as a versioned SavedModel for TF Serving, with its op audit."""
+"""`tf-dualenc export`: a dual encoder or cross-encoder as a versioned SavedModel for TF Serving, with its op audit and
+model card; with `--index`, the retrieval model (query text → top-k document ids and scores) over an index folder."""
 
+import sys
+
+from tf_dualenc.index_config import INDEX_TYPES
 from tf_dualenc.loading import load_model, load_retrieval_model
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("export", help="export a dual encoder as a versioned SavedModel for TF Serving (+ op audit)")
-    p.add_argument("--model", required=True, help="a .keras dual encoder, 'all-MiniLM-L6-v2', or a HF BERT folder")
+    p = subparsers.add_parser("export", help="export a dual encoder (or, with --index, a search over an index) as a versioned SavedModel for TF Serving")
+    p.add_argument("--model", required=True, help="a .keras dual encoder or cross-encoder, 'all-MiniLM-L6-v2', or a HF BERT folder")
     p.add_argument("--export-base", required=True, help="TF Serving model base folder; writes <base>/<model-name>/<version>/")
-    p.add_argument("--model-name", default="dual_encoder")
+    p.add_argument("--model-name", default=None,
+                   help="TF Serving model name (default: dual_encoder_retrieval with --index, else dual_encoder)")
     p.add_argument("--version", type=int, default=None, help="default: one more than the largest existing version")
-    p.add_argument("--query-length", type=int, default=None)
-    p.add_argument("--document-length", type=int, default=None)
+    p.add_argument("--query-length", type=int, default=None, help="query token budget (default: the model's)")
+    p.add_argument("--document-length", type=int, default=None, help="document token budget (default: the model's)")
+    p.add_argument("--index", default=None,
+                   help="an index folder (build-index): export the retrieval model, queries in, top-k document ids and scores out")
+    # None until given, so that either flag without --index is an error rather than ignored.
+    p.add_argument("--top-k", type=int, default=None, help="with --index: hits returned per query (default: 10)")
+    p.add_argument("--index-type", choices=INDEX_TYPES, default=None,
+                   help="with --index: tfrs BruteForce (exact, stock TF Serving) or ScaNN (needs ScaNN's ops in the server) "
+                        "(default: brute_force)")
     p.add_argument("--allow-custom-ops", action="store_true", help="do not fail when stock TF Serving lacks an op of the graph")
     p.set_defaults(func=run)
 
 
+def _export_index(args, model, index):
+    """The retrieval export over the documents and embeddings of an index folder, checked against `model` first."""
+    import numpy as np
+
+    from tf_dualenc.export import export_retrieval_model
+
+    top_k, index_type = args.top_k or 10, args.index_type or "brute_force"
+    if index.dimension != model.embedding_dim:
+        raise ValueError(f"--index {args.index}: its embeddings have size {index.dimension} (manifest.json 'dimension'), but --model "
+                         f"{args.model} embeds into {model.embedding_dim}; build the index with this model's export "
+                         "(`tf-dualenc build-index --model EXPORT`).")
+    if not 1 <= top_k <= len(index):
+        raise ValueError(f"--top-k {top_k}: must be in [1, {len(index)}] (the documents of {args.index}).")
+    # The same size is no proof of the same model: re-embedding a few documents catches an index of another model.
+    sample = range(min(4, len(index)))
+    drift = float(np.abs(model.encode_documents([index.document(row)["text"] for row in sample]) - index.embeddings[list(sample)]).max())
+    if drift > 1e-3:
+        print(f"warning: --model {args.model} embeds the first documents of {args.index} differently from the index "
+              f"(max |Δ| {drift:.3g}): was the index built with another model or token budget?", file=sys.stderr)
+    return export_retrieval_model(model, index.ids, index.embeddings, args.export_base, args.model_name or "dual_encoder_retrieval",
+                                  args.version, index=index_type, k=top_k, source=args.model, index_folder=args.index,
+                                  stock_compatible=not args.allow_custom_ops and index_type == "brute_force")
+
+
 def run(args):
-    from tf_dualenc.export import export_cross_encoder, export_encoder
+    from tf_dualenc.export import MODEL_CARD_PATH, export_cross_encoder, export_encoder
     from tf_dualenc.models import CrossEncoder
 
+    if not args.index and (args.top_k is not None or args.index_type is not None):
+        raise ValueError("--top-k and --index-type set the search of a retrieval export: give --index DIR too.")
+    index = None
+    if args.index:
+        from tf_dualenc.indexing import RetrievalIndex
+
+        # Before the model, which takes far longer to load than a wrong folder takes to refuse.
+        index = RetrievalIndex.load(args.index)
     model = load_model(args.model) if args.model.endswith(".keras") else None
     if isinstance(model, CrossEncoder):
         if args.query_length or args.document_length:
             raise ValueError(f"{args.model} is a cross-encoder: its token budget is the pair's ({model.preprocessor.sequence_length}); "
                              "--query-length / --document-length do not apply.")
-        result = export_cross_encoder(model, args.export_base, args.model_name, args.version, stock_compatible=not args.allow_custom_ops)
+        if args.index:
+            raise ValueError(f"{args.model} is a cross-encoder: --index needs a dual encoder, whose query tower searches the index.")
+        result = export_cross_encoder(model, args.export_base, args.model_name or "dual_encoder", args.version,
+                                      stock_compatible=not args.allow_custom_ops, source=args.model)
     else:
         model = load_retrieval_model(args.model, args.query_length, args.document_length)
-        result = export_encoder(model, args.export_base, args.model_name, args.version, stock_compatible=not args.allow_custom_ops)
+        if args.index:
+            result = _export_index(args, model, index)
+        else:
+            result = export_encoder(model, args.export_base, args.model_name or "dual_encoder", args.version,
+                                    stock_compatible=not args.allow_custom_ops, source=args.model)
     audit = result.op_audit
-    print(f"exported {result.path} (signatures: {', '.join(result.manifest['signatures'])})")
+    print(f"exported {result.path} (signatures: {', '.join(result.manifest['signatures'])}); model card {MODEL_CARD_PATH}")
     for provider, ops in audit["non_core_ops"].items():
         print(f"  non-core ops from {provider}: {', '.join(ops)}")
     print("  stock TF Serving: " + ("can serve it" if audit["stock_tf_serving_compatible"]

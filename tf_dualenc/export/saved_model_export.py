@@ -13,8 +13,8 @@ Each export is written under a temporary name inside `<base>/<model_name>/` (TF 
 is not a number), audited (`op_audit`), and renamed to its version only when complete: a crash never leaves a
 version folder that TF Serving would try to load. The variables are written once (plain `tf.saved_model.save`
 of a `tf.Module`; Keras 3.15's export paths were seen writing each variable twice). A manifest with the model
-config, the embedding size and the op audit goes to `assets.extra/tf_dualenc_export.json`, which TF Serving
-ignores.
+config, the embedding size and the op audit goes to `assets.extra/tf_dualenc_export.json`, and a model card
+(`model_card.py`) to `assets.extra/README.md`; TF Serving ignores both.
 """
 
 import dataclasses
@@ -25,6 +25,7 @@ import time
 import uuid
 
 from tf_dualenc.export.layout import ExportError, check_model_name, next_version
+from tf_dualenc.export.model_card import write_model_card
 from tf_dualenc.export.op_audit import audit_saved_model
 from tf_dualenc.index_config import INDEX_TYPES, MIN_SCANN_DOCUMENTS, scann_build_config
 
@@ -49,7 +50,7 @@ def read_manifest(saved_model_dir):
         return json.load(f)
 
 
-def _save_versioned(module, signatures, export_base, model_name, version, manifest, *, stock_compatible, options=None):
+def _save_versioned(module, signatures, export_base, model_name, version, manifest, *, stock_compatible, options=None, source=None):
     import tensorflow as tf
 
     check_model_name(model_name)
@@ -67,6 +68,8 @@ def _save_versioned(module, signatures, export_base, model_name, version, manife
         audit = audit_saved_model(tmp)
         manifest = dict(manifest, model_name=model_name, version=version, exported_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         signatures=sorted(signatures), op_audit=audit.to_dict(), tensorflow=tf.__version__)
+        if source is not None:
+            manifest["source"] = os.fspath(source)
         if stock_compatible and not audit.stock_serving_compatible:
             raise ExportError(
                 f"Export of {model_name!r} needs ops stock TF Serving does not register: {audit.not_in_stock_serving}. "
@@ -76,6 +79,7 @@ def _save_versioned(module, signatures, export_base, model_name, version, manife
         with open(os.path.join(tmp, MANIFEST_PATH), "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=2)
             f.write("\n")
+        write_model_card(tmp, manifest, source)
         os.replace(tmp, final)
     finally:
         if os.path.exists(tmp):
@@ -86,6 +90,7 @@ def _save_versioned(module, signatures, export_base, model_name, version, manife
 def _model_manifest(model):
     return {
         "architecture": model.architecture,
+        "towers": sorted({type(model.query_tower).__name__, type(model.document_tower).__name__}),
         "embedding_dim": int(model.embedding_dim),
         "query_sequence_length": int(model.query_preprocessor.sequence_length),
         "document_sequence_length": int(model.document_preprocessor.sequence_length),
@@ -98,7 +103,7 @@ def _string_spec():
     return tf.TensorSpec([None], tf.string, name="text")
 
 
-def export_encoder(model, export_base, model_name="dual_encoder", version=None, *, stock_compatible=True):
+def export_encoder(model, export_base, model_name="dual_encoder", version=None, *, stock_compatible=True, source=None):
     """Exports the query and document encoders of a `DualEncoder` as one versioned SavedModel.
 
     Args:
@@ -107,6 +112,8 @@ def export_encoder(model, export_base, model_name="dual_encoder", version=None, 
         model_name: the TF Serving model name.
         version: a positive integer; default: one more than the largest existing version.
         stock_compatible: fail (and write nothing) when the graph needs ops stock TF Serving does not register.
+        source: the .keras file, preset folder or preset name the model came from; its folder's training config and
+            metrics go into the model card.
 
     Returns:
         `ExportResult(path, version, manifest)`; the manifest holds the op audit.
@@ -130,14 +137,14 @@ def export_encoder(model, export_base, model_name="dual_encoder", version=None, 
         "encode_document": module.encode_document.get_concrete_function(),
     }
     manifest = dict(kind="encoder", **_model_manifest(model))
-    return _save_versioned(module, signatures, export_base, model_name, version, manifest, stock_compatible=stock_compatible)
+    return _save_versioned(module, signatures, export_base, model_name, version, manifest, stock_compatible=stock_compatible, source=source)
 
 
-def export_cross_encoder(model, export_base, model_name="reranker", version=None, *, stock_compatible=True):
+def export_cross_encoder(model, export_base, model_name="reranker", version=None, *, stock_compatible=True, source=None):
     """Exports a `CrossEncoder` as a versioned SavedModel: raw query and document strings → relevance scores.
 
     Signatures: `serving_default` and `score`: `query` string [B], `document` string [B] → `score` float32 [B]
-    (logits; sigmoid gives a probability). Layout, op audit and manifest as `export_encoder`.
+    (logits; sigmoid gives a probability). Layout, op audit, manifest and model card as `export_encoder`.
 
     Example:
     ```python
@@ -152,9 +159,9 @@ def export_cross_encoder(model, export_base, model_name="reranker", version=None
     module.score = tf.function(lambda query, document: {"score": model.score(query, document)},
                                input_signature=[tf.TensorSpec([None], tf.string, name="query"), tf.TensorSpec([None], tf.string, name="document")])
     signatures = {"serving_default": module.score.get_concrete_function(), "score": module.score.get_concrete_function()}
-    manifest = {"kind": "cross_encoder", "pair_format": model.pair_format,
+    manifest = {"kind": "cross_encoder", "pair_format": model.pair_format, "towers": [type(model.tower).__name__],
                 "sequence_length": int(model.preprocessor.sequence_length)}
-    return _save_versioned(module, signatures, export_base, model_name, version, manifest, stock_compatible=stock_compatible)
+    return _save_versioned(module, signatures, export_base, model_name, version, manifest, stock_compatible=stock_compatible, source=source)
 
 
 def scann_defaults(num_documents, k):
@@ -180,6 +187,8 @@ def export_retrieval_model(
     k=10,
     scann_options=None,
     stock_compatible=None,
+    source=None,
+    index_folder=None,
 ):
     """Exports query text → top-k document ids and scores, the corpus embedded in the graph.
 
@@ -194,6 +203,9 @@ def export_retrieval_model(
             num_reordering_candidates); defaults from `scann_defaults`.
         stock_compatible: fail when stock TF Serving cannot run the export. Default: True for "brute_force",
             False for "scann" (whose export records that it needs a ScaNN-enabled model server).
+        source: as `export_encoder` (the model card's training config and metrics).
+        index_folder: the index folder the documents came from (`tf-dualenc export --index`), recorded in the
+            manifest and the model card.
     """
     import numpy as np
 
@@ -251,10 +263,13 @@ def export_retrieval_model(
         "search_embedding": module.search_embedding.get_concrete_function(),
     }
     manifest = dict(kind="retrieval", index=index, k=k, num_documents=len(document_ids), index_settings=settings, **_model_manifest(model))
+    if index_folder is not None:
+        manifest["index_folder"] = os.path.abspath(index_folder)
     manifest["serving_requirements"] = (
         "stock tensorflow/serving" if index == "brute_force" else "a TF Serving build that links ScaNN's TF ops (Scann> namespace); see docs/serving.md"
     )
-    return _save_versioned(module, signatures, export_base, model_name, version, manifest, stock_compatible=stock_compatible, options=options)
+    return _save_versioned(module, signatures, export_base, model_name, version, manifest, stock_compatible=stock_compatible, options=options,
+                           source=source)
 
 
 def load_export(saved_model_dir):
