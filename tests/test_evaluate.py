@@ -128,3 +128,13 @@ def test_evaluate_reports_and_warns_about_texts_cut_at_the_token_budget(tmp_path
     assert cli.main(["evaluate", "--model", str(path), "--data", str(data), "--output-dir", str(tmp_path / "out2"), "--k", "3",
                      "--measures", "P@1", "--query-length", "64"]) == 0
     assert "WARNING" not in capsys.readouterr().err
+
+
+def test_bm25_logs_nothing_below_warning_even_under_a_debug_root_handler(caplog):
+    import logging
+
+    from tf_dualenc.evaluation.bm25_baseline import BM25Index
+
+    caplog.set_level(logging.DEBUG)  # what TFX/absl leave on the root logger during a pipeline run
+    BM25Index(["d1", "d2"], ["paris is the capital of france", "water boils at 100 degrees"]).run(["q"], ["capital"])
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("bm25s") and r.levelno < logging.WARNING] == []

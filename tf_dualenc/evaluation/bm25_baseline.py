@@ -1,13 +1,24 @@
 """The lexical baseline: BM25 with bm25s, scored the same way as the dual encoders."""
 
+import logging
+
 import numpy as np
+
+
+def _import_bm25s():
+    import bm25s
+
+    # bm25s sets its own logger to DEBUG, so any root handler (TFX and absl add one) printed "Building index from
+    # IDs objects" into every pipeline run; its warnings still show.
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
 
 
 class BM25Index:
     """BM25 (Lucene variant, English stopwords, Snowball stemming) over a corpus, indexed once, searched many times."""
 
     def __init__(self, corpus_ids, corpus_texts, *, stemmer="english", k1=1.5, b=0.75):
-        import bm25s
+        bm25s = _import_bm25s()
 
         self.corpus_ids = list(corpus_ids)
         self._stemmer = None
@@ -21,7 +32,7 @@ class BM25Index:
 
     def run(self, query_ids, query_texts, k=100):
         """Top-k as {query id: {doc id: score}}; documents BM25 does not match at all (score 0) are left out."""
-        import bm25s
+        bm25s = _import_bm25s()
 
         query_tokens = bm25s.tokenize(list(query_texts), stopwords="en", stemmer=self._stemmer, show_progress=False)
         indices, scores = self._retriever.retrieve(query_tokens, k=min(k, len(self.corpus_ids)), show_progress=False, n_threads=1)
