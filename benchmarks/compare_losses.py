@@ -113,8 +113,10 @@ def summary_table(dataset, recipe, measure="NDCG@10"):
         result = json.loads(zero_shot.read_text())
         for method, label in (("bm25", "BM25"), ("dense", "zero-shot all-MiniLM-L6-v2"), ("hybrid_rrf", "zero-shot + BM25, RRF"),
                               ("hybrid_interpolate", "zero-shot + BM25, interpolation")):
-            rows.append((label, "—", *(f"{result['metrics'][split][method][measure]:.4f}" if method in result["metrics"].get(split, {})
-                                       else "—" for split in ("validation", "test"))))
+            values = [f"{result['metrics'][split][method][measure]:.4f}" if method in result["metrics"].get(split, {}) else "—"
+                      for split in ("validation", "test")]
+            if any(value != "—" for value in values):
+                rows.append((label, "—", *values))
     cells = {}
     for path in sorted(RESULTS.glob(f"{dataset}_{recipe}_*_seed*.json")):
         result = json.loads(path.read_text())
