@@ -50,9 +50,9 @@ def main(argv=None):
         scored = json.loads(next(RESULTS.glob("squad_reqa_strong_*")).read_text())["metrics"]
         sections["SQUAD_SUMMARY"] = "\n\n".join(compare("--summary", *squad, "--measure", m) for m in ("P@1", "MRR@10"))
         sections["SQUAD_LOSSES"] = "\n\n".join(
-            compare(*squad, "--architecture", architecture, "--split", split, "--measure", "P@1")
+            compare(*squad, "--architecture", architecture, "--split", split, "--measure", measure)
             for architecture in ("sde", "ade_spl") if list(RESULTS.glob(f"squad_reqa_strong_{architecture}_*"))
-            for split in ("test", "validation") if split in scored)
+            for split in ("test", "validation") if split in scored for measure in ("P@1", "MRR@10"))
     cascade = RESULTS / "scifact_cascade_samtone_seed0.json"
     if cascade.exists():
         sections["CASCADE"] = cascade_table(cascade)
