@@ -32,6 +32,19 @@ RECIPES = {
     "strong": {"epochs": 3, "warmup_fraction": 0.1, "hard_negatives": "dense", "num_negatives": 1},
     "plain": {"epochs": 3, "warmup_fraction": 0.0, "hard_negatives": None, "num_negatives": 0},
 }
+# Each piece of "strong" measured on its own: the same recipe with exactly one piece taken out or changed (defined
+# before any of them ran). `settings` override COMMON; "mixed_precision" and "mini_batch_size" change only how the
+# step computes, so hard negatives are mined by the same float32 model as for "strong".
+ABLATIONS = {
+    "strong_no_warmup": {"warmup_fraction": 0.0},
+    "strong_no_hard_negatives": {"hard_negatives": None, "num_negatives": 0},
+    "strong_1_epoch": {"epochs": 1},
+    "strong_128_tokens": {"settings": {"document_length": 128}},
+    "strong_bfloat16": {"settings": {"mixed_precision": "bfloat16"}},
+    "strong_batch_128_cached": {"settings": {"batch_size": 128, "mini_batch_size": 32}},
+}
+RECIPES.update({name: {**RECIPES["strong"], **change} for name, change in ABLATIONS.items()})
+STEP_ONLY = ("mixed_precision", "mini_batch_size")
 COMMON = {"model": "bert", "preset": "all-MiniLM-L6-v2", "query_length": 64, "document_length": 256, "batch_size": 32,
           "optimizer": "adam", "learning_rate": 2e-5, "temperature": 0.05, "validation_fraction": 0.2}
 VARIANTS = {
@@ -129,7 +142,7 @@ def main(argv=None):
 
     train_path, test_path = DATASETS[args.dataset]
     recipe = RECIPES[args.recipe]
-    common = {**COMMON, **LENGTHS[args.dataset]}
+    common = {**COMMON, **LENGTHS[args.dataset], **recipe.get("settings", {})}
     test = load_beir(test_path, "test")
     if args.max_test_queries:
         kept = sample_query_ids(test.qrels, args.max_test_queries)
@@ -169,7 +182,8 @@ def main(argv=None):
                 data = {}
                 if recipe["hard_negatives"]:
                     # Mined once per (dataset, architecture) with the starting model, validation queries left out.
-                    mining = TrainConfig(**{**base, "loss": "in_batch"}, hard_negatives=recipe["hard_negatives"],
+                    miner = {key: value for key, value in base.items() if key not in STEP_ONLY}
+                    mining = TrainConfig(**{**miner, "loss": "in_batch"}, hard_negatives=recipe["hard_negatives"],
                                          num_negatives=recipe["num_negatives"], hard_negatives_cache=str(work / "hard_negatives"),
                                          output_dir=str(work / "mining")).validate()
                     starting_model = None if recipe["hard_negatives"] == "bm25" else build_model(mining)
