@@ -7,7 +7,7 @@
 - beam: the same corpus through `tf-dualenc build-index` (DirectRunner `--beam-mode`, default multi_processing, `--beam-workers` 2; batches of
   up to 64), timed from start to the embeddings written (the index build after it is excluded).
 - latency: one query per request, 200 requests after 10 warm-up ones: the export's `encode_query` signature in
-  process, and through `serving.local_server` over gRPC with `ServingClient`; p50 / p99 in milliseconds.
+  process, and through `tf_dualenc.serving.local_server` over gRPC with `ServingClient`; p50 / p99 in milliseconds.
 
 The T5.1.1-small tower is randomly initialised (no pretrained T5 weights offline): speed does not depend on the
 weights. Writes benchmarks/results/serving_<model>.json as each model finishes.
@@ -99,8 +99,8 @@ def main(argv=None):
                 result["beam_overhead"] = round(result["plain_docs_per_second"] / result["beam_docs_per_second"] - 1, 4)
             print(f"{name}: Beam {args.beam_mode} x{args.beam_workers} {result['beam_docs_per_second']} docs/s (job {total:.0f} s)", flush=True)
         if "latency" in parts:
-            from serving.client import ServingClient
-            from serving.local_server import LocalModelServer
+            from tf_dualenc.serving.client import ServingClient
+            from tf_dualenc.serving.local_server import LocalModelServer
 
             queries = list(dataset.queries.values())
             encode = local_query_encoder(export)

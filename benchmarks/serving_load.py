@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/serving_load.py --grpc-clients 100 --rest-clients 50 --requests 20 --save
 
-Without `--address`/`--rest-address` it starts `tf-dualenc serve` (as `python -m serving.local_server`, default
+Without `--address`/`--rest-address` it starts `tf-dualenc serve` (as `python -m tf_dualenc.serving.local_server`, default
 settings, free ports) in a child process over `--export` (a model folder with numeric versions, served as
 `--model-name`); without `--export` it first builds a tiny export in a temporary folder: the tests' tiny T5 dual
 encoder (2 layers, width 64, random weights, ../shared/models/t5/spiece.model). To make one yourself:
@@ -63,12 +63,12 @@ def _texts(count, seed):
 
 
 class _Server:
-    """`python -m serving.local_server` in a child process on free ports; its output goes to a log file."""
+    """`python -m tf_dualenc.serving.local_server` in a child process on free ports; its output goes to a log file."""
 
     def __init__(self, model_name, export, extra_args=()):
         self._log = tempfile.NamedTemporaryFile("w+", prefix="serving_load_", suffix=".log", encoding="utf-8")
         self.log_path = self._log.name
-        command = [sys.executable, "-m", "serving.local_server", "--model", f"{model_name}={export}", "--grpc-port", "0",
+        command = [sys.executable, "-m", "tf_dualenc.serving.local_server", "--model", f"{model_name}={export}", "--grpc-port", "0",
                    "--rest-port", "0", *extra_args]
         self.process = subprocess.Popen(command, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, text=True)
         self.pid = self.process.pid
@@ -236,7 +236,7 @@ def run(argv=None):
     pid = args.server_pid if external else server.pid
     result = {"command": "python benchmarks/serving_load.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "machine_cpus": os.cpu_count(), "model_name": args.model_name, "export": export,
-              "server": "external" if external else "python -m serving.local_server " + " ".join(args.server_arg or ["(default settings)"]),
+              "server": "external" if external else "python -m tf_dualenc.serving.local_server " + " ".join(args.server_arg or ["(default settings)"]),
               "max_batch": args.max_batch, "seed": args.seed, "date": time.strftime("%Y-%m-%d %H:%M"),
               # Latency on a shared machine depends on what else runs: the 1-minute load average says how busy it was.
               "load_average_1min_start": round(os.getloadavg()[0], 2), "memory": {}}

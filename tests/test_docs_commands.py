@@ -54,7 +54,7 @@ def test_doc_command_parses_and_its_config_validates(doc, line, monkeypatch, cap
 
             parse_args(extra)
         elif argv[0] == "serve":  # and these to the server's, which starts serving once parsed: compare with its --help
-            from serving.local_server import main as serve
+            from tf_dualenc.serving.local_server import main as serve
 
             with pytest.raises(SystemExit):
                 serve(["--help"], prog="tf-dualenc serve")

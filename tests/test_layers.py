@@ -15,7 +15,7 @@ LAYERS = {
     "": 0, "_env": 0, "process_owner": 0, "config_files": 0, "atomic_write": 0, "index_config": 0, "vocabulary": 0,
     "data": 1,
     "models": 2, "losses": 2,
-    "training": 3, "evaluation": 3, "export": 3, "loading": 3,
+    "training": 3, "evaluation": 3, "export": 3, "loading": 3, "serving": 3,
     "indexing": 4, "reranking": 4, "analysis": 4,
     "doctor": 5, "demo": 5,
     "cli": 6,

@@ -9,8 +9,8 @@ import pytest
 
 from test_export import CORPUS, DOC_IDS
 from test_models import QUERIES, tiny
-from serving.client import ServingClient
-from serving.local_server import LocalModelServer
+from tf_dualenc.serving.client import ServingClient
+from tf_dualenc.serving.local_server import LocalModelServer
 from tf_dualenc import cli
 from tf_dualenc.export import MODEL_CARD_PATH, export_encoder, load_export, read_manifest
 from tf_dualenc.indexing import RetrievalIndex, build_index

@@ -9,8 +9,8 @@ import pytest
 
 from test_export import CORPUS, DOC_IDS
 from test_models import QUERIES, tiny
-from serving.client import ServingClient, ServingError
-from serving.local_server import LocalModelServer, read_model_config
+from tf_dualenc.serving.client import ServingClient, ServingError
+from tf_dualenc.serving.local_server import LocalModelServer, read_model_config
 
 
 @pytest.fixture(scope="module")
@@ -364,7 +364,7 @@ def strict_server(served, tmp_path_factory):
 
 
 def test_malformed_request_corpus_gets_a_status_on_both_transports_and_no_traceback(served, strict_server, capfd, caplog):
-    from serving import malformed_requests
+    from tf_dualenc.serving import malformed_requests
 
     model, _, _ = served
     server = strict_server
@@ -419,7 +419,7 @@ def test_rest_bounds_the_bytes_it_holds_for_unfinished_requests(strict_server):
     import socket
     import time
 
-    from serving.malformed_requests import Case, http_request, send_rest
+    from tf_dualenc.serving.malformed_requests import Case, http_request, send_rest
 
     # A 1 MiB request limit: the server holds at most 4 MiB of requests read and not yet answered.
     with LocalModelServer({"tiny": strict_server.export_folder}, grpc_port=None, rest_port=0, max_request_bytes=1 << 20,
@@ -470,7 +470,7 @@ def test_rest_request_queued_past_its_deadline_gets_503_not_a_late_answer(strict
     import threading
     import time
 
-    from serving.malformed_requests import Case, http_request, send_rest
+    from tf_dualenc.serving.malformed_requests import Case, http_request, send_rest
 
     with LocalModelServer({"tiny": strict_server.export_folder}, grpc_port=None, rest_port=0, max_workers=1,
                           queue_timeout=0.5) as server:

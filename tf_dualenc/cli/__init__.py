@@ -35,7 +35,7 @@ def main(argv=None):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     import tf_dualenc  # noqa: F401  (environment shims before any TensorFlow import, warning filters)
 
-    from serving.client import ServingError
+    from tf_dualenc.serving.client import ServingError
 
     try:
         return args.func(args)

@@ -66,7 +66,7 @@ def _rerank(args, index, encoder, texts):
 
 def _served_kind(args, index):
     """The served model's client and kind ("encoder", "retrieval", ...: told from its signatures)."""
-    from serving.client import ServingClient
+    from tf_dualenc.serving.client import ServingClient
 
     model_name = args.model_name or (index.manifest.get("model", {}).get("model_name") if index else None)
     if not model_name:

@@ -8,7 +8,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    from serving import local_server
+    from tf_dualenc.serving import local_server
 
     local_server.main(args.server_args, prog="tf-dualenc serve")
     return 0

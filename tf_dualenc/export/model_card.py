@@ -126,7 +126,7 @@ def _query_lines(manifest, signatures):
              f"curl -s http://localhost:8501/v1/models/{name}:predict -d '{body}'"]
     if kind == "retrieval":
         lines.append(f"tf-dualenc search --server localhost:8500 --model-name {name} --query \"what is the capital of France\"")
-    lines += ["```", "", "```python", "from serving.client import ServingClient", "",
+    lines += ["```", "", "```python", "from tf_dualenc.serving.client import ServingClient", "",
               f'client = ServingClient("localhost:8500", "{name}")  # or "http://localhost:8501" for REST',
               f"outputs = client.predict({inputs!r}, signature_name={signature!r})",
               f"outputs[{output!r}]" if kind != "retrieval" else "outputs['document_ids'], outputs['scores']", "```"]

@@ -23,8 +23,8 @@ def local_query_encoder(export_dir, signature="encode_query", batch_size=256):
 
 
 def serving_query_encoder(address, model_name, version=None, signature="encode_query", timeout=30.0, batch_size=256):
-    """texts → [N, D] through TF Serving (or `serving.local_server`) at `address` ("host:port" gRPC, "http://..." REST)."""
-    from serving.client import ServingClient
+    """texts → [N, D] through TF Serving (or `tf_dualenc.serving.local_server`) at `address` ("host:port" gRPC, "http://..." REST)."""
+    from tf_dualenc.serving.client import ServingClient
 
     client = ServingClient(address, model_name, version=version, timeout=timeout)
 

@@ -1,4 +1,4 @@
-"""A re-ranker served by TF Serving (or `serving.local_server`): the second stage of a two-stage service over gRPC/REST."""
+"""A re-ranker served by TF Serving (or `tf_dualenc.serving.local_server`): the second stage of a two-stage service over gRPC/REST."""
 
 import numpy as np
 
@@ -17,7 +17,7 @@ def serving_reranker(address, model_name, version=None, signature="score", timeo
                                   serving_reranker("10.0.0.5:8500", "scifact_reranker"), k=100, top_n=10)
     ```
     """
-    from serving.client import ServingClient
+    from tf_dualenc.serving.client import ServingClient
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be a positive integer.")

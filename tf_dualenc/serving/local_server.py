@@ -1,14 +1,14 @@
 """A small local server that speaks TF Serving's gRPC PredictionService API and REST `:predict` over exports.
 
-For local use and tests where no `tensorflow_model_server` binary exists; `serving.client.ServingClient` works the
+For local use and tests where no `tensorflow_model_server` binary exists; `tf_dualenc.serving.client.ServingClient` works the
 same against this and against real TF Serving. It serves the latest version of each model (TF Serving's default
 version policy), binds 127.0.0.1 unless told otherwise, bounds request size, batch size and text length, and
 answers bad requests with TF Serving's status codes: NOT_FOUND (unknown model or version), INVALID_ARGUMENT
 (unknown signature or input, wrong dtype, empty batch, oversize batch or text), UNIMPLEMENTED (Classify, Regress,
 MultiInference).
 
-    python -m serving.local_server --model scifact=exports/scifact --grpc-port 8500 --rest-port 8501
-    python -m serving.local_server --model-config-file serving/models.config
+    python -m tf_dualenc.serving.local_server --model scifact=exports/scifact --grpc-port 8500 --rest-port 8501
+    python -m tf_dualenc.serving.local_server --model-config-file serving/models.config
 """
 
 import argparse
@@ -851,7 +851,7 @@ class LocalModelServer:
             self._http_thread.join()
 
 
-def main(argv=None, prog="python -m serving.local_server"):
+def main(argv=None, prog="python -m tf_dualenc.serving.local_server"):
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", default=[], metavar="NAME=FOLDER", help="a model folder with numeric versions; repeatable")
     parser.add_argument("--model-config-file", help="TF Serving model config (model_config_list text proto)")

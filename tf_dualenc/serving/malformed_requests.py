@@ -5,7 +5,7 @@ Every case says which answers are acceptable: a specific status where the reques
 flips, truncations, duplicated keys, junk, ...), whose right answer depends on what the mutation hit. Never
 acceptable: a dropped connection (no HTTP status line) or a 500 / INTERNAL / UNKNOWN.
 
-    python -m serving.malformed_requests --address 127.0.0.1:8500 --rest-address http://127.0.0.1:8501 --model-name tiny
+    python -m tf_dualenc.serving.malformed_requests --address 127.0.0.1:8500 --rest-address http://127.0.0.1:8501 --model-name tiny
 
 Stalled cases (a body that never arrives) wait for the server's read timeout (`--rest-timeout`) before their 408.
 """
@@ -361,7 +361,7 @@ def wait_for_listener(address, seconds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m serving.malformed_requests", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tf_dualenc.serving.malformed_requests", description=__doc__.split("\n\n")[0])
     parser.add_argument("--address", help="gRPC host:port")
     parser.add_argument("--rest-address", help="REST http://host:port")
     parser.add_argument("--model-name", default="tiny", help="a served encoder export's name (default: %(default)s)")

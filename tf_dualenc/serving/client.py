@@ -1,6 +1,6 @@
 """A client for TF Serving's PredictionService (gRPC: Predict, GetModelMetadata) and its REST API.
 
-Works unchanged against a real `tensorflow_model_server` and against `serving.local_server`.
+Works unchanged against a real `tensorflow_model_server` and against `tf_dualenc.serving.local_server`.
 
 Example:
 ```python
