@@ -22,7 +22,7 @@ def write_tiny_beir(folder, num_train=48):
 
 
 def tiny_pipeline_config(root, data, vocabulary, **overrides):
-    from pipelines.pipeline_config import PipelineConfig
+    from tf_dualenc.tfx.pipeline_config import PipelineConfig
 
     values = dict(
         pipeline_name="tiny", pipeline_root=str(root), data=data, train_steps=6, threshold=0.0, direct_num_workers=1,

@@ -76,7 +76,7 @@ def test_doc_command_parses_and_its_config_validates(doc, line, monkeypatch, cap
             pytest.skip(f"{doc}: {config.data} is made by an earlier command of the doc")
         config.validate()
     if argv[0] == "pipeline":
-        from pipelines.pipeline_config import DEFAULT_CONFIG, PipelineConfig
+        from tf_dualenc.tfx.pipeline_config import DEFAULT_CONFIG, PipelineConfig
 
         config = PipelineConfig.from_file(args.config or DEFAULT_CONFIG, args.set)
         config.validate(check_paths=False)

@@ -17,7 +17,7 @@ LAYERS = {
     "models": 2, "losses": 2,
     "training": 3, "evaluation": 3, "export": 3, "loading": 3, "serving": 3,
     "indexing": 4, "reranking": 4, "analysis": 4,
-    "doctor": 5, "demo": 5,
+    "doctor": 5, "demo": 5, "tfx": 5,
     "cli": 6,
 }
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pipeline_data import tiny_pipeline_config, write_tiny_beir
-from pipelines.pipeline_config import PipelineConfig
+from tf_dualenc.tfx.pipeline_config import PipelineConfig
 from tf_dualenc.data.fingerprint import fingerprint_inputs
 
 
@@ -79,7 +79,7 @@ def test_fingerprint_changes_when_an_input_file_changes(tmp_path):
 
 
 def test_blessing_needs_the_threshold_and_no_regression():
-    from pipelines.components.retrieval_evaluator import blessing_decision
+    from tf_dualenc.tfx.components.retrieval_evaluator import blessing_decision
 
     assert blessing_decision(0.5, 0.4, None, "NDCG@10") == (True, "NDCG@10 = 0.5000 clears the threshold 0.4000")
     blessed, reason = blessing_decision(0.3, 0.4, None, "NDCG@10")
@@ -116,7 +116,7 @@ def _blessing(artifact_id, model_id, blessed, baseline_id=0):
 
 
 def test_baseline_strategy_picks_the_last_blessed_model_other_than_the_current_one():
-    from pipelines.components.baseline_model_strategy import LastBlessedBaselineStrategy
+    from tf_dualenc.tfx.components.baseline_model_strategy import LastBlessedBaselineStrategy
 
     strategy = LastBlessedBaselineStrategy()
 
@@ -155,7 +155,7 @@ def _fake_index(folder):
 
 
 def test_push_versions_model_and_index_together_and_is_idempotent(tmp_path):
-    from pipelines.components.serving_pusher import push
+    from tf_dualenc.tfx.components.serving_pusher import push
 
     serving = tmp_path / "serving"
     first = push("uri://model/1", _fake_export(tmp_path / "e1", "one"), _fake_index(tmp_path / "i1"), str(serving), "scifact")
@@ -177,7 +177,7 @@ def test_push_versions_model_and_index_together_and_is_idempotent(tmp_path):
 
 
 def test_failed_push_leaves_the_serving_folder_as_it_was(tmp_path, monkeypatch):
-    from pipelines.components import serving_pusher
+    from tf_dualenc.tfx.components import serving_pusher
 
     serving = tmp_path / "serving"
     serving_pusher.push("uri://model/1", _fake_export(tmp_path / "e1", "one"), _fake_index(tmp_path / "i1"), str(serving), "m")
@@ -216,8 +216,8 @@ def test_indexer_builds_from_the_evaluators_embeddings_the_index_encoding_would_
     from test_models import tiny
     from tfx.types import standard_artifacts
 
-    from pipelines.artifacts import CorpusEmbeddings, RetrievalDataset, RetrievalEvaluation, RetrievalIndex
-    from pipelines.components import retrieval_evaluator, retrieval_indexer
+    from tf_dualenc.tfx.artifacts import CorpusEmbeddings, RetrievalDataset, RetrievalEvaluation, RetrievalIndex
+    from tf_dualenc.tfx.components import retrieval_evaluator, retrieval_indexer
     from tf_dualenc.export import export_encoder
 
     data = write_tiny_beir(tmp_path / "data")
@@ -315,7 +315,7 @@ def test_beir_download_unpacks_atomically_and_reuses_the_copy(tmp_path, beir_ser
 
 @pytest.mark.slow
 def test_kubeflow_v2_compile_writes_the_pipeline_json(tmp_path):
-    from pipelines.run_pipeline import compile_pipeline
+    from tf_dualenc.tfx.run_pipeline import compile_pipeline
 
     image = "us-docker.pkg.dev/project/repo/tf-dualenc:0.1.0"
     config = tiny_pipeline_config("gs://bucket/root", "gs://bucket/data", "gs://bucket/spiece.model", image=image,
@@ -340,7 +340,7 @@ def test_kubeflow_v2_compile_writes_the_pipeline_json(tmp_path):
         container = executors[f"{name}_executor"]["container"]
         assert container["image"] == image
     assert executors["Trainer_executor"]["container"]["args"][1] == "tfx.components.trainer.executor.GenericExecutor"
-    assert executors["RetrievalIndexer_executor"]["container"]["args"][1] == "pipelines.components.retrieval_indexer.Executor"
+    assert executors["RetrievalIndexer_executor"]["container"]["args"][1] == "tf_dualenc.tfx.components.retrieval_indexer.Executor"
 
     def parameter(task, name):
         (value,) = tasks[task]["inputs"]["parameters"][name]["runtimeValue"]["constantValue"].values()
@@ -349,7 +349,7 @@ def test_kubeflow_v2_compile_writes_the_pipeline_json(tmp_path):
     assert parameter("RetrievalEvaluator", "metric") == "MRR@10"
     assert float(parameter("RetrievalEvaluator", "threshold")) == 0.25
     assert parameter("ServingPusher", "serving_dir") == "gs://bucket/serving"
-    assert parameter("Trainer", "run_fn") == "pipelines.trainer_module.run_fn"
+    assert parameter("Trainer", "run_fn") == "tf_dualenc.tfx.trainer_module.run_fn"
     assert json.loads(parameter("Trainer", "custom_config"))["train"]["architecture"] == "ade_spl"
     assert '"num_steps": 6' in parameter("Trainer", "train_args")
     # Vertex AI runs TFX's built-in blessed-model resolver.
@@ -361,7 +361,7 @@ def _tree(folder):
 
 
 def _states(outputs):
-    from pipelines.run_pipeline import COMPONENT_ORDER
+    from tf_dualenc.tfx.run_pipeline import COMPONENT_ORDER
 
     return {name: outputs[name]["state"] for name in COMPONENT_ORDER}
 
@@ -370,7 +370,7 @@ def _states(outputs):
 def test_pipeline_runs_end_to_end_caches_and_never_touches_the_served_model_on_failure(tmp_path, t5_vocabulary, capsys):
     import yaml
 
-    from pipelines.run_pipeline import PipelineError, pipeline_outputs, run_pipeline
+    from tf_dualenc.tfx.run_pipeline import PipelineError, pipeline_outputs, run_pipeline
     from tf_dualenc import cli
 
     data = write_tiny_beir(tmp_path / "data")
@@ -442,7 +442,7 @@ def test_pipeline_runs_end_to_end_caches_and_never_touches_the_served_model_on_f
 
 @pytest.mark.slow
 def test_pipeline_refuses_a_first_model_that_does_not_beat_its_references(tmp_path, t5_vocabulary):
-    from pipelines.run_pipeline import PipelineError, pipeline_outputs, run_pipeline
+    from tf_dualenc.tfx.run_pipeline import PipelineError, pipeline_outputs, run_pipeline
 
     # Six steps of a tiny T5 from random initialisation do not beat BM25 on these lexical question/answer pairs.
     config = tiny_pipeline_config(tmp_path / "root", write_tiny_beir(tmp_path / "data"), t5_vocabulary,
@@ -458,7 +458,7 @@ def test_pipeline_refuses_a_first_model_that_does_not_beat_its_references(tmp_pa
 
 @pytest.mark.slow
 def test_beam_dag_runner_runs_the_same_pipeline(tmp_path, t5_vocabulary):
-    from pipelines.run_pipeline import answer_query, run_pipeline
+    from tf_dualenc.tfx.run_pipeline import answer_query, run_pipeline
 
     config = tiny_pipeline_config(tmp_path / "root", write_tiny_beir(tmp_path / "data"), t5_vocabulary, runner="beam")
     outputs = run_pipeline(config, print_fn=lambda *a: None)
@@ -468,7 +468,7 @@ def test_beam_dag_runner_runs_the_same_pipeline(tmp_path, t5_vocabulary):
 
 
 def test_a_second_run_on_a_busy_pipeline_root_is_refused_before_it_starts(tmp_path, t5_vocabulary):
-    from pipelines.run_pipeline import PipelineBusy, pipeline_root_lock, run_pipeline
+    from tf_dualenc.tfx.run_pipeline import PipelineBusy, pipeline_root_lock, run_pipeline
 
     config = tiny_pipeline_config(tmp_path / "root", write_tiny_beir(tmp_path / "data"), t5_vocabulary)
     (tmp_path / "root").mkdir()
@@ -495,7 +495,7 @@ def test_the_pipeline_root_lock_names_its_owner_and_takes_over_only_a_dead_ones(
     import subprocess
     import sys
 
-    from pipelines.run_pipeline import PipelineBusy, pipeline_root_lock
+    from tf_dualenc.tfx.run_pipeline import PipelineBusy, pipeline_root_lock
 
     root, host = str(tmp_path), socket.gethostname()
     lock = tmp_path / ".run.lock"
@@ -507,7 +507,7 @@ def test_the_pipeline_root_lock_names_its_owner_and_takes_over_only_a_dead_ones(
     assert lock.read_text() == ""  # released: no owner left behind
 
     # A run killed with SIGKILL: the kernel drops its flock, but its record stays; the next run takes the root over.
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pipelines.run_pipeline import pipeline_root_lock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom tf_dualenc.tfx.run_pipeline import pipeline_root_lock\n"
                                f"with pipeline_root_lock({root!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
                               cwd=os.path.dirname(os.path.dirname(__file__)), stdout=subprocess.PIPE, text=True)
     try:
@@ -537,9 +537,21 @@ def test_the_pipeline_root_lock_names_its_owner_and_takes_over_only_a_dead_ones(
     assert "taking over" in messages[-1]
 
 
+def test_a_shipped_config_is_found_by_name_and_a_file_wins(tmp_path, monkeypatch):
+    from tf_dualenc.tfx.pipeline_config import CONFIGS_DIR, DEFAULT_CONFIG, config_file
+
+    monkeypatch.chdir(tmp_path)
+    assert config_file(None) == DEFAULT_CONFIG and os.path.dirname(DEFAULT_CONFIG) == CONFIGS_DIR
+    assert config_file("vertex") == config_file("vertex.yaml") == os.path.join(CONFIGS_DIR, "vertex.yaml")
+    assert PipelineConfig.from_file("vertex").runner == "kubeflow_v2"
+    (tmp_path / "vertex.yaml").write_text("runner: local\n")
+    assert config_file("vertex.yaml") == "vertex.yaml"  # a file in the working directory wins over the shipped one
+    assert config_file("configs/none.yaml") == "configs/none.yaml" and config_file("none") == "none"
+
+
 def test_the_shipped_vertex_config_compiles_as_it_is(tmp_path):
-    from pipelines.pipeline_config import DEFAULT_CONFIG
-    from pipelines.run_pipeline import compile_pipeline
+    from tf_dualenc.tfx.pipeline_config import DEFAULT_CONFIG
+    from tf_dualenc.tfx.run_pipeline import compile_pipeline
 
     shipped = os.path.join(os.path.dirname(DEFAULT_CONFIG), "vertex.yaml")
     path = compile_pipeline(PipelineConfig.from_file(shipped), str(tmp_path / "pipeline.json"), print_fn=lambda *a: None)

@@ -87,7 +87,7 @@ def test_training_config_lists_valid_precisions():
 
 def test_pipeline_train_block_takes_mini_batch_size_and_mixed_precision(tmp_path):
     from pipeline_data import write_tiny_beir
-    from pipelines.pipeline_config import PipelineConfig
+    from tf_dualenc.tfx.pipeline_config import PipelineConfig
 
     data = write_tiny_beir(tmp_path / "data")
     train_block = {"model": "bert", "preset": "x", "batch_size": 8, "mini_batch_size": 4, "mixed_precision": "bfloat16"}

@@ -426,14 +426,14 @@ def test_a_dev_split_never_ends_up_both_chosen_on_and_evaluated_or_trained_on(tm
     with pytest.raises(ValueError, match=r"shares 2 queries .* with the validation split 'dev'"):
         check_disjoint(validation, load_beir(data, "dev"))
     check_disjoint(validation, load_beir(data, "test"))
-    from pipelines.pipeline_config import PipelineConfig
+    from tf_dualenc.tfx.pipeline_config import PipelineConfig
 
     with pytest.raises(ValueError, match=r"eval_split='dev' is the split the validation queries come from"):
         PipelineConfig(data=data, eval_split="dev", train={"model": "bert", "preset": "x"}).validate()
 
 
 def test_ingest_drops_every_pair_of_a_validation_query_from_pair_files_too(tmp_path):
-    from pipelines.components.retrieval_example_gen import _training_records
+    from tf_dualenc.tfx.components.retrieval_example_gen import _training_records
 
     data = write_tiny_beir(tmp_path / "beir")
     held_out = set(load_validation(data, fraction=0.2).qrels)
@@ -477,8 +477,8 @@ def test_validation_tracker_state_survives_a_killed_run(tmp_path, monkeypatch):
 def test_the_evaluator_needs_the_config_that_rebuilds_its_starting_model():
     from tfx.types import Channel, standard_artifacts
 
-    from pipelines.artifacts import RetrievalDataset
-    from pipelines.components.retrieval_evaluator import RetrievalEvaluator
+    from tf_dualenc.tfx.artifacts import RetrievalDataset
+    from tf_dualenc.tfx.components.retrieval_evaluator import RetrievalEvaluator
 
     with pytest.raises(ValueError, match="pass `starting_model`"):
         RetrievalEvaluator(model=Channel(type=standard_artifacts.Model), validation_dataset=Channel(type=RetrievalDataset))

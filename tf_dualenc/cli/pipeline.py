@@ -7,7 +7,8 @@ import sys
 def add_parser(subparsers):
     p = subparsers.add_parser("pipeline", help="the TFX pipeline: ingest → train → evaluate/bless → index → push (run or compile)")
     p.add_argument("action", choices=["run", "compile"], help="run: local / Beam runner here; compile: Kubeflow V2 / Vertex AI JSON")
-    p.add_argument("--config", default=None, help="pipeline YAML/JSON (default: pipelines/configs/scifact_minilm.yaml)")
+    p.add_argument("--config", default=None, help="pipeline YAML/JSON file, or the name of a shipped config: scifact_minilm, vertex "
+                   "(tf_dualenc/tfx/configs/; default: scifact_minilm)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key (train.KEY for training); repeatable")
     p.add_argument("--runner", choices=["local", "beam"], default=None, help="runner for `run` (default: the config's)")
     p.add_argument("--output", default="pipeline.json", help="compile: the pipeline JSON to write (default: %(default)s)")
@@ -22,10 +23,10 @@ def run(args):
     import json
     import logging
 
-    from pipelines.pipeline_config import DEFAULT_CONFIG, PipelineConfig
-    from pipelines.run_pipeline import PipelineError, answer_query, compile_pipeline, run_pipeline
+    from tf_dualenc.tfx.pipeline_config import PipelineConfig, config_file
+    from tf_dualenc.tfx.run_pipeline import PipelineError, answer_query, compile_pipeline, run_pipeline
 
-    config_path = args.config or DEFAULT_CONFIG
+    config_path = config_file(args.config)
     config = PipelineConfig.from_file(config_path, args.set)
     if args.runner:
         config = config.with_overrides([f"runner={args.runner}"])
@@ -63,7 +64,7 @@ def run(args):
 
 def _print_outputs(outputs, config):
     """Each component's state, where its artifacts are, and the model's metrics beside the starting model's and BM25's."""
-    from pipelines.run_pipeline import COMPONENT_ORDER
+    from tf_dualenc.tfx.run_pipeline import COMPONENT_ORDER
 
     evaluation = outputs["RetrievalEvaluator"]["evaluation"]
     pushed = outputs["ServingPusher"]["pushed_model"]

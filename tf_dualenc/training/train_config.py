@@ -151,7 +151,7 @@ class TrainConfig:
             key, raw = item.split("=", 1)
             if key not in types:
                 raise ValueError(f"--set {key}: unknown key; valid keys: {self.field_names()}.")
-            values[key] = _parse_value(key, raw, types[key])
+            values[key] = parse_value(key, raw, types[key])
         return TrainConfig(**values)
 
     def validate(self):
@@ -263,7 +263,9 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def _parse_value(key, raw, annotation):
+def parse_value(key, raw, annotation):
+    """A `--set key=raw` string as the type `annotation` names (bool, int, float, str, lists, Optional); ValueError
+    naming `key` otherwise. Also used for the pipeline config's `train.KEY` overrides (tf_dualenc.tfx)."""
     base = annotation
     if typing.get_origin(annotation) is typing.Union:
         if raw.lower() in ("none", "null"):

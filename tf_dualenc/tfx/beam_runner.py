@@ -3,7 +3,7 @@
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 from tfx.v1.orchestration import metadata
 
-from pipelines.pipeline import create_pipeline
+from tf_dualenc.tfx.pipeline import create_pipeline
 
 
 def run(config, *, input_fingerprint="", beam_pipeline_args=()):

@@ -23,8 +23,8 @@ from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import Channel, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from pipelines.artifacts import CorpusEmbeddings, RetrievalDataset, RetrievalEvaluation
-from pipelines.components.component_error import ComponentError
+from tf_dualenc.tfx.artifacts import CorpusEmbeddings, RetrievalDataset, RetrievalEvaluation
+from tf_dualenc.tfx.components.component_error import ComponentError
 
 COMPONENT = "RetrievalEvaluator"
 REFERENCES = ("starting_model", "bm25")

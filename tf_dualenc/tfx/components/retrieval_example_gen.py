@@ -14,8 +14,8 @@ from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import Channel, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from pipelines.artifacts import RetrievalDataset
-from pipelines.components.component_error import ComponentError
+from tf_dualenc.tfx.artifacts import RetrievalDataset
+from tf_dualenc.tfx.components.component_error import ComponentError
 
 COMPONENT = "RetrievalExampleGen"
 
@@ -141,7 +141,7 @@ class RetrievalExampleGen(base_component.BaseComponent):
         validation_data: the BEIR folder the validation split comes from: its `dev` split when it has one, else
             `validation_fraction` of its `split` queries (`tf_dualenc.data.validation_split`). Every training pair of
             a validation query (matched by query id) is left out of training.
-        input_fingerprint: see `pipelines.pipeline_config.fingerprint_inputs`.
+        input_fingerprint: see `tf_dualenc.tfx.pipeline_config.fingerprint_inputs`.
     """
 
     SPEC_CLASS = RetrievalExampleGenSpec

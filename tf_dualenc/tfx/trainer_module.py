@@ -1,4 +1,4 @@
-"""The Trainer's `run_fn` (passed to `tfx.components.Trainer` as the importable path `pipelines.trainer_module.run_fn`).
+"""The Trainer's `run_fn` (passed to `tfx.components.Trainer` as the importable path `tf_dualenc.tfx.trainer_module.run_fn`).
 
 It calls the package's trainer (`tf_dualenc.training.train`) on the ingested TFRecord pairs, with the hyperparameters
 from `custom_config["train"]` (any `TrainConfig` key except data and output locations, which the pipeline owns), then
@@ -29,7 +29,7 @@ def train_config_from_fn_args(fn_args):
 
 def run_fn(fn_args):
     """Trains, then writes `Format-Serving` (encoder SavedModel with op audit) and `Format-Keras/model.keras`."""
-    from pipelines.components.component_error import ComponentError
+    from tf_dualenc.tfx.components.component_error import ComponentError
     from tf_dualenc.export import export_encoder
     from tf_dualenc.training import train
 

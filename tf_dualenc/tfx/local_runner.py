@@ -2,7 +2,7 @@
 
 from tfx import v1 as tfx
 
-from pipelines.pipeline import create_pipeline
+from tf_dualenc.tfx.pipeline import create_pipeline
 
 
 def run(config, *, input_fingerprint="", beam_pipeline_args=()):

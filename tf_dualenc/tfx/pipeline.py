@@ -1,6 +1,6 @@
 """The pipeline definition: one pure `create_pipeline()` for every runner (local, Beam, Kubeflow V2 / Vertex AI).
 
-    RetrievalExampleGen ─ examples ─▶ Trainer (run_fn=pipelines.trainer_module.run_fn) ─ model ─┐
+    RetrievalExampleGen ─ examples ─▶ Trainer (run_fn=tf_dualenc.tfx.trainer_module.run_fn) ─ model ─┐
             └─ validation_dataset (decides), eval_dataset (test: reported, indexed) ──────────┤
     latest_blessed_model_resolver ─ baseline_model ──▶ RetrievalEvaluator ─ blessing ─▶ RetrievalIndexer ─ index ─▶ ServingPusher
                                                           └─ corpus_embeddings (test corpus, blessed model) ─▲
@@ -8,13 +8,13 @@
 
 from tfx import v1 as tfx
 
-from pipelines.components.baseline_model_strategy import LastBlessedBaselineStrategy
-from pipelines.components.retrieval_evaluator import RetrievalEvaluator
-from pipelines.components.retrieval_example_gen import RetrievalExampleGen
-from pipelines.components.retrieval_indexer import RetrievalIndexer
-from pipelines.components.serving_pusher import ServingPusher
+from tf_dualenc.tfx.components.baseline_model_strategy import LastBlessedBaselineStrategy
+from tf_dualenc.tfx.components.retrieval_evaluator import RetrievalEvaluator
+from tf_dualenc.tfx.components.retrieval_example_gen import RetrievalExampleGen
+from tf_dualenc.tfx.components.retrieval_indexer import RetrievalIndexer
+from tf_dualenc.tfx.components.serving_pusher import ServingPusher
 
-RUN_FN = "pipelines.trainer_module.run_fn"
+RUN_FN = "tf_dualenc.tfx.trainer_module.run_fn"
 BASELINE_STRATEGIES = ("last_blessed_other", "latest_blessed")
 
 
@@ -23,7 +23,7 @@ def create_pipeline(config, *, metadata_connection_config=None, beam_pipeline_ar
     """Builds the TFX pipeline from a validated, resolved `PipelineConfig`; runs nothing.
 
     Args:
-        config: a `pipelines.pipeline_config.PipelineConfig` (`resolved()` and `validate()`d).
+        config: a `tf_dualenc.tfx.pipeline_config.PipelineConfig` (`resolved()` and `validate()`d).
         metadata_connection_config: MLMD connection (local runners); None for Kubeflow V2 / Vertex AI.
         beam_pipeline_args: Beam options for the Beam-based components (the indexer).
         input_fingerprint: digest of the input files (`fingerprint_inputs`), so a changed file re-runs ingest.

@@ -19,9 +19,9 @@ from tfx.dsl.components.base import base_beam_component, base_beam_executor, exe
 from tfx.types import Channel, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from pipelines.artifacts import CorpusEmbeddings, RetrievalDataset, RetrievalIndex
-from pipelines.components.component_error import ComponentError
-from pipelines.components.retrieval_evaluator import serving_dir
+from tf_dualenc.tfx.artifacts import CorpusEmbeddings, RetrievalDataset, RetrievalIndex
+from tf_dualenc.tfx.components.component_error import ComponentError
+from tf_dualenc.tfx.components.retrieval_evaluator import serving_dir
 
 COMPONENT = "RetrievalIndexer"
 INDEX_FOLDER = "index"

@@ -19,10 +19,10 @@ from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import Channel, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from pipelines.artifacts import RetrievalIndex
-from pipelines.components.component_error import ComponentError
-from pipelines.components.retrieval_evaluator import serving_dir
-from pipelines.components.retrieval_indexer import INDEX_FOLDER, is_blessed, record_unblessed
+from tf_dualenc.tfx.artifacts import RetrievalIndex
+from tf_dualenc.tfx.components.component_error import ComponentError
+from tf_dualenc.tfx.components.retrieval_evaluator import serving_dir
+from tf_dualenc.tfx.components.retrieval_indexer import INDEX_FOLDER, is_blessed, record_unblessed
 from tf_dualenc.atomic_write import write_json_atomic, write_text_atomic
 from tf_dualenc.export.layout import check_model_name, model_versions
 

@@ -10,7 +10,7 @@ import os
 
 from tfx import v1 as tfx
 
-from pipelines.pipeline import create_pipeline
+from tf_dualenc.tfx.pipeline import create_pipeline
 
 
 def compile_pipeline(config, output_file, *, beam_pipeline_args=()):

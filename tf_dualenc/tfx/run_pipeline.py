@@ -5,8 +5,8 @@ import contextlib
 import json
 import os
 
-from pipelines.components.component_error import ComponentError
-from pipelines.pipeline_config import PipelineConfig
+from tf_dualenc.tfx.components.component_error import ComponentError
+from tf_dualenc.tfx.pipeline_config import PipelineConfig
 from tf_dualenc.data.fingerprint import fingerprint_inputs
 
 COMPONENT_ORDER = ("RetrievalExampleGen", "Trainer", "RetrievalEvaluator", "RetrievalIndexer", "ServingPusher")
@@ -41,9 +41,9 @@ def run_pipeline(config, *, print_fn=print):
         raise ValueError("runner='kubeflow_v2' is compiled, not run here: use `tf-dualenc pipeline compile`.")
     config, fingerprint = prepare(config, print_fn=print_fn)
     if config.runner == "beam":
-        from pipelines import beam_runner as runner
+        from tf_dualenc.tfx import beam_runner as runner
     else:
-        from pipelines import local_runner as runner
+        from tf_dualenc.tfx import local_runner as runner
     os.makedirs(config.pipeline_root, exist_ok=True)
     with pipeline_root_lock(config.pipeline_root, print_fn=print_fn):
         return _run_locked(config, runner, fingerprint, print_fn)
@@ -144,7 +144,7 @@ def _run_locked(config, runner, fingerprint, print_fn):
 
 def compile_pipeline(config, output_file, *, print_fn=print):
     """Validates `config` (without requiring local data) and writes the Kubeflow V2 / Vertex AI pipeline JSON."""
-    from pipelines.kubeflow_v2_runner import compile_pipeline as compile_v2
+    from tf_dualenc.tfx.kubeflow_v2_runner import compile_pipeline as compile_v2
 
     config = PipelineConfig(**dict(config.to_dict(), runner="kubeflow_v2"))
     if config.dataset and not config.data:

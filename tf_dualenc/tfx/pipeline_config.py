@@ -9,7 +9,22 @@ from tf_dualenc.index_config import INDEX_METHODS
 
 RUNNERS = ("local", "beam", "kubeflow_v2")
 MEASURES = ("NDCG@10", "MRR@10", "P@1", "Recall@100", "MAP@100")
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "scifact_minilm.yaml")
+# The configs shipped with the package (package data, so they are in the wheel too).
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+DEFAULT_CONFIG = os.path.join(CONFIGS_DIR, "scifact_minilm.yaml")
+
+
+def config_file(path=None):
+    """`--config` as given: a file; else the name of a shipped config (`vertex` or `vertex.yaml`: CONFIGS_DIR); none:
+    DEFAULT_CONFIG. A name that is neither comes back unchanged, for the reader's error naming it."""
+    if not path:
+        return DEFAULT_CONFIG
+    if os.path.exists(path) or os.sep in path:
+        return path
+    for name in (path, path + ".yaml"):
+        if os.path.isfile(os.path.join(CONFIGS_DIR, name)):
+            return os.path.join(CONFIGS_DIR, name)
+    return path
 
 
 @dataclasses.dataclass
@@ -71,9 +86,11 @@ class PipelineConfig:
 
     @classmethod
     def from_file(cls, path, overrides=()):
-        """Reads YAML or JSON, applies `key=value` overrides (`train.key=value` for training keys)."""
+        """Reads YAML or JSON (a file, or a shipped config by name: `config_file`), applies `key=value` overrides
+        (`train.key=value` for training keys)."""
         from tf_dualenc.config_files import read_config_mapping
 
+        path = config_file(path)
         values = read_config_mapping(path, "Pipeline config")
         unknown = sorted(set(values) - set(cls.field_names()))
         if unknown:
@@ -190,7 +207,7 @@ class PipelineConfig:
         return self
 
     def _validation_errors(self, check_paths):
-        from pipelines.components.retrieval_evaluator import REFERENCES
+        from tf_dualenc.tfx.components.retrieval_evaluator import REFERENCES
 
         errors = []
         fraction = self.validation_fraction
@@ -215,7 +232,7 @@ class PipelineConfig:
         return errors
 
     def _train_errors(self, check_paths):
-        from pipelines.trainer_module import OWNED_KEYS
+        from tf_dualenc.tfx.trainer_module import OWNED_KEYS
         from tf_dualenc.training.train_config import TrainConfig
 
         owned = sorted(set(self.train) & set(OWNED_KEYS))
@@ -239,9 +256,9 @@ class PipelineConfig:
 
 
 def _parse_train_value(name, raw, annotation):
-    from tf_dualenc.training.train_config import _parse_value
+    from tf_dualenc.training.train_config import parse_value
 
-    return _parse_value(f"train.{name}", raw, annotation)
+    return parse_value(f"train.{name}", raw, annotation)
 
 
 def _absolute(path):

@@ -1,9 +1,0 @@
-"""The TFX pipeline: one pure `create_pipeline()` (pipelines.pipeline) and thin runners — local (LocalDagRunner,
-SQLite metadata; the default), Beam (BeamDagRunner) and Kubeflow V2 / Vertex AI (compiles a pipeline JSON).
-
-Components (one module each in `pipelines.components`): RetrievalExampleGen (ingest) → Trainer (`run_fn` =
-`pipelines.trainer_module.run_fn`) → RetrievalEvaluator (metrics + blessing against a threshold and the last blessed
-model) → RetrievalIndexer (Beam encode + ScaNN/exact index) → ServingPusher (TF Serving layout). See docs/pipeline.md.
-"""
-
-import tf_dualenc  # noqa: F401  (environment shims — Keras 3 + tf-keras, the TFDV stand-in — before TFX loads)
