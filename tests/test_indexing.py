@@ -174,6 +174,37 @@ def test_pipeline_takes_standard_beam_options_for_other_runners():
     assert spark.get_all_options()["spark_master_url"] == "spark://h:7077"
 
 
+def test_dask_runner_builds_the_index_the_direct_runner_builds(tmp_path, tiny_export):
+    # Beam's DaskRunner on a local dask.distributed cluster of 2 worker processes (started and closed by the CLI).
+    from test_models import DOCUMENTS
+
+    _, export = tiny_export
+    corpus = write_corpus(tmp_path / "corpus.jsonl", [DOCUMENTS[i % len(DOCUMENTS)] + " more" * (i % 9) for i in range(40)])
+    argv = ["build-index", "--corpus", corpus, "--model", export, "--min-batch-size", "2", "--max-batch-size", "3"]
+    assert cli.main([*argv, "--output", str(tmp_path / "direct")]) == 0
+    assert cli.main([*argv, "--output", str(tmp_path / "dask"), "--runner", "dask", "--num-shards", "3"]) == 0
+    assert sorted(p.name for p in (tmp_path / "dask-embeddings").iterdir()) == [f"part-0000{i}-of-00003.tfrecord" for i in range(3)]
+    direct, dask = RetrievalIndex.load(str(tmp_path / "direct")), RetrievalIndex.load(str(tmp_path / "dask"))
+    assert sorted(dask.ids) == sorted(direct.ids) == sorted(f"d{i}" for i in range(40))
+    row = {doc_id: i for i, doc_id in enumerate(dask.ids)}
+    np.testing.assert_allclose(np.asarray(dask.embeddings)[[row[doc_id] for doc_id in direct.ids]], np.asarray(direct.embeddings), atol=1e-5)
+
+
+def test_runner_dask_is_spelled_as_beams_dask_runner_and_takes_a_scheduler_address():
+    from tf_dualenc.indexing.build_index_pipeline import parse_args
+    from tf_dualenc.indexing.dask_build import DASK_RUNNER
+
+    required = ["--corpus", "c.jsonl", "--model", "m", "--output", "o"]
+    args, beam_args = parse_args([*required, "--runner", "dask", "--dask-address", "sched:8786", "--dask_npartitions", "4"])
+    assert args.dask and args.dask_address == "sched:8786" and beam_args == ["--runner", DASK_RUNNER, "--dask_npartitions", "4"]
+    args, beam_args = parse_args([*required, "--runner=DaskRunner"])
+    assert args.dask and args.dask_address is None and beam_args == [f"--runner={DASK_RUNNER}"]
+    args, beam_args = parse_args([*required, "--runner", "DirectRunner"])
+    assert not args.dask and beam_args == ["--runner", "DirectRunner"]
+    with pytest.raises(SystemExit):
+        parse_args([*required, "--dask-address", "sched:8786"])
+
+
 @pytest.mark.slow
 def test_scifact_index_from_a_trained_model(tmp_path, t5_vocabulary, capsys):
     if not (SHARED / "data" / "scifact").exists():

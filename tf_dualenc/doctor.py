@@ -31,6 +31,8 @@ PINNED = {
     "bm25s": "0.3.16",
     "pystemmer": "3.1.0",
     "matplotlib": "3.11.2",
+    "dask": "2026.8.0",
+    "distributed": "2026.8.0",
 }
 # Either build of TensorFlow satisfies the stack: tensorflow-cpu here, tensorflow on GPU machines.
 _ALTERNATIVES = {"tensorflow-cpu": ("tensorflow-cpu", "tensorflow")}

@@ -5,6 +5,7 @@ then build a searchable index folder from them.
         --corpus ../shared/data/scifact/corpus.jsonl --model exports/scifact/1 --output indexes/scifact \
         [--method auto|scann|brute_force] [--queries ../shared/data/scifact/queries.jsonl] \
         [--runner DirectRunner]   (in-process, one worker: the fastest on one machine; docs/serving.md)
+        [--runner dask [--dask-address HOST:PORT]]   (Beam's DaskRunner; a local 2-process cluster without an address)
 
 Everything not listed above is a standard Beam pipeline option (Dataflow, Flink, Spark runners take theirs:
 `--runner DataflowRunner --project ... --region ... --temp_location gs://...`).
@@ -15,6 +16,13 @@ encoder is loaded. A failed build leaves no shards behind; a re-run removes what
 Steps: ReadCorpus → EncodeDocuments (RunInference over `KeyedModelHandler(SavedModelEncoderHandler)`, ids kept with
 vectors, `BatchElements` batching, the model loaded once per worker) → WriteEmbeddings (TFRecord shards of
 `tf.train.Example{id, text, embedding}`). The index build then streams the shards into `build_index`.
+
+On Beam's DaskRunner the same steps take another shape (`dask_build.py`), because that runner drops what a DoFn emits
+from `finish_bundle` (BatchElements' last batch, the file sink's write results, so WriteToTFRecord writes nothing),
+evaluates only the pipeline's last transform, runs `Reshuffle` as a no-op and keeps the partition count of the first
+`Create`: the corpus is read in shares (one partition each), documents are grouped into length buckets and each
+bucket is encoded in batches by one DoFn (the export loaded once per worker process), and each shard is written by
+one task after a GroupByKey on the shard number.
 """
 
 import argparse
@@ -29,6 +37,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from tf_dualenc.data.beir import describe_json_error, document_text
 from tf_dualenc.index_config import INDEX_METHODS
+from tf_dualenc.indexing import dask_build
 from tf_dualenc.indexing.saved_model_encoder_handler import SavedModelEncoderHandler
 
 CORPUS_FORMATS = ("auto", "jsonl", "tfrecord")
@@ -189,6 +198,10 @@ class ReadCorpus(beam.PTransform):
                 raise FileNotFoundError(f"No corpus file matches {pattern!r}.")
             corpus_format(pattern, data_format)
 
+    def files(self):
+        """(path, format) of every file the patterns match, as the job's MatchFiles step finds them."""
+        return [unit for pattern in self._patterns for unit in _matching_files((pattern, corpus_format(pattern, self._format)))]
+
     def expand(self, pipeline):
         return (pipeline
                 | "CorpusPatterns" >> beam.Create([(pattern, corpus_format(pattern, self._format)) for pattern in self._patterns])
@@ -314,7 +327,13 @@ def parse_args(argv=None):
     parser.add_argument("--queries", default=None, help="queries (JSONL with 'text', or one per line) for the build-time recall@10 check")
     parser.add_argument("--title-separator", default=" ")
     parser.add_argument("--overwrite", action="store_true")
-    return parser.parse_known_args(argv)
+    parser.add_argument("--dask-address", default=None, metavar="HOST:PORT",
+                        help="with --runner dask: a dask.distributed scheduler (default: a local cluster of 2 worker processes)")
+    args, pipeline_args = parser.parse_known_args(argv)
+    pipeline_args, args.dask = dask_build.runner_args(pipeline_args)
+    if args.dask_address and not args.dask:
+        parser.error("--dask-address needs --runner dask")
+    return args, pipeline_args
 
 
 def index_corpus(model, corpus, output, *, pipeline_options=None, make_pipeline=None, corpus_format="auto", title_separator=" ",
@@ -346,11 +365,15 @@ def index_corpus(model, corpus, output, *, pipeline_options=None, make_pipeline=
         _remove_shards(prefix)  # a previous run's shards must not mix with this run's
     try:
         pipeline = make_pipeline() if make_pipeline is not None else beam.Pipeline(options=pipeline_options or PipelineOptions([]))
-        with pipeline:
-            _ = (pipeline
-                 | "ReadCorpus" >> reader
-                 | "EncodeDocuments" >> EncodeDocuments(model_dir, min_batch_size, max_batch_size)
-                 | "WriteEmbeddings" >> WriteEmbeddings(prefix, num_shards))
+        with dask_build.dask_cluster(pipeline), pipeline:
+            if dask_build.is_dask_runner(pipeline.runner):  # the same records, in a shape Beam's DaskRunner runs
+                dask_build.build(pipeline, reader.files(), model_dir=model_dir, prefix=prefix, num_shards=num_shards,
+                                 max_batch_size=max_batch_size, title_separator=title_separator)
+            else:
+                _ = (pipeline
+                     | "ReadCorpus" >> reader
+                     | "EncodeDocuments" >> EncodeDocuments(model_dir, min_batch_size, max_batch_size)
+                     | "WriteEmbeddings" >> WriteEmbeddings(prefix, num_shards))
         records, count, dimension = read_embedding_shards(f"{prefix}-*.tfrecord")
         if not count:
             raise CorpusRecordError(f"The corpus has no documents: {', '.join(corpus)}.")
@@ -445,6 +468,8 @@ def _remove_shards(prefix):
 def run(argv=None, print_fn=print):
     """Runs the encoding pipeline, then builds the index; returns the index manifest."""
     args, pipeline_args = parse_args(argv)
+    if args.dask_address:
+        pipeline_args = [*pipeline_args, "--dask_client_address", args.dask_address]
     return index_corpus(
         args.model, args.corpus, args.output, pipeline_options=PipelineOptions(pipeline_args), corpus_format=args.corpus_format,
         title_separator=args.title_separator, embeddings=args.embeddings, num_shards=args.num_shards,
