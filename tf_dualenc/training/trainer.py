@@ -10,6 +10,7 @@ import os
 import resource
 import time
 
+from tf_dualenc.atomic_write import write_json_atomic
 from tf_dualenc.training.checkpoints import restore_latest_checkpoint
 from tf_dualenc.training.train_config import TrainConfig
 
@@ -201,16 +202,6 @@ def _check_resume_config(output_dir, config):
         )
 
 
-def _write_json(path, value):
-    import tempfile
-
-    # A unique temporary name: several workers of one cluster may write the same file at once.
-    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path), suffix=".tmp", delete=False, encoding="utf-8") as f:
-        json.dump(value, f, indent=2)
-        f.write("\n")
-    os.replace(f.name, path)
-
-
 def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
     """Trains (or resumes) a dual encoder as `config` says; returns the summary dict.
 
@@ -267,7 +258,7 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
                          f"{config.batch_size // replicas} pairs (batch_size={config.batch_size}).")
     chief = _is_chief(strategy)
     if chief:
-        _write_json(os.path.join(config.output_dir, CONFIG_FILE), config.to_dict())
+        write_json_atomic(os.path.join(config.output_dir, CONFIG_FILE), config.to_dict())
     keras.utils.set_random_seed(config.seed)
     from tf_dualenc.training.precision import float32_compute, set_compute_policy, training_precision
 
@@ -388,7 +379,7 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
         model.save(tmp)
         os.replace(tmp, model_path)
         summary["model"] = model_path
-    _write_json(os.path.join(config.output_dir, "summary.json"), summary)
+    write_json_atomic(os.path.join(config.output_dir, "summary.json"), summary)
     print_fn(
         f"\n{'finished' if summary['finished'] else 'stopped'} at step {done}/{config.steps}; "
         f"last loss {summary['last_loss']}; {summary['pairs_per_second']} pairs/s; peak RSS {summary['peak_rss_mb']} MB"
