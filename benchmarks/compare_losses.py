@@ -4,6 +4,7 @@ between two losses.
     .venv/bin/python benchmarks/compare_losses.py [--dataset scifact] [--recipe strong] [--architecture sde]
                                                   [--a samtone --b in_batch] [--split test] [--measure NDCG@10]
     .venv/bin/python benchmarks/compare_losses.py --summary [--dataset scifact] [--recipe strong]
+    .venv/bin/python benchmarks/compare_losses.py --ablations --architecture ade_spl --a samtone
 
 Paired tests (a − b), on the queries of `--split`:
 - over queries: each query's score averaged over the seeds both losses have, then a paired t-test and a paired
@@ -120,6 +121,8 @@ def summary_table(dataset, recipe, measure="NDCG@10"):
     cells = {}
     for path in sorted(RESULTS.glob(f"{dataset}_{recipe}_*_seed*.json")):
         result = json.loads(path.read_text())
+        if result.get("recipe") != recipe:  # "strong_*" variants share the prefix
+            continue
         cells.setdefault((result["architecture"], result["loss"]), []).append(result)
     for (architecture, loss), results in sorted(cells.items()):
         for method, label in (("dense", "dense"), ("hybrid_rrf", "+ BM25, RRF"), ("hybrid_interpolate", "+ BM25, interpolation")):
@@ -136,6 +139,36 @@ def summary_table(dataset, recipe, measure="NDCG@10"):
     return "\n".join(lines)
 
 
+def ablation_table(dataset, architecture, loss, base="strong", measure="NDCG@10", method="dense"):
+    """Markdown: each recipe that changes one piece of `base`, against `base` on the same seeds, per split: its
+    mean, the paired difference over queries (per-query scores averaged over the shared seeds) and its p-values."""
+    runs = {}
+    for path in sorted(RESULTS.glob(f"{dataset}_*_{architecture}_{loss}_seed*.json")):
+        result = json.loads(path.read_text())
+        if result.get("architecture") == architecture and result.get("loss") == loss and "recipe" in result:
+            runs.setdefault(result["recipe"], {})[int(result["seed"])] = result
+    base_runs = runs.pop(base, {})
+    lines = [f"| {dataset} {architecture} {loss}: {base} with one change ({method} {measure}) | seeds | validation | "
+             f"Δ vs {base} (p) | test | Δ vs {base} (p) |", "|---|---|---|---|---|---|"]
+    for recipe, cells in sorted(runs.items()):
+        seeds = sorted(set(cells) & set(base_runs))
+        if not seeds:
+            continue
+        row = [recipe, ",".join(map(str, seeds))]
+        for split in ("validation", "test"):
+            if split not in cells[seeds[0]]["metrics"]:
+                row += ["—", "—"]
+                continue
+            value = np.mean([cells[s]["metrics"][split][method][measure] for s in seeds])
+            queries = sorted(base_runs[seeds[0]]["per_query"][split][method][measure])
+            per_query = [np.mean([[r[s]["per_query"][split][method][measure][q] for q in queries] for s in seeds], axis=0)
+                         for r in (cells, base_runs)]
+            test = paired_tests(*per_query)
+            row += [f"{value:.4f}", f"{test['mean_difference']:+.4f} (t p={test['t_test_p']:.3f}, bootstrap p={test['bootstrap_p']:.3f})"]
+        lines.append(f"| {' | '.join(row)} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="scifact")
@@ -146,9 +179,14 @@ def main(argv=None):
     parser.add_argument("--split", default="test", choices=["test", "validation"])
     parser.add_argument("--measure", default="NDCG@10")
     parser.add_argument("--summary", action="store_true", help="print the table of every cell of the recipe instead")
+    parser.add_argument("--ablations", action="store_true",
+                        help="print each recipe that changes one piece of --recipe against it, for --architecture and --a")
     args = parser.parse_args(argv)
     if args.summary:
         print(summary_table(args.dataset, args.recipe, args.measure))
+        return
+    if args.ablations:
+        print(ablation_table(args.dataset, args.architecture, args.a, args.recipe, args.measure))
         return
     report = compare(args.dataset, args.recipe, args.architecture, args.a, args.b, args.split, args.measure)
     measure = args.measure.lower().replace("@", "")

@@ -53,6 +53,8 @@ def main(argv=None):
             compare(*squad, "--architecture", architecture, "--split", split, "--measure", measure)
             for architecture in ("sde", "ade_spl") if list(RESULTS.glob(f"squad_reqa_strong_{architecture}_*"))
             for split in ("test", "validation") if split in scored for measure in ("P@1", "MRR@10"))
+    if [path for path in RESULTS.glob("scifact_strong_*_ade_spl_samtone_seed*.json") if "_strong_ade_spl_" not in path.name]:
+        sections["ABLATIONS"] = compare("--ablations", "--architecture", "ade_spl", "--a", "samtone")
     cascade = RESULTS / "scifact_cascade_samtone_seed0.json"
     if cascade.exists():
         sections["CASCADE"] = cascade_table(cascade)
