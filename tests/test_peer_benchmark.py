@@ -85,3 +85,16 @@ def test_the_peer_child_runs_with_the_peer_python():
     configs = pb._configs(args)
     assert [c["side"] for c in configs].count(pb.PEER) == 2 and len(configs) == 8
     assert len(pb._configs(pb.build_parser().parse_args(["--tasks", "encode,profile"]))) == 6
+
+
+def test_a_profile_line_names_where_the_time_went():
+    run = {"encode_cold_seconds": 22.4, "encode_warm_seconds": 11.0, "tokenize_seconds": 0.02, "batch_lengths": [256, 180],
+           "real_tokens": 30000, "forward_trimmed_first_pass_seconds": 10.1, "forward_trimmed_second_pass_seconds": 10.2,
+           "forward_padded_first_pass_seconds": 10.2, "forward_padded_second_pass_seconds": 9.4,
+           "op_profile": {"batch_seconds": 13.0, "ops": [["_MklMatMul", 4.6, 0.356], ["Erfc", 0.8, 0.062]]}}
+    line = pb.format_profile(run)
+    assert "cold 22.4 s, warm 11.0 s" in line and "2 batches of 180-256 tokens (mean 218)" in line and "XLA" not in line
+    assert line.endswith("_MklMatMul 35.6%, Erfc 6.2%")
+    run.update(forward_padded_xla_compile_seconds=8.7, forward_padded_xla_first_pass_seconds=4.2,
+               forward_padded_xla_second_pass_seconds=4.3)
+    assert "with XLA 4.2 s (again 4.3 s; compiling 8.7 s)" in pb.format_profile(run)
