@@ -412,6 +412,10 @@ def test_cli_mines_trains_exports_and_trains_jointly(tmp_path, t5_vocabulary, ca
                      "--pair-length", "32", "--validation-data", mined, "--warmup-steps", "1"]) == 0
     training = json.loads((reranker_dir / "training.json").read_text())
     assert len(training["loss"]) == 4 and training["validation"][-1]["step"] == 4
+    # The record holds what the run was given, not the parser's namespace.
+    assert training["settings"] == {"steps": 4, "batch_size": 4, "learning_rate": 5e-5, "warmup_steps": 1, "pointwise_weight": 0.5,
+                                    "seed": 0, "validate_every": None, "log_every": 2}
+    assert training["inputs"]["data"] == mined and training["inputs"]["pair_length"] == 32 and "func" not in json.dumps(training)
     assert cli.main(["train-reranker", *args, "--output-dir", str(reranker_dir), "--tower", "t5", "--vocabulary", t5_vocabulary]) == 2
     assert "already holds reranker.keras" in capsys.readouterr().err
 

@@ -27,6 +27,8 @@ def training_lists(args):
     return lists, validation
 
 
-def write_training_record(args, lists, history):
-    """training.json: the command's arguments (the function that ran is no JSON), the list count and the history."""
-    write_json_atomic(os.path.join(args.output_dir, "training.json"), {"config": vars(args) | {"func": None}, "lists": len(lists), **history})
+def write_training_record(output_dir, inputs, settings, lists, history):
+    """training.json: where the models and lists came from (`inputs`), exactly the settings the training function
+    was called with (`settings`), the list count and the history — enough to repeat the run."""
+    write_json_atomic(os.path.join(output_dir, "training.json"),
+                      {"inputs": inputs, "settings": settings, "lists": len(lists), **history})

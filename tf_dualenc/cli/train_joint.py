@@ -27,12 +27,14 @@ def run(args):
     dual_encoder = load_retrieval_model(args.dual_encoder, args.query_length, args.document_length)
     reranker = load_cross_encoder(args.reranker)
     lists, _ = training_lists(args)
-    history = train_jointly(dual_encoder, reranker, lists, steps=args.steps, batch_size=args.batch_size,
-                            retriever_learning_rate=args.retriever_learning_rate, reranker_learning_rate=args.reranker_learning_rate,
-                            warmup_steps=args.warmup_steps, retriever_temperature=args.retriever_temperature, seed=args.seed,
-                            log_every=args.log_every)
+    settings = {"steps": args.steps, "batch_size": args.batch_size, "retriever_learning_rate": args.retriever_learning_rate,
+                "reranker_learning_rate": args.reranker_learning_rate, "warmup_steps": args.warmup_steps,
+                "retriever_temperature": args.retriever_temperature, "seed": args.seed, "log_every": args.log_every}
+    history = train_jointly(dual_encoder, reranker, lists, **settings)
     dual_encoder.save(os.path.join(args.output_dir, "dual_encoder.keras"))
     reranker.save(os.path.join(args.output_dir, "reranker.keras"))
-    write_training_record(args, lists, history)
+    inputs = {"data": args.data, "list_size": args.list_size, "lenient": args.lenient, "dual_encoder": args.dual_encoder,
+              "reranker": args.reranker, "query_length": args.query_length, "document_length": args.document_length}
+    write_training_record(args.output_dir, inputs, settings, lists, history)
     print(f"wrote {args.output_dir}/dual_encoder.keras and {args.output_dir}/reranker.keras")
     return 0

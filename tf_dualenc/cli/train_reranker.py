@@ -34,11 +34,15 @@ def run(args):
         model = build_bert_cross_encoder(args.preset or "all-MiniLM-L6-v2", sequence_length=args.pair_length)
     else:
         model = build_t5_cross_encoder(args.size, vocabulary=args.vocabulary, sequence_length=args.pair_length, preset=args.preset)
-    history = train_cross_encoder(model, lists, steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                                  warmup_steps=args.warmup_steps, pointwise_weight=args.pointwise_weight, seed=args.seed,
-                                  validation_lists=validation, validate_every=args.validate_every, log_every=args.log_every)
+    settings = {"steps": args.steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+                "warmup_steps": args.warmup_steps, "pointwise_weight": args.pointwise_weight, "seed": args.seed,
+                "validate_every": args.validate_every, "log_every": args.log_every}
+    history = train_cross_encoder(model, lists, validation_lists=validation, **settings)
     path = os.path.join(args.output_dir, "reranker.keras")
     model.save(path)
-    write_training_record(args, lists, history)
+    inputs = {"data": args.data, "validation_data": args.validation_data, "list_size": args.list_size, "lenient": args.lenient,
+              "tower": args.tower, "preset": args.preset, "size": args.size, "vocabulary": args.vocabulary,
+              "pair_length": args.pair_length}
+    write_training_record(args.output_dir, inputs, settings, lists, history)
     print(f"wrote {path} (export it with `tf-dualenc export --model {path} --export-base DIR --model-name reranker`)")
     return 0
