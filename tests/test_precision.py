@@ -1,4 +1,7 @@
-"""bfloat16 mixed-precision training: float32 variables, embeddings and loss; a float32 model comes out."""
+"""bfloat16: mixed-precision training (float32 variables, embeddings and loss; a float32 model comes out) and inference
+(`--precision bfloat16` for evaluate, export and build-index: bfloat16 compute, float32 embeddings and signatures)."""
+
+import re
 
 import numpy as np
 import pytest
@@ -94,3 +97,121 @@ def test_pipeline_train_block_takes_mini_batch_size_and_mixed_precision(tmp_path
     PipelineConfig(data=data, train=train_block).validate()
     with pytest.raises(ValueError, match=r"train: .*mini_batch_size=3 \(valid: a positive integer dividing batch_size=8"):
         PipelineConfig(data=data, train=dict(train_block, mini_batch_size=3)).validate()
+
+
+# ---- inference: `--precision bfloat16` for evaluate, export and build-index -------------------------------------------
+
+# argparse's message, which lists the valid values (quoted up to Python 3.11, bare after).
+INVALID_PRECISION = r"invalid choice: '?float16'? \(choose from '?float32'?, '?bfloat16'?\)"
+
+
+def _cosines(a, b):
+    return np.sum(a * b, axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
+def test_bfloat16_encoding_is_float32_unit_vectors_close_to_float32(t5_vocabulary):
+    from test_models import DOCUMENTS, QUERIES, tiny
+    from tf_dualenc.precision import model_precision, set_precision
+
+    model = tiny(t5_vocabulary)
+    want = model.encode_queries(QUERIES), model.encode_documents(DOCUMENTS)
+    assert model_precision(set_precision(model, "bfloat16")) == "bfloat16"
+    layers = list(model._flatten_layers(include_self=True, recursive=True))
+    assert {layer.dtype_policy.name for layer in layers} == {"mixed_bfloat16", "int32"}  # the tokenisers keep int32
+    assert {v.dtype for v in model.weights} == {"float32"}
+    got = model.encode_queries(QUERIES), model.encode_documents(DOCUMENTS)
+    for g, w in zip(got, want):
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(g, axis=-1), 1.0, atol=1e-5)  # normalised in float32
+        assert _cosines(g, w).min() >= 0.99
+        assert np.abs(g - w).max() > 0  # it really computed in bfloat16
+    # Back in float32 (the encode function is traced again for the new policy): the float32 vectors exactly.
+    set_precision(model, "float32")
+    np.testing.assert_array_equal(model.encode_queries(QUERIES), want[0])
+    with pytest.raises(ValueError, match=r"precision='float16' \(valid: \['float32', 'bfloat16'\]\)"):
+        set_precision(model, "float16")
+
+
+def _bfloat16_nodes(saved_model_dir):
+    from tensorflow.core.framework import types_pb2
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    with open(f"{saved_model_dir}/saved_model.pb", "rb") as f:
+        saved_model = saved_model_pb2.SavedModel.FromString(f.read())
+    return {node.op for graph in saved_model.meta_graphs for function in graph.graph_def.library.function
+            for node in function.node_def if node.attr["T"].type == types_pb2.DT_BFLOAT16}
+
+
+def test_bfloat16_export_keeps_float32_signatures_passes_the_op_audit_and_is_indexed_as_such(t5_vocabulary, tmp_path):
+    import json
+
+    import tensorflow as tf
+
+    from test_models import DOCUMENTS, QUERIES, tiny
+    from tf_dualenc import cli
+    from tf_dualenc.export import MODEL_CARD_PATH, load_export, read_manifest
+    from tf_dualenc.indexing.build_index_pipeline import index_corpus, index_embeddings
+
+    model = tiny(t5_vocabulary)
+    model.save(tmp_path / "m.keras")
+    assert cli.main(["export", "--model", str(tmp_path / "m.keras"), "--export-base", str(tmp_path / "exports"), "--model-name", "bf16",
+                     "--precision", "bfloat16"]) == 0
+    path = str(tmp_path / "exports" / "bf16" / "1")
+    manifest = read_manifest(path)
+    assert manifest["precision"] == "bfloat16" and manifest["op_audit"]["stock_tf_serving_compatible"]
+    assert "computes in bfloat16" in (tmp_path / "exports" / "bf16" / "1" / MODEL_CARD_PATH).read_text()
+    assert {"MatMul", "BatchMatMulV2"} & _bfloat16_nodes(path)  # the graph multiplies in bfloat16
+    loaded = load_export(path)
+    for signature, texts, want in (("encode_query", QUERIES, model.encode_queries(QUERIES)),
+                                   ("encode_document", DOCUMENTS, model.encode_documents(DOCUMENTS))):
+        function = loaded.signatures[signature]
+        assert function.structured_input_signature[1]["text"].dtype == "string"
+        assert function.structured_outputs["embedding"].dtype == "float32"
+        got = function(text=tf.constant(texts))["embedding"].numpy()
+        assert got.dtype == np.float32 and _cosines(got, want).min() >= 0.99
+    # The index records what its export computes in; asking build-index for another precision is refused up front.
+    documents = list(zip([f"d{i}" for i in range(len(DOCUMENTS))], DOCUMENTS))
+    embeddings = loaded.signatures["encode_document"](text=tf.constant(DOCUMENTS))["embedding"].numpy()
+    index = index_embeddings(path, documents, embeddings, str(tmp_path / "index"), print_fn=lambda *_: None)
+    assert index["model"]["precision"] == "bfloat16"
+    assert json.loads((tmp_path / "index" / "manifest.json").read_text())["model"]["precision"] == "bfloat16"
+    with pytest.raises(ValueError, match=r"--precision float32: .* computes in bfloat16 .*tf-dualenc export --precision float32"):
+        index_corpus(path, str(tmp_path / "corpus.jsonl"), str(tmp_path / "index2"), precision="float32")
+
+
+@pytest.mark.parametrize("argv", [
+    ["evaluate", "--model", "m.keras", "--data", "d", "--output-dir", "o"],
+    ["export", "--model", "m.keras", "--export-base", "e"],
+])
+def test_cli_refuses_an_unknown_precision_listing_the_valid_ones(argv, capsys):
+    from tf_dualenc import cli
+
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(argv + ["--precision", "float16"])
+    assert re.search(INVALID_PRECISION, capsys.readouterr().err)
+
+
+def test_build_index_refuses_an_unknown_precision_listing_the_valid_ones(capsys):
+    from tf_dualenc.indexing.build_index_pipeline import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--corpus", "c.jsonl", "--model", "m", "--output", "o", "--precision", "float16"])
+    assert re.search(INVALID_PRECISION, capsys.readouterr().err)
+    assert parse_args(["--corpus", "c.jsonl", "--model", "m", "--output", "o"])[0].precision is None
+
+
+def test_evaluate_records_the_precision_in_its_report(t5_vocabulary, tmp_path):
+    import json
+
+    from test_beir import write_beir
+    from test_models import tiny
+    from tf_dualenc import cli
+
+    tiny(t5_vocabulary).save(tmp_path / "m.keras")
+    data = write_beir(tmp_path / "data")
+    for precision in ("bfloat16", "float32"):
+        out = tmp_path / precision
+        assert cli.main(["evaluate", "--model", str(tmp_path / "m.keras"), "--data", str(data), "--output-dir", str(out), "--k", "2",
+                         "--measures", "P@1", "--precision", precision]) == 0
+        assert json.loads((out / "report.json").read_text())["precision"] == precision
+    assert cli.main(["evaluate", "--model", "bm25", "--data", str(data), "--output-dir", str(tmp_path / "b"), "--precision", "bfloat16"]) == 2

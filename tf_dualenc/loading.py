@@ -57,9 +57,13 @@ def load_reranker(spec):
     return ExportedCrossEncoder(resolve_export(spec)).score_pairs
 
 
-def load_retrieval_model(spec, query_length=None, document_length=None):
+def load_retrieval_model(spec, query_length=None, document_length=None, precision="float32"):
     """A dual encoder from a `.keras` file, "all-MiniLM-L6-v2", or a local Hugging Face BERT-family folder (zero-shot
-    SDE); `query_length` / `document_length` override its token budgets."""
+    SDE); `query_length` / `document_length` override its token budgets, and `precision` ("float32" or "bfloat16")
+    is what it computes in (`tf_dualenc.precision.set_precision`: variables float32, embeddings float32)."""
+    from tf_dualenc.precision import check_precision, set_precision
+
+    check_precision(precision)
     if spec.endswith(".keras"):
         from tf_dualenc.models.dual_encoder import DualEncoder
 
@@ -70,13 +74,14 @@ def load_retrieval_model(spec, query_length=None, document_length=None):
             model.query_preprocessor.sequence_length = query_length
         if document_length:
             model.document_preprocessor.sequence_length = document_length
-        return model
+        return set_precision(model, precision)
     if spec == "all-MiniLM-L6-v2" or os.path.isfile(os.path.join(spec, "config.json")):
         from tf_dualenc.models.builders import build_bert_dual_encoder
 
-        return build_bert_dual_encoder(
+        model = build_bert_dual_encoder(
             spec, architecture="sde", query_sequence_length=query_length or 256, document_sequence_length=document_length or 256
         )
+        return set_precision(model, precision)
     raise ValueError(
         f"--model {spec!r}: expected a .keras file, 'bm25', 'all-MiniLM-L6-v2', or a Hugging Face folder with config.json."
     )

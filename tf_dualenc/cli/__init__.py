@@ -15,11 +15,22 @@ COMMANDS = (doctor, demo, train, evaluate, export, build_index, analyze, serve, 
             train_reranker, train_joint, train_vocab)
 
 
+THREADS_HELP = ("TensorFlow's intra-op and inter-op threads (default: the CPUs this process may use: its affinity, capped by "
+                "a cgroup CPU quota; TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS win over that default)")
+
+
 def build_parser():
+    from tf_dualenc.threads import check_threads
+
     parser = argparse.ArgumentParser(prog="tf-dualenc", description=__doc__.split(".")[0])
+    parser.add_argument("--threads", type=check_threads, default=None, metavar="N", help=THREADS_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(sub)
+    # Every command takes it after its name too (`tf-dualenc evaluate --threads 2 ...`); SUPPRESS keeps a value given
+    # before the name.
+    for command_parser in sub.choices.values():
+        command_parser.add_argument("--threads", type=check_threads, default=argparse.SUPPRESS, metavar="N", help=THREADS_HELP)
     return parser
 
 
@@ -36,8 +47,10 @@ def main(argv=None):
     import tf_dualenc  # noqa: F401  (environment shims before any TensorFlow import, warning filters)
 
     from tf_dualenc.serving.client import ServingError
+    from tf_dualenc.threads import configure_threads
 
     try:
+        configure_threads(args.threads)  # before the command runs any TensorFlow op: pools are sized once
         return args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError, ImportError, FloatingPointError, ServingError) as error:
         print(f"tf-dualenc {args.command}: error: {error}", file=sys.stderr)

@@ -3,6 +3,7 @@
 import sys
 
 from tf_dualenc.loading import load_retrieval_model
+from tf_dualenc.precision import PRECISIONS
 
 
 def add_parser(subparsers):
@@ -20,6 +21,9 @@ def add_parser(subparsers):
     p.add_argument("--search", choices=["exact", "brute_force"], default="exact",
                    help="exact: chunked matmul, any corpus size; brute_force: tfrs BruteForce, corpus in memory (default: %(default)s)")
     p.add_argument("--lenient", action="store_true", help="skip and count bad records instead of failing")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="what the dense model computes in: bfloat16 runs its layers in bfloat16 (variables, embeddings and "
+                        "scores stay float32); recorded in report.json (default: %(default)s)")
     p.add_argument("--rerank", default=None, help="re-rank with a cross-encoder (export folder or .keras): metrics before and after")
     p.add_argument("--rerank-k", type=int, default=100, help="first-stage hits re-ranked per query (default: %(default)s)")
     p.add_argument("--rerank-weight", default="1.0",
@@ -52,9 +56,11 @@ def run(args):
         print(f"lenient mode skipped {sum(dataset.skipped.values())} records: {dict(dataset.skipped)}")
     model, method = None, "dense"
     if args.model == "bm25":
+        if args.precision != "float32":
+            raise ValueError(f"--precision {args.precision}: BM25 has no model to compute in it; give a dense --model.")
         method = "bm25"
     else:
-        model = load_retrieval_model(args.model, args.query_length, args.document_length)
+        model = load_retrieval_model(args.model, args.query_length, args.document_length, args.precision)
     if args.hybrid:  # with --rerank too: the full cascade
         from tf_dualenc.cli import evaluate_hybrid
 

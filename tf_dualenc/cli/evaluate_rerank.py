@@ -54,7 +54,7 @@ def run(args, dataset, model, measures):
               f"{check['retrieval']:.4f} -> {check['reranked']:.4f} (cross-encoder weight {weight})")
     report = evaluate_reranking(dataset, model=model, scorer=scorer, k=args.k, rerank_k=args.rerank_k, weight=weight,
                                 measures=measures, batch_size=args.batch_size, output_dir=args.output_dir,
-                                description={"retriever": args.model, "reranker": args.rerank})
+                                description={"retriever": args.model, "retriever_precision": args.precision, "reranker": args.rerank})
     print(f"{args.model} + re-ranking by {args.rerank} on {args.data} ({args.split}: {report['config']['queries']} queries)")
     print(f"  {'measure':<12} {'retrieval':>10} {'re-ranked':>10}")
     for name in report["retrieval"]:

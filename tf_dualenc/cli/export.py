@@ -5,6 +5,7 @@ import sys
 
 from tf_dualenc.index_config import INDEX_TYPES
 from tf_dualenc.loading import load_model, load_retrieval_model
+from tf_dualenc.precision import PRECISIONS
 
 
 def add_parser(subparsers):
@@ -23,6 +24,10 @@ def add_parser(subparsers):
     p.add_argument("--index-type", choices=INDEX_TYPES, default=None,
                    help="with --index: tfrs BruteForce (exact, stock TF Serving) or ScaNN (needs ScaNN's ops in the server) "
                         "(default: brute_force)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="what the dual encoder's graph computes in: bfloat16 runs its layers in bfloat16 with float32 variables; "
+                        "the signatures stay string in, float32 embedding out; recorded in the manifest and model card "
+                        "(default: %(default)s)")
     p.add_argument("--allow-custom-ops", action="store_true", help="do not fail when stock TF Serving lacks an op of the graph")
     p.set_defaults(func=run)
 
@@ -43,7 +48,8 @@ def _export_index(args, model, index):
     # The same size is no proof of the same model: re-embedding a few documents catches an index of another model.
     sample = range(min(4, len(index)))
     drift = float(np.abs(model.encode_documents([index.document(row)["text"] for row in sample]) - index.embeddings[list(sample)]).max())
-    if drift > 1e-3:
+    # bfloat16 keeps 8 significant bits: the same model's vectors move by a few 1e-3 (another model's by ~1e-1).
+    if drift > (2e-2 if args.precision == "bfloat16" else 1e-3):
         print(f"warning: --model {args.model} embeds the first documents of {args.index} differently from the index "
               f"(max |Δ| {drift:.3g}): was the index built with another model or token budget?", file=sys.stderr)
     return export_retrieval_model(model, index.ids, index.embeddings, args.export_base, args.model_name or "dual_encoder_retrieval",
@@ -70,10 +76,12 @@ def run(args):
                              "--query-length / --document-length do not apply.")
         if args.index:
             raise ValueError(f"{args.model} is a cross-encoder: --index needs a dual encoder, whose query tower searches the index.")
+        if args.precision != "float32":
+            raise ValueError(f"{args.model} is a cross-encoder: --precision {args.precision} applies to dual encoders only.")
         result = export_cross_encoder(model, args.export_base, args.model_name or "dual_encoder", args.version,
                                       stock_compatible=not args.allow_custom_ops, source=args.model)
     else:
-        model = load_retrieval_model(args.model, args.query_length, args.document_length)
+        model = load_retrieval_model(args.model, args.query_length, args.document_length, args.precision)
         if args.index:
             result = _export_index(args, model, index)
         else:

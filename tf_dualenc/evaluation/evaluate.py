@@ -7,6 +7,8 @@ import time
 from tf_dualenc.atomic_write import write_json_atomic
 from tf_dualenc.evaluation.exact_search import SEARCH_METHODS, brute_force_top_k, exact_top_k
 from tf_dualenc.evaluation.trec_metrics import DEFAULT_MEASURES, evaluate_run, parse_measure, write_trec_run
+from tf_dualenc.precision import model_precision
+from tf_dualenc.threads import available_cpus, tensorflow_threads
 
 
 def _drop_identical(run):
@@ -128,12 +130,15 @@ def evaluate_retrieval(
             "skipped": dict(dataset.skipped),
         },
         "model": model_description or ("bm25 (bm25s, lucene, k1=1.5, b=0.75, English stopwords + Snowball)" if method == "bm25" else type(model).__name__),
+        # What the dense model computed in (`tf_dualenc.precision`); None for BM25.
+        "precision": model_precision(model) if method == "dense" else None,
         "config": {"method": method, "k": k, "measures": list(measures), "ignore_identical_ids": ignore_identical_ids, "batch_size": batch_size,
                    "search": search if method == "dense" else None},
         "timings": {key: round(value, 3) for key, value in timings.items()},
         # Texts that filled the token budget (None when the model cannot tell, e.g. a SavedModel export).
         "truncation": truncation,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+                    "available_cpus": available_cpus(), "threads": tensorflow_threads()},
     }
     if output_dir is not None:
         os.makedirs(output_dir, exist_ok=True)

@@ -11,6 +11,7 @@ from tf_dualenc.export.saved_model_export import (
     ExportResult,
     export_cross_encoder,
     export_encoder,
+    export_precision,
     export_retrieval_model,
     load_export,
     read_manifest,
@@ -19,6 +20,6 @@ from tf_dualenc.export.saved_model_export import (
 
 __all__ = [
     "INDEX_TYPES", "MANIFEST_PATH", "MODEL_CARD_PATH", "ExportError", "ExportResult", "ExportedCrossEncoder", "ExportedDualEncoder", "export_cross_encoder", "OpAudit", "audit_saved_model", "export_encoder",
-    "check_model_name", "export_retrieval_model", "load_export", "model_versions", "next_version", "read_manifest", "registered_ops_by_provider",
+    "export_precision", "check_model_name", "export_retrieval_model", "load_export", "model_versions", "next_version", "read_manifest", "registered_ops_by_provider",
     "resolve_export", "saved_model_ops", "scann_defaults", "write_model_card",
 ]

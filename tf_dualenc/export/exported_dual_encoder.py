@@ -21,7 +21,7 @@ class ExportedDualEncoder:
     """
 
     def __init__(self, export_dir):
-        from tf_dualenc.export.saved_model_export import load_export, read_manifest
+        from tf_dualenc.export.saved_model_export import export_precision, load_export, read_manifest
 
         self.export_dir = export_dir
         self.manifest = read_manifest(export_dir)
@@ -29,6 +29,7 @@ class ExportedDualEncoder:
             raise ValueError(f"{export_dir} is a {self.manifest.get('kind')!r} export; an encoder export (export_encoder) is needed.")
         self._loaded = load_export(export_dir)
         self.embedding_dim = int(self.manifest["embedding_dim"])
+        self.precision = export_precision(self.manifest)
 
     def _encode(self, signature, texts, batch_size):
         import tensorflow as tf

@@ -145,6 +145,10 @@ def model_card(manifest, signatures, runs=None):
         lines.append(f"- exported from: `{manifest['source']}`")
     if "architecture" in manifest:
         lines.append(f"- architecture: {manifest['architecture']}, embedding size {manifest['embedding_dim']}")
+    if manifest.get("precision") == "bfloat16":
+        lines.append("- computes in bfloat16 (`--precision bfloat16`: float32 variables; embeddings float32, L2-normalised in float32)")
+    elif "precision" in manifest:
+        lines.append(f"- computes in {manifest['precision']}")
     if kind == "cross_encoder":
         lines.append(f"- pair format: {manifest.get('pair_format')}")
     lines += _budget_lines(manifest)

@@ -50,6 +50,11 @@ def read_manifest(saved_model_dir):
         return json.load(f)
 
 
+def export_precision(manifest):
+    """What an export computes in (`export --precision`); exports written before the manifest recorded it: float32."""
+    return manifest.get("precision", "float32")
+
+
 def _save_versioned(module, signatures, export_base, model_name, version, manifest, *, stock_compatible, options=None, source=None):
     import tensorflow as tf
 
@@ -88,8 +93,11 @@ def _save_versioned(module, signatures, export_base, model_name, version, manife
 
 
 def _model_manifest(model):
+    from tf_dualenc.precision import model_precision
+
     return {
         "architecture": model.architecture,
+        "precision": model_precision(model),
         "towers": sorted({type(model.query_tower).__name__, type(model.document_tower).__name__}),
         "embedding_dim": int(model.embedding_dim),
         "query_sequence_length": int(model.query_preprocessor.sequence_length),

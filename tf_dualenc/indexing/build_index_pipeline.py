@@ -39,6 +39,7 @@ from tf_dualenc.data.beir import describe_json_error, document_text
 from tf_dualenc.index_config import INDEX_METHODS
 from tf_dualenc.indexing import dask_build
 from tf_dualenc.indexing.saved_model_encoder_handler import SavedModelEncoderHandler
+from tf_dualenc.precision import PRECISIONS
 
 CORPUS_FORMATS = ("auto", "jsonl", "tfrecord")
 
@@ -327,6 +328,10 @@ def parse_args(argv=None):
     parser.add_argument("--queries", default=None, help="queries (JSONL with 'text', or one per line) for the build-time recall@10 check")
     parser.add_argument("--title-separator", default=" ")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="the precision the encoder export computes in, checked against its manifest: an export computes in "
+                             "what it was exported with (`tf-dualenc export --precision`); recorded in the index's manifest "
+                             "(default: the export's)")
     parser.add_argument("--dask-address", default=None, metavar="HOST:PORT",
                         help="with --runner dask: a dask.distributed scheduler (default: a local cluster of 2 worker processes)")
     args, pipeline_args = parser.parse_known_args(argv)
@@ -338,7 +343,7 @@ def parse_args(argv=None):
 
 def index_corpus(model, corpus, output, *, pipeline_options=None, make_pipeline=None, corpus_format="auto", title_separator=" ",
                  embeddings=None, num_shards=0, min_batch_size=8, max_batch_size=64, method="auto", brute_force_below=20_000,
-                 queries=None, overwrite=False, print_fn=print):
+                 queries=None, overwrite=False, precision=None, print_fn=print):
     """Encodes `corpus` with an encoder export in a Beam job, then builds the index folder `output`.
 
     Args:
@@ -348,10 +353,11 @@ def index_corpus(model, corpus, output, *, pipeline_options=None, make_pipeline=
         make_pipeline: a callable returning a `beam.Pipeline` (a TFX Beam executor's `_make_beam_pipeline`).
         embeddings: shard prefix for the embeddings (default `<output>-embeddings/part`).
         queries: texts for the build-time recall@10 check against exact search.
+        precision: "float32" or "bfloat16": fail unless the export computes in it (None: whatever it computes in).
     Returns:
         The index manifest.
     """
-    model_dir, export_manifest = _encoder_export(model)
+    model_dir, export_manifest = _encoder_export(model, precision)
     output = _output_folder(output, overwrite)
     corpus = [corpus] if isinstance(corpus, str) else list(corpus)
     reader = ReadCorpus(corpus, corpus_format, title_separator)
@@ -389,13 +395,16 @@ def index_corpus(model, corpus, output, *, pipeline_options=None, make_pipeline=
         raise
 
 
-def _encoder_export(model):
-    from tf_dualenc.export import read_manifest, resolve_export
+def _encoder_export(model, precision=None):
+    from tf_dualenc.export import export_precision, read_manifest, resolve_export
 
     model_dir = resolve_export(model)
     export_manifest = read_manifest(model_dir)
     if export_manifest.get("kind") != "encoder":
         raise ValueError(f"{model_dir} is a {export_manifest.get('kind')!r} export; the index needs an encoder export (export_encoder).")
+    if precision is not None and precision != export_precision(export_manifest):
+        raise ValueError(f"--precision {precision}: {model_dir} computes in {export_precision(export_manifest)} (its manifest); an "
+                         f"export computes in what it was exported with: export again with `tf-dualenc export --precision {precision}`.")
     return model_dir, export_manifest
 
 
@@ -409,6 +418,7 @@ def _output_folder(output, overwrite):
 def _write_index(model_dir, export_manifest, records, count, dimension, output, *, method, brute_force_below, queries,
                  overwrite, print_fn):
     """The one way both builds (encoded here, or precomputed) turn (id, text, embedding) records into an index folder."""
+    from tf_dualenc.export import export_precision
     from tf_dualenc.indexing.retrieval_index import build_index
 
     if dimension != export_manifest["embedding_dim"]:
@@ -419,7 +429,8 @@ def _write_index(model_dir, export_manifest, records, count, dimension, output, 
 
         recall_queries = local_query_encoder(model_dir)(list(queries)[:1000])
     model_info = {"export": os.path.abspath(model_dir), "model_name": export_manifest.get("model_name"),
-                  "version": export_manifest.get("version"), "architecture": export_manifest.get("architecture")}
+                  "version": export_manifest.get("version"), "architecture": export_manifest.get("architecture"),
+                  "precision": export_precision(export_manifest)}
     return build_index(records, output, dimension=dimension, count=count, model_info=model_info, method=method,
                        brute_force_below=brute_force_below, recall_queries=recall_queries, overwrite=overwrite, print_fn=print_fn)
 
@@ -475,7 +486,7 @@ def run(argv=None, print_fn=print):
         title_separator=args.title_separator, embeddings=args.embeddings, num_shards=args.num_shards,
         min_batch_size=args.min_batch_size, max_batch_size=args.max_batch_size, method=args.method,
         brute_force_below=args.brute_force_below, queries=_read_queries(args.queries) if args.queries else None,
-        overwrite=args.overwrite, print_fn=print_fn,
+        overwrite=args.overwrite, precision=args.precision, print_fn=print_fn,
     )
 
 

@@ -169,7 +169,7 @@ class DualEncoder(keras.Model):
         else:
             self.document_projection = self.query_projection
         self.built = True
-        self._encode_fns = {}
+        self._encode_fns, self._encode_policies = {}, {}
 
     def _projection(self, name, input_dim):
         # Linear projection with no bias, as in t5x_retrieval's dual encoders.
@@ -290,13 +290,16 @@ class DualEncoder(keras.Model):
         for i, text in enumerate(texts):
             if not isinstance(text, (str, bytes)):
                 raise ValueError(f"encode_{side}s: item {i} is {type(text).__name__}, not a string.")
-        if side not in self._encode_fns:
+        # A trace bakes in the layers' dtype policies: after `tf_dualenc.precision.set_precision` the function is made anew.
+        policy = self.dtype_policy.name
+        if side not in self._encode_fns or self._encode_policies.get(side) != policy:
             embed = self.embed_queries if side == "query" else self.embed_documents
             self._encode_fns[side] = tf.function(
                 lambda x: embed(x, training=False),
                 input_signature=[tf.TensorSpec([None], tf.string)],
                 reduce_retracing=True,
             )
+            self._encode_policies[side] = policy
         fn = self._encode_fns[side]
         if not texts:
             return np.zeros((0, self.embedding_dim), np.float32)

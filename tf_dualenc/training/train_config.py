@@ -8,6 +8,7 @@ import typing
 from tf_dualenc import losses
 from tf_dualenc.models.dual_encoder import ARCHITECTURES
 from tf_dualenc.models.t5_tower_configs import T5_TOWER_CONFIGS
+from tf_dualenc.precision import PRECISIONS  # one list for training and inference
 
 # The registry lists the loss names; this alias keeps the old import working.
 LOSSES = losses.names()
@@ -16,7 +17,6 @@ OPTIMIZERS = ("adafactor", "adam", "sgd")
 DATA_FORMATS = ("auto", "beir", "jsonl", "tsv", "tfrecord")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 HARD_NEGATIVE_MINERS = ("bm25", "dense")
-PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass
