@@ -26,8 +26,9 @@ _SUMMARY_ROWS = [
 
 
 def _figure():
-    import matplotlib
+    from tf_dualenc.extras import require
 
+    matplotlib = require("matplotlib", feature="tf-dualenc analyze's figures")
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 

@@ -46,6 +46,7 @@ def main(argv=None):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     import tf_dualenc  # noqa: F401  (environment shims before any TensorFlow import, warning filters)
 
+    from tf_dualenc.extras import explain_missing_module
     from tf_dualenc.serving.client import ServingError
     from tf_dualenc.threads import configure_threads
 
@@ -53,5 +54,7 @@ def main(argv=None):
         configure_threads(args.threads)  # before the command runs any TensorFlow op: pools are sized once
         return args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError, ImportError, FloatingPointError, ServingError) as error:
+        # An optional module missing where no entry point asked for it first still names its extra.
+        error = explain_missing_module(error, feature=f"tf-dualenc {args.command}")
         print(f"tf-dualenc {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -8,6 +8,9 @@ def add_parser(subparsers):
 
 
 def run(args):
+    from tf_dualenc.extras import require
+
+    require("apache_beam", feature="tf-dualenc build-index")
     from tf_dualenc.indexing import build_index_pipeline
 
     build_index_pipeline.run(args.pipeline_args)

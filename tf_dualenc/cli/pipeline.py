@@ -23,6 +23,9 @@ def run(args):
     import json
     import logging
 
+    from tf_dualenc.extras import require
+
+    require("tfx", feature="tf-dualenc pipeline")
     from tf_dualenc.tfx.pipeline_config import PipelineConfig, config_file
     from tf_dualenc.tfx.run_pipeline import PipelineError, answer_query, compile_pipeline, run_pipeline
 

@@ -8,6 +8,10 @@ def add_parser(subparsers):
 
 
 def run(args):
+    from tf_dualenc.extras import require
+
+    for module in ("grpc", "tensorflow_serving"):
+        require(module, feature="tf-dualenc serve")
     from tf_dualenc.serving import local_server
 
     local_server.main(args.server_args, prog="tf-dualenc serve")

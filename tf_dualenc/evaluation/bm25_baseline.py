@@ -6,7 +6,9 @@ import numpy as np
 
 
 def _import_bm25s():
-    import bm25s
+    from tf_dualenc.extras import require
+
+    bm25s = require("bm25s", feature="BM25 (evaluate --model bm25, --hybrid, mine-negatives --retriever bm25)")
 
     # bm25s sets its own logger to DEBUG, so any root handler (TFX and absl add one) printed "Building index from
     # IDs objects" into every pipeline run; its warnings still show.
@@ -23,7 +25,9 @@ class BM25Index:
         self.corpus_ids = list(corpus_ids)
         self._stemmer = None
         if stemmer:
-            import Stemmer
+            from tf_dualenc.extras import require
+
+            Stemmer = require("Stemmer", feature="BM25's stemmer")
 
             self._stemmer = Stemmer.Stemmer(stemmer)
         self._retriever = bm25s.BM25(k1=k1, b=b, method="lucene")

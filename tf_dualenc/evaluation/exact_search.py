@@ -86,7 +86,10 @@ def brute_force_top_k(query_embeddings, document_embeddings, k, *, query_chunk=2
     memory. Same return layout and tie order (lower index first) as `exact_top_k`.
     """
     import tensorflow as tf
-    import tensorflow_recommenders as tfrs
+
+    from tf_dualenc.extras import require
+
+    tfrs = require("tensorflow_recommenders", feature="the tfrs brute-force search")
 
     q, d, k = _checked(query_embeddings, document_embeddings, k)
     index = tfrs.layers.factorized_top_k.BruteForce(k=k)

@@ -242,8 +242,10 @@ def export_retrieval_model(
         if unknown:
             raise ExportError(f"Unknown scann_options {sorted(unknown)}; valid: {sorted(scann_defaults(1, 1))}.")
     import tensorflow as tf
-    import tensorflow_recommenders as tfrs
 
+    from tf_dualenc.extras import require
+
+    tfrs = require("tensorflow_recommenders", feature="the retrieval export (export --index)")
     options = None
     if index == "brute_force":
         layer = tfrs.layers.factorized_top_k.BruteForce(k=k)

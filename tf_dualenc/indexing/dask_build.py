@@ -50,8 +50,9 @@ def dask_cluster(pipeline, workers=LOCAL_WORKERS):
     options = pipeline.options.view_as(DaskOptions)
     with contextlib.ExitStack() as stack:
         if not options.address and not options.scheduler_file:
-            from dask.distributed import LocalCluster
+            from tf_dualenc.extras import require
 
+            LocalCluster = require("dask.distributed", feature="build-index --runner dask").LocalCluster
             cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                        dashboard_address=None))
             options.address = cluster.scheduler_address

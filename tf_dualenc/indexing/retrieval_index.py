@@ -51,6 +51,9 @@ def _files(folder):
 
 
 def build_scann_searcher(embeddings, config, k=10):
+    from tf_dualenc.extras import require
+
+    require("scann", feature="a ScaNN index")
     from scann.scann_ops.py import scann_ops_pybind
 
     builder = scann_ops_pybind.builder(embeddings, k, "dot_product")
@@ -234,6 +237,9 @@ class RetrievalIndex:
         offsets = np.load(os.path.join(folder, "documents.offsets.npy"))
         searcher = None
         if manifest["method"] == "scann":
+            from tf_dualenc.extras import require
+
+            require("scann", feature=f"{folder}, a ScaNN index,")
             from scann.scann_ops.py import scann_ops_pybind
 
             searcher = scann_ops_pybind.load_searcher(os.path.join(folder, "scann"))

@@ -76,7 +76,10 @@ class ServingClient:
 
     def _grpc_stub(self):
         if self._stub is None:
-            import grpc
+            from tf_dualenc.extras import require
+
+            grpc = require("grpc", feature="the TF Serving gRPC client (search --server)")
+            require("tensorflow_serving", feature="the TF Serving gRPC client (search --server)")
             from tensorflow_serving.apis import prediction_service_pb2_grpc
 
             options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES), ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
