@@ -82,6 +82,40 @@ def test_doc_command_parses_and_its_config_validates(doc, line, monkeypatch, cap
         config.validate(check_paths=False)
 
 
+SERVER_COMMANDS = _commands(".venv/bin/python -m tf_dualenc.serving.local_server ", inline=True)
+
+
+def _exported_folders():
+    """<export base>/<model name> of every `tf-dualenc export` the docs write, relative to the repository."""
+    folders = set()
+    for _, line in COMMANDS:
+        argv = shlex.split(line)[1:]
+        if argv[0] == "export":
+            args, _ = cli.build_parser().parse_known_args(argv)
+            folders.add(pathlib.Path(args.export_base) / args.model_name)
+    return folders
+
+
+def test_the_docs_have_local_server_commands_to_check():
+    assert {doc for doc, _ in SERVER_COMMANDS} >= {"serving.md"}
+
+
+@pytest.mark.parametrize("doc,line", SERVER_COMMANDS, ids=[f"{d}:{i}" for i, (d, _) in enumerate(SERVER_COMMANDS)])
+def test_doc_local_server_command_serves_what_the_docs_export(doc, line):
+    """Run as written after the doc's exports, the server finds every model folder: a config's base_paths are folders
+    of this machine (not the container's /models), the ones the docs' `tf-dualenc export` commands write."""
+    from tf_dualenc.serving.local_server import build_parser, read_model_config
+
+    args = build_parser().parse_args(shlex.split(line)[3:])
+    models = read_model_config(str(REPO / args.model_config_file)) if args.model_config_file else {}
+    models.update(item.split("=", 1) for item in args.model)
+    exported = _exported_folders()
+    for name, folder in models.items():
+        folder = pathlib.Path(folder)
+        relative = folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder
+        assert relative in exported, f"{doc}: `{line}`: model {name!r} at {folder}, which no doc's `tf-dualenc export` writes"
+
+
 class _Parsed(Exception):
     pass
 

@@ -124,6 +124,39 @@ def test_model_config_file_is_read_like_tf_serving(tmp_path):
         LocalModelServer({"x": str(tmp_path)})
 
 
+def test_a_model_config_whose_folders_are_not_here_is_one_clear_error(capsys):
+    """docs/serving.md's command with the container's config: exit 2 naming the config file and the missing base_path,
+    no traceback (it used to end in one from deep inside the server)."""
+    from conftest import REPO
+    from tf_dualenc.serving.local_server import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--model-config-file", str(REPO / "serving" / "models.config")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "models.config: model 'dual_encoder': base_path /models/dual_encoder does not exist" in err
+    assert "serving/models.local.config" in err and "--model NAME=FOLDER" in err
+
+
+def test_the_local_model_config_points_at_the_docs_exports(tmp_path):
+    from conftest import REPO
+    from tf_dualenc.serving.local_server import check_model_folders
+
+    # serving/models.local.config's relative paths are read from its folder: the repository's exports/ folder, where
+    # docs/serving.md's `tf-dualenc export ... --export-base exports --model-name scifact` writes.
+    assert read_model_config(str(REPO / "serving" / "models.local.config")) == {"scifact": str(REPO / "exports" / "scifact")}
+    # A config like it beside an export folder passes the check the server makes before loading anything.
+    config = tmp_path / "serving" / "models.local.config"
+    config.parent.mkdir()
+    config.write_text((REPO / "serving" / "models.local.config").read_text())
+    (tmp_path / "exports" / "scifact" / "1").mkdir(parents=True)
+    check_model_folders(read_model_config(str(config)), str(config))
+    (tmp_path / "exports" / "scifact" / "1").rmdir()
+    with pytest.raises(FileNotFoundError, match=r"models\.local\.config: model 'scifact': no numeric version folder"):
+        check_model_folders(read_model_config(str(config)), str(config))
+
+
 def test_deployment_files_agree_with_the_model_config():
     import yaml
 

@@ -8,7 +8,7 @@ answers bad requests with TF Serving's status codes: NOT_FOUND (unknown model or
 MultiInference).
 
     python -m tf_dualenc.serving.local_server --model scifact=exports/scifact --grpc-port 8500 --rest-port 8501
-    python -m tf_dualenc.serving.local_server --model-config-file serving/models.config
+    python -m tf_dualenc.serving.local_server --model-config-file serving/models.local.config
 """
 
 import argparse
@@ -40,8 +40,9 @@ class RequestError(Exception):
         self.message = message
 
 
-def read_model_config(path):
-    """TF Serving's `--model_config_file` (text proto `model_config_list { config { name base_path } }`) → {name: base_path}."""
+def read_model_config(path, resolve=True):
+    """TF Serving's `--model_config_file` (text proto `model_config_list { config { name base_path } }`) → {name: base_path}.
+    A relative base_path is read from the config file's folder (with `resolve=False`: as the file writes it)."""
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
@@ -53,11 +54,34 @@ def read_model_config(path):
             raise ValueError(f"{path}: not a TF Serving model config: {error}") from None
     models = {}
     for entry in config.model_config_list.config:
-        base = entry.base_path if os.path.isabs(entry.base_path) else os.path.join(os.path.dirname(os.path.abspath(path)), entry.base_path)
+        base = entry.base_path
+        if resolve and not os.path.isabs(base):
+            base = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), base))
         models[entry.name] = base
     if not models:
         raise ValueError(f"{path}: model_config_list has no config entries.")
     return models
+
+
+def check_model_folders(models, config_file=None):
+    """FileNotFoundError naming the model, its folder and (when the folder came from one) the config file, for the
+    first model whose folder does not exist or holds no numeric version: before anything loads TensorFlow."""
+    from tf_dualenc.export.layout import model_versions
+
+    written = read_model_config(config_file, resolve=False) if config_file else {}
+    for name, base_path in models.items():
+        source = f"{config_file}: " if config_file else ""
+        if not os.path.isdir(base_path):
+            hint = " (tf-dualenc export writes <export-base>/<model-name>/<version>/)"
+            if os.path.isabs(written.get(name, "")):
+                hint = (". An absolute base_path is a folder of the machine or container that serves (serving/models.config "
+                        "is the container deployment's, under /models); to serve the exports of this machine, give --model "
+                        "NAME=FOLDER or a config whose base_path is a folder here, relative to the config file's folder "
+                        "(serving/models.local.config)")
+            raise FileNotFoundError(f"{source}model {name!r}: base_path {base_path} does not exist{hint}.")
+        if not model_versions(base_path):
+            raise FileNotFoundError(f"{source}model {name!r}: no numeric version folder in {base_path} "
+                                    "(tf-dualenc export writes <export-base>/<model-name>/<version>/).")
 
 
 class ServedModel:
@@ -851,15 +875,19 @@ class LocalModelServer:
             self._http_thread.join()
 
 
-def main(argv=None, prog="python -m tf_dualenc.serving.local_server"):
+def build_parser(prog="python -m tf_dualenc.serving.local_server"):
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", default=[], metavar="NAME=FOLDER", help="a model folder with numeric versions; repeatable")
-    parser.add_argument("--model-config-file", help="TF Serving model config (model_config_list text proto)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--grpc-port", type=int, default=8500)
-    parser.add_argument("--rest-port", type=int, default=8501)
-    parser.add_argument("--max-batch-size", type=int, default=DEFAULT_MAX_BATCH_SIZE)
-    parser.add_argument("--max-text-bytes", type=int, default=DEFAULT_MAX_TEXT_BYTES)
+    parser.add_argument("--model-config-file", metavar="FILE",
+                        help="TF Serving model config (model_config_list text proto); a relative base_path is read from the "
+                             "file's folder (serving/models.local.config serves exports/scifact)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
+    parser.add_argument("--grpc-port", type=int, default=8500, help="gRPC PredictionService port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument("--rest-port", type=int, default=8501, help="REST API port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument("--max-batch-size", type=int, default=DEFAULT_MAX_BATCH_SIZE,
+                        help="texts per request; more is INVALID_ARGUMENT (default: %(default)s)")
+    parser.add_argument("--max-text-bytes", type=int, default=DEFAULT_MAX_TEXT_BYTES,
+                        help="UTF-8 bytes per text; more is INVALID_ARGUMENT (default: %(default)s)")
     parser.add_argument("--max-workers", type=int, default=8, help="requests computed at once per protocol (default: %(default)s)")
     parser.add_argument("--max-queued-requests", type=int, default=1024,
                         help="requests that wait for a worker instead of being refused (default: %(default)s)")
@@ -869,21 +897,33 @@ def main(argv=None, prog="python -m tf_dualenc.serving.local_server"):
                         help="seconds a REST request may wait for a worker, then 503 (default: %(default)s)")
     parser.add_argument("--enable-batching", action="store_true",
                         help="run requests that arrive together for one signature as one model call (as TF Serving's --enable_batching)")
+    return parser
+
+
+def main(argv=None, prog="python -m tf_dualenc.serving.local_server"):
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     import tf_dualenc  # noqa: F401  (environment shims)
 
-    models = read_model_config(args.model_config_file) if args.model_config_file else {}
-    for item in args.model:
-        name, sep, folder = item.partition("=")
-        if not sep or not name or not folder:
-            parser.error(f"--model expects NAME=FOLDER; got {item!r}")
-        models[name] = folder
-    if not models:
-        parser.error("give --model NAME=FOLDER or --model-config-file")
-    server = LocalModelServer(models, args.host, args.grpc_port, args.rest_port, args.max_batch_size, args.max_text_bytes,
-                              max_workers=args.max_workers, max_queued_requests=args.max_queued_requests,
-                              rest_timeout=args.rest_timeout, queue_timeout=args.queue_timeout,
-                              enable_batching=args.enable_batching).start()
+    try:
+        configured = read_model_config(args.model_config_file) if args.model_config_file else {}
+        given = {}
+        for item in args.model:
+            name, sep, folder = item.partition("=")
+            if not sep or not name or not folder:
+                parser.error(f"--model expects NAME=FOLDER; got {item!r}")
+            given[name] = folder
+        models = {**configured, **given}
+        if not models:
+            parser.error("give --model NAME=FOLDER or --model-config-file")
+        check_model_folders({name: path for name, path in configured.items() if name not in given}, args.model_config_file)
+        check_model_folders(given)
+        server = LocalModelServer(models, args.host, args.grpc_port, args.rest_port, args.max_batch_size, args.max_text_bytes,
+                                  max_workers=args.max_workers, max_queued_requests=args.max_queued_requests,
+                                  rest_timeout=args.rest_timeout, queue_timeout=args.queue_timeout,
+                                  enable_batching=args.enable_batching).start()
+    except (FileNotFoundError, ValueError) as error:  # a config or model folder that is not there: one line, no traceback
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     for name, model in server.registry.models.items():
         print(f"serving {name} version {model.version}: signatures {sorted(model.signatures)}")
     print(f"gRPC {args.host}:{server.grpc_port}  REST http://{args.host}:{server.rest_port}", flush=True)
