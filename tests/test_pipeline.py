@@ -4,6 +4,7 @@ local run with caching and failure behaviour."""
 import http.server
 import json
 import os
+import re
 import shutil
 import threading
 import zipfile
@@ -379,7 +380,7 @@ def test_pipeline_runs_end_to_end_caches_and_never_touches_the_served_model_on_f
     config_path.write_text(yaml.safe_dump(config.to_dict()))
 
     # The command users run: every component completes, then a query is answered from the pushed model.
-    assert cli.main(["pipeline", "run", "--config", str(config_path), "--query", "Where is the Eiffel Tower?", "--k", "3"]) == 0
+    assert cli.main(["pipeline", "run", "--config", str(config_path), "--query", "Where is the Eiffel Tower?", "--top-k", "3"]) == 0
     printed = capsys.readouterr().out
     resolved = config.resolved()
     outputs = pipeline_outputs(resolved)
@@ -557,3 +558,40 @@ def test_the_shipped_vertex_config_compiles_as_it_is(tmp_path):
     path = compile_pipeline(PipelineConfig.from_file(shipped), str(tmp_path / "pipeline.json"), print_fn=lambda *a: None)
     spec = json.loads(open(path).read())["pipelineSpec"]
     assert {"RetrievalExampleGen", "Trainer", "RetrievalEvaluator", "RetrievalIndexer", "ServingPusher"} <= set(spec["root"]["dag"]["tasks"])
+
+
+def _pipeline_parse(argv):
+    from tf_dualenc import cli
+
+    return cli.build_parser().parse_args(["pipeline", *argv])
+
+
+def test_run_and_compile_are_subcommands_each_with_only_its_own_flags(capsys):
+    """`pipeline run` and `pipeline compile` used to be one positional whose flags were all accepted by both."""
+    run = _pipeline_parse(["run", "--config", "scifact_minilm", "--set", "train_steps=2", "--runner", "beam",
+                           "--query", "q", "--top-k", "3", "--json", "--verbose"])
+    assert (run.action, run.config, run.set, run.runner, run.top_k, run.json) == ("run", "scifact_minilm", ["train_steps=2"], "beam", 3, True)
+    assert _pipeline_parse(["run"]).top_k == 5 and _pipeline_parse(["run", "--k", "7"]).top_k == 7  # the old spelling
+    assert _pipeline_parse(["run", "--threads", "2"]).threads == 2 and _pipeline_parse(["compile", "--threads", "1"]).threads == 1
+    compiled = _pipeline_parse(["compile", "--config", "vertex", "--set", "image=I", "--output", "p.json"])
+    assert (compiled.action, compiled.config, compiled.set, compiled.output) == ("compile", "vertex", ["image=I"], "p.json")
+    assert compiled.func is not run.func
+    for argv in (["run", "--output", "p.json"], ["compile", "--runner", "beam"], ["compile", "--query", "q"],
+                 ["compile", "--top-k", "3"], ["compile", "--json"], ["run", "compile"], []):
+        with pytest.raises(SystemExit):
+            _pipeline_parse(argv)
+    capsys.readouterr()
+    for action, own, others in (("run", {"--runner", "--query", "--top-k", "--json", "--verbose"}, {"--output"}),
+                                ("compile", {"--output"}, {"--runner", "--query", "--top-k", "--json", "--verbose"})):
+        with pytest.raises(SystemExit):
+            _pipeline_parse([action, "--help"])
+        shown = set(re.findall(r"--[a-z-]+", capsys.readouterr().out))
+        assert own | {"--config", "--set"} <= shown and not others & shown, action
+
+
+def test_the_makefiles_pipeline_command_parses():
+    from conftest import REPO
+
+    line = next(line for line in (REPO / "Makefile").read_text().splitlines() if "tf-dualenc pipeline" in line)
+    argv = line.split("tf-dualenc", 1)[1].split()
+    assert argv == ["pipeline", "run"] and _pipeline_parse(argv[1:]).action == "run"

@@ -27,11 +27,20 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(sub)
-    # Every command takes it after its name too (`tf-dualenc evaluate --threads 2 ...`); SUPPRESS keeps a value given
-    # before the name.
-    for command_parser in sub.choices.values():
+    # Every command takes it after its name too (`tf-dualenc evaluate --threads 2 ...`, `tf-dualenc pipeline run --threads
+    # 2`); SUPPRESS keeps a value given before the name.
+    for command_parser in _command_parsers(sub):
         command_parser.add_argument("--threads", type=check_threads, default=argparse.SUPPRESS, metavar="N", help=THREADS_HELP)
     return parser
+
+
+def _command_parsers(subparsers):
+    """Each command's parser and, for a command with subcommands (`pipeline run|compile`), theirs."""
+    for command_parser in subparsers.choices.values():
+        yield command_parser
+        for action in command_parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                yield from _command_parsers(action)
 
 
 def main(argv=None):

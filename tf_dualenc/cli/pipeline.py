@@ -1,41 +1,66 @@
-"""`tf-dualenc pipeline`: run the TFX pipeline here and summarise it, or compile it for Kubeflow V2 / Vertex AI."""
+"""`tf-dualenc pipeline run`: run the TFX pipeline here and summarise it; `tf-dualenc pipeline compile`: compile it for
+Kubeflow V2 / Vertex AI. Two subcommands, each with only its own flags."""
 
 import os
 import sys
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("pipeline", help="the TFX pipeline: ingest → train → evaluate/bless → index → push (run or compile)")
-    p.add_argument("action", choices=["run", "compile"], help="run: local / Beam runner here; compile: Kubeflow V2 / Vertex AI JSON")
-    p.add_argument("--config", default=None, help="pipeline YAML/JSON file, or the name of a shipped config: scifact_minilm, vertex "
-                   "(tf_dualenc/tfx/configs/; default: scifact_minilm)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key (train.KEY for training); repeatable")
-    p.add_argument("--runner", choices=["local", "beam"], default=None, help="runner for `run` (default: the config's)")
-    p.add_argument("--output", default="pipeline.json", help="compile: the pipeline JSON to write (default: %(default)s)")
-    p.add_argument("--query", default=None, help="run: the query answered from the pushed model (default: the config's)")
-    p.add_argument("--k", type=int, default=5, help="run: hits shown for the query")
-    p.add_argument("--json", action="store_true", help="run: also print the outputs and hits as one JSON line")
-    p.add_argument("--verbose", action="store_true", help="run: keep TFX's INFO logging")
-    p.set_defaults(func=run)
+    import argparse
+
+    p = subparsers.add_parser("pipeline", help="the TFX pipeline: ingest → train → evaluate/bless → index → push (run or compile)",
+                              description="The TFX pipeline: `run` runs it here, `compile` writes it for Kubeflow V2 / Vertex AI.")
+    # --config and --set are the two subcommands' own (each subcommand's --help lists them).
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", default=None, help="pipeline YAML/JSON file, or the name of a shipped config: scifact_minilm, "
+                        "vertex (tf_dualenc/tfx/configs/; default: scifact_minilm)")
+    config.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key (train.KEY for training); repeatable")
+    actions = p.add_subparsers(dest="action", required=True, metavar="{run,compile}")
+    run_p = actions.add_parser("run", parents=[config], help="run the pipeline here (local or Beam runner) and summarise it",
+                               description="Run the TFX pipeline here, print each component's outcome and answer a query from the pushed model.")
+    run_p.add_argument("--runner", choices=["local", "beam"], default=None, help="the DAG runner (default: the config's `runner`)")
+    run_p.add_argument("--query", default=None, help="the query answered from the pushed model (default: the config's, else the "
+                       "first evaluation query)")
+    run_p.add_argument("--top-k", type=int, default=5, metavar="K", help="hits shown for the query (default: %(default)s)")
+    run_p.add_argument("--k", type=int, dest="top_k", help=argparse.SUPPRESS)  # the old spelling, hidden
+    run_p.add_argument("--json", action="store_true", help="also print the outputs and hits as one JSON line")
+    run_p.add_argument("--verbose", action="store_true", help="keep TFX's and Beam's INFO logging")
+    run_p.set_defaults(func=run)
+    compile_p = actions.add_parser("compile", parents=[config], help="compile the pipeline JSON for Kubeflow V2 / Vertex AI",
+                                   description="Compile the TFX pipeline into a Kubeflow V2 / Vertex AI pipeline JSON.")
+    compile_p.add_argument("--output", default="pipeline.json", metavar="FILE",
+                           help="the pipeline JSON file to write (default: %(default)s)")
+    compile_p.set_defaults(func=compile_)
+
+
+def _config(args):
+    from tf_dualenc.extras import require
+
+    require("tfx", feature="tf-dualenc pipeline")
+    from tf_dualenc.tfx.pipeline_config import PipelineConfig, config_file
+
+    path = config_file(args.config)
+    return path, PipelineConfig.from_file(path, args.set)
+
+
+def compile_(args):
+    from tf_dualenc.tfx.run_pipeline import compile_pipeline
+
+    _, config = _config(args)
+    compile_pipeline(config, args.output)
+    return 0
 
 
 def run(args):
     import json
     import logging
 
-    from tf_dualenc.extras import require
+    config_path, config = _config(args)
+    from tf_dualenc.tfx.run_pipeline import PipelineError, answer_query, run_pipeline
 
-    require("tfx", feature="tf-dualenc pipeline")
-    from tf_dualenc.tfx.pipeline_config import PipelineConfig, config_file
-    from tf_dualenc.tfx.run_pipeline import PipelineError, answer_query, compile_pipeline, run_pipeline
-
-    config_path = config_file(args.config)
-    config = PipelineConfig.from_file(config_path, args.set)
     if args.runner:
         config = config.with_overrides([f"runner={args.runner}"])
-    if args.action == "compile":
-        compile_pipeline(config, args.output)
-        return 0
     if not args.verbose:
         # TFX and Beam log every artifact at INFO; the summary below says what matters.
         from absl import logging as absl_logging
@@ -55,7 +80,7 @@ def run(args):
         from tf_dualenc.data import read_queries
 
         query = next(iter(read_queries(os.path.join(outputs["RetrievalExampleGen"]["eval_dataset"]["uri"], "queries.jsonl")).values()))
-    hits = answer_query(outputs, query, k=args.k)
+    hits = answer_query(outputs, query, k=args.top_k)
     print(f"\nquery: {query}")
     for rank, hit in enumerate(hits, 1):
         text = hit.get("text", "")
