@@ -7,13 +7,13 @@ from tf_dualenc.atomic_write import write_json_atomic
 
 def add_list_arguments(p):
     p.add_argument("--data", required=True, help="training-pair JSONL with negatives (from mine-negatives)")
-    p.add_argument("--output-dir", required=True, help="a new folder (existing models are never overwritten)")
+    p.add_argument("--output-dir", required=True, metavar="DIR", help="a new folder (existing models are never overwritten)")
     p.add_argument("--list-size", type=int, default=4, help="candidates per list: the positive + N-1 negatives (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--steps", type=int, default=500, help="training steps (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=8, help="lists per step (default: %(default)s)")
-    p.add_argument("--warmup-steps", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0, help="draws each list's negatives and the list order")
-    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--warmup-steps", type=int, default=0, help="steps of linear learning-rate warm-up (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="draws each list's negatives and the list order (default: %(default)s)")
+    p.add_argument("--log-every", type=int, default=10, help="print the loss every N steps (default: %(default)s)")
     p.add_argument("--lenient", action="store_true", help="skip bad records instead of failing")
 
 

@@ -7,13 +7,13 @@ def add_parser(subparsers):
     p = subparsers.add_parser("analyze", help="embedding-space analysis of one or more models: PNGs + an HTML report")
     p.add_argument("--model", action="append", required=True, metavar="NAME=PATH", help="a model to analyse; repeatable")
     p.add_argument("--data", required=True, help="BEIR-layout folder")
-    p.add_argument("--split", default="test")
-    p.add_argument("--output-dir", required=True)
+    p.add_argument("--split", default="test", help="the qrels split whose queries are sampled (default: %(default)s)")
+    p.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the PNGs and report.html")
     p.add_argument("--queries", type=int, default=300, help="queries sampled (default: %(default)s)")
     p.add_argument("--documents", type=int, default=2000, help="documents sampled, positives included (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--query-length", type=int, default=None)
-    p.add_argument("--document-length", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0, help="seed of the query and document samples (default: %(default)s)")
+    p.add_argument("--query-length", type=int, default=None, help="query token budget (default: the model's)")
+    p.add_argument("--document-length", type=int, default=None, help="document token budget (default: the model's)")
     p.set_defaults(func=run)
 
 

@@ -5,7 +5,7 @@ def add_parser(subparsers):
     p = subparsers.add_parser("train", help="train a dual encoder (resumes from the output folder's last checkpoint)")
     p.add_argument("--config", help="YAML or JSON file of TrainConfig keys (see docs/training.md)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key; repeatable")
-    p.add_argument("--output-dir", help="shorthand for --set output_dir=...")
+    p.add_argument("--output-dir", metavar="DIR", help="shorthand for --set output_dir=DIR")
     p.add_argument("--stop-after-steps", type=int, default=None, help="stop this process after N steps (rerun to resume)")
     p.set_defaults(func=run)
 

@@ -12,11 +12,11 @@ def add_parser(subparsers):
     add_list_arguments(p)
     p.add_argument("--dual-encoder", required=True, help="the retriever: a .keras dual encoder, all-MiniLM-L6-v2 or a HF BERT folder")
     p.add_argument("--reranker", required=True, help="the re-ranker: a .keras cross-encoder (from train-reranker)")
-    p.add_argument("--retriever-learning-rate", type=float, default=2e-5)
-    p.add_argument("--reranker-learning-rate", type=float, default=2e-5)
-    p.add_argument("--retriever-temperature", type=float, default=0.05, help="τ of the retriever's softmax over each list")
-    p.add_argument("--query-length", type=int, default=None)
-    p.add_argument("--document-length", type=int, default=None)
+    p.add_argument("--retriever-learning-rate", type=float, default=2e-5, help="the dual encoder's peak learning rate (default: %(default)s)")
+    p.add_argument("--reranker-learning-rate", type=float, default=2e-5, help="the cross-encoder's peak learning rate (default: %(default)s)")
+    p.add_argument("--retriever-temperature", type=float, default=0.05, help="τ of the retriever's softmax over each list (default: %(default)s)")
+    p.add_argument("--query-length", type=int, default=None, help="query token budget (default: the model's)")
+    p.add_argument("--document-length", type=int, default=None, help="document token budget (default: the model's)")
     p.set_defaults(func=run)
 
 

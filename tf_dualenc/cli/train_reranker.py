@@ -9,14 +9,14 @@ from tf_dualenc.cli._output import new_output_dir
 def add_parser(subparsers):
     p = subparsers.add_parser("train-reranker", help="train a cross-encoder re-ranker listwise on mined lists")
     add_list_arguments(p)
-    p.add_argument("--tower", choices=["bert", "t5"], default="bert")
+    p.add_argument("--tower", choices=["bert", "t5"], default="bert", help="the cross-encoder's tower (default: %(default)s)")
     p.add_argument("--preset", default=None,
                    help="BERT: all-MiniLM-L6-v2 (default), a keras-hub preset or a HF folder; T5: a keras-hub preset or HF folder")
     p.add_argument("--size", default="tiny", help="T5 tower size without --preset (default: %(default)s)")
     p.add_argument("--vocabulary", default=None, help="T5: SentencePiece model")
     p.add_argument("--pair-length", type=int, default=256, help="tokens of query + document (default: %(default)s)")
-    p.add_argument("--learning-rate", type=float, default=5e-5)
-    p.add_argument("--pointwise-weight", type=float, default=0.5, help="weight of the calibrating BCE term (0: listwise only)")
+    p.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate (default: %(default)s)")
+    p.add_argument("--pointwise-weight", type=float, default=0.5, help="weight of the calibrating BCE term (0: listwise only; default: %(default)s)")
     p.add_argument("--validation-data", default=None, help="held-out lists (JSONL) scored during training")
     p.add_argument("--validate-every", type=int, default=None, help="validation interval in steps (default: at the end)")
     p.set_defaults(func=run)

@@ -4,8 +4,8 @@
 def add_parser(subparsers):
     p = subparsers.add_parser("train-vocab", help="train a T5-compatible SentencePiece vocabulary on a corpus")
     p.add_argument("--input", nargs="+", required=True, help="text, JSONL or BEIR corpus.jsonl/queries.jsonl files")
-    p.add_argument("--output", required=True, help="output path of the .model file")
-    p.add_argument("--vocabulary-size", type=int, default=32000)
+    p.add_argument("--output", required=True, metavar="FILE", help="the SentencePiece .model file to write")
+    p.add_argument("--vocabulary-size", type=int, default=32000, help="pieces in the vocabulary (default: %(default)s)")
     p.add_argument("--fields", default="title,text", help="JSONL fields to read, comma-separated (default: %(default)s)")
     p.set_defaults(func=run)
 

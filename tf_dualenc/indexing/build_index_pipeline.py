@@ -312,28 +312,36 @@ def _read_queries(path):
     return texts
 
 
-def parse_args(argv=None):
+def build_parser():
+    """The job's own options (`tf-dualenc build-index` hands it every option; Beam's pipeline options pass through)."""
     parser = argparse.ArgumentParser(prog="tf-dualenc build-index", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", required=True, action="append", help="corpus file or glob (BEIR corpus.jsonl, JSONL, TFRecord shards); repeatable")
-    parser.add_argument("--corpus-format", default="auto", choices=CORPUS_FORMATS)
+    parser.add_argument("--corpus-format", default="auto", choices=CORPUS_FORMATS,
+                        help="how to read --corpus; auto: by file name (default: %(default)s)")
     parser.add_argument("--model", required=True, help="an encoder export: a version folder, or a model folder (latest version)")
     parser.add_argument("--output", required=True, help="index folder to create")
     parser.add_argument("--embeddings", default=None, help="shard prefix for the embeddings (default: <output>-embeddings/part)")
-    parser.add_argument("--num-shards", type=int, default=0, help="embedding shards (0: let the runner decide)")
-    parser.add_argument("--min-batch-size", type=int, default=8)
-    parser.add_argument("--max-batch-size", type=int, default=64)
-    parser.add_argument("--method", default="auto", choices=INDEX_METHODS)
-    parser.add_argument("--brute-force-below", type=int, default=20_000, help="'auto' uses exact search below this many documents")
+    parser.add_argument("--num-shards", type=int, default=0, help="embedding shards (0: let the runner decide; default: %(default)s)")
+    parser.add_argument("--min-batch-size", type=int, default=8, help="fewest documents RunInference batches (default: %(default)s)")
+    parser.add_argument("--max-batch-size", type=int, default=64, help="most documents RunInference batches (default: %(default)s)")
+    parser.add_argument("--method", default="auto", choices=INDEX_METHODS,
+                        help="the index: brute_force (exact), scann, or auto: exact below --brute-force-below documents (default: %(default)s)")
+    parser.add_argument("--brute-force-below", type=int, default=20_000, help="'auto' uses exact search below this many documents (default: %(default)s)")
     parser.add_argument("--queries", default=None, help="queries (JSONL with 'text', or one per line) for the build-time recall@10 check")
-    parser.add_argument("--title-separator", default=" ")
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--title-separator", default=" ", help="between a document's title and text, as evaluate joins them (default: '%(default)s')")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing index folder")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="the precision the encoder export computes in, checked against its manifest: an export computes in "
                              "what it was exported with (`tf-dualenc export --precision`); recorded in the index's manifest "
                              "(default: the export's)")
     parser.add_argument("--dask-address", default=None, metavar="HOST:PORT",
                         help="with --runner dask: a dask.distributed scheduler (default: a local cluster of 2 worker processes)")
+    return parser
+
+
+def parse_args(argv=None):
+    parser = build_parser()
     args, pipeline_args = parser.parse_known_args(argv)
     pipeline_args, args.dask = dask_build.runner_args(pipeline_args)
     if args.dask_address and not args.dask:
