@@ -1,7 +1,10 @@
 """Every flag of every `tf-dualenc` command (and of the parsers `build-index` and `serve` hand their options to) has
-help text and shows its default."""
+help text and shows its default, and one flag name has one meaning across commands: `--output` a file, `--output-dir`
+a folder, `--top-k` the hits shown or returned, `--depth` the run depth. Old spellings stay as hidden aliases."""
 
 import argparse
+
+import pytest
 
 from tf_dualenc import cli
 
@@ -53,3 +56,76 @@ def test_every_option_has_help_and_shows_a_non_trivial_default():
             no_default.append(f"{command} {flag} (default {action.default!r})")
     assert missing == [], "options without help"
     assert no_default == [], "options whose help does not show their default: add (default: %(default)s)"
+
+
+# One name, one meaning (tf_dualenc/cli/_flags.py): the metavar each visible flag of that name shows, and a word its
+# help must hold.
+VOCABULARY = {"--output": ("FILE", "file"), "--output-dir": ("DIR", ""), "--top-k": ("K", "hits"), "--depth": ("N", "run depth")}
+# Old spellings: hidden wherever they remain, each an alias of a new name (the same destination).
+OLD_SPELLINGS = {"--k": {"--top-k", "--depth"}, "--export-base": {"--output-dir"}, "--output": {"--output-dir"}}
+
+
+def test_one_flag_name_has_one_meaning_across_commands():
+    wrong = []
+    for command, action in _options():
+        if not _visible(action):
+            continue
+        for flag in action.option_strings:
+            if flag in VOCABULARY:
+                metavar, word = VOCABULARY[flag]
+                if action.metavar != metavar or word not in action.help:
+                    wrong.append(f"{command} {flag}: metavar {action.metavar!r} (want {metavar!r}), help {action.help!r}")
+            if flag in ("--k", "--export-base"):
+                wrong.append(f"{command} {flag}: an old spelling, shown")
+    assert wrong == []
+
+
+def test_old_spellings_are_hidden_aliases_of_the_new_names():
+    by_command = {}
+    for command, action in _options():
+        by_command.setdefault(command, []).append(action)
+    aliases = []
+    for command, actions in by_command.items():
+        visible = {flag: action.dest for action in actions if _visible(action) for flag in action.option_strings}
+        for action in actions:
+            if _visible(action) or action.dest == "threads":
+                continue
+            for flag in action.option_strings:
+                assert flag in OLD_SPELLINGS, f"{command} {flag}: hidden, but not a known old spelling"
+                assert any(visible.get(new) == action.dest for new in OLD_SPELLINGS[flag]), f"{command} {flag}"
+                aliases.append(f"{command} {flag}")
+    assert sorted(aliases) == ["tf-dualenc build-index --output", "tf-dualenc evaluate --k", "tf-dualenc export --export-base",
+                               "tf-dualenc pipeline run --k", "tf-dualenc search --k"]
+
+
+@pytest.mark.parametrize("old,new,dest,value", [
+    (["evaluate", "--model", "m", "--data", "d", "--output-dir", "o", "--k", "50"], ["--depth", "50"], "depth", 50),
+    (["pipeline", "run", "--k", "3"], ["--top-k", "3"], "top_k", 3),
+    (["search", "--index", "i", "--query", "q", "--k", "3"], ["--top-k", "3"], "top_k", 3),
+    (["export", "--model", "m", "--export-base", "exports"], ["--output-dir", "exports"], "output_dir", "exports"),
+])
+def test_existing_scripts_keep_working_and_both_spellings_at_once_are_refused(old, new, dest, value, capsys):
+    parser = cli.build_parser()
+    assert getattr(parser.parse_args(old), dest) == value
+    with pytest.raises(SystemExit):
+        parser.parse_args([*old, *new])
+    assert "not allowed with" in capsys.readouterr().err
+
+
+def test_build_index_takes_output_dir_and_its_old_spelling(capsys):
+    from tf_dualenc.indexing.build_index_pipeline import parse_args
+
+    for flag in ("--output-dir", "--output"):
+        args, _ = parse_args(["--corpus", "c.jsonl", "--model", "m", flag, "indexes/x"])
+        assert args.output_dir == "indexes/x"
+    with pytest.raises(SystemExit):
+        parse_args(["--corpus", "c.jsonl", "--model", "m"])
+    assert "--output-dir is required" in capsys.readouterr().err
+
+
+def test_the_docs_use_the_new_spellings():
+    from test_docs_commands import COMMANDS
+
+    old = [f"{doc}: {line}" for doc, line in COMMANDS for flag in line.split()
+           if flag in ("--k", "--export-base") or (flag == "--output" and " build-index " in f" {line} ")]
+    assert old == []

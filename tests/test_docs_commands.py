@@ -92,7 +92,7 @@ def _exported_folders():
         argv = shlex.split(line)[1:]
         if argv[0] == "export":
             args, _ = cli.build_parser().parse_known_args(argv)
-            folders.add(pathlib.Path(args.export_base) / args.model_name)
+            folders.add(pathlib.Path(args.output_dir) / args.model_name)
     return folders
 
 

@@ -3,7 +3,7 @@
 
 def add_parser(subparsers):
     p = subparsers.add_parser("demo", help="train a tiny ADE-SPL T5 dual encoder with SamToNe on a built-in sample")
-    p.add_argument("--output-dir", default="runs/demo", help="where the model and report go (default: %(default)s)")
+    p.add_argument("--output-dir", default="runs/demo", metavar="DIR", help="where the model and report go (default: %(default)s)")
     p.add_argument("--steps", type=int, default=60, help="training steps (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the model's weights and the training order (default: %(default)s)")
     p.add_argument(

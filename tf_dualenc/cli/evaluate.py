@@ -2,6 +2,7 @@
 
 import sys
 
+from tf_dualenc.cli._flags import add_renamed
 from tf_dualenc.loading import load_retrieval_model
 from tf_dualenc.precision import PRECISIONS
 
@@ -12,7 +13,8 @@ def add_parser(subparsers):
     p.add_argument("--data", required=True, help="BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/)")
     p.add_argument("--split", default="test", help="the qrels split evaluated (default: %(default)s)")
     p.add_argument("--output-dir", required=True, metavar="DIR", help="folder for report.json and run.trec")
-    p.add_argument("--k", type=int, default=100, help="run depth (default: %(default)s)")
+    add_renamed(p, "--depth", "--k", type=int, default=100, metavar="N",
+                help="run depth: documents retrieved per query, in the run and its metrics (default: %(default)s)")
     p.add_argument("--measures", default="NDCG@10,MRR@10,P@1,Recall@100,MAP@100",
                    help="comma-separated MEASURE@k; the first decides --rerank-weight auto and the re-ranker check (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=64, help="texts per forward pass when encoding (default: %(default)s)")
@@ -74,7 +76,7 @@ def run(args):
         dataset,
         model=model,
         method=method,
-        k=args.k,
+        k=args.depth,
         measures=measures,
         batch_size=args.batch_size,
         ignore_identical_ids=args.ignore_identical_ids,

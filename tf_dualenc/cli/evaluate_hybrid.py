@@ -23,7 +23,7 @@ def run(args, dataset, model, measures):
         if args.split == args.validation_split and os.path.abspath(args.validation_data or args.data) == os.path.abspath(args.data):
             raise ValueError(f"--split {args.split} is the split the weights are chosen on; evaluate another split, or give "
                              "--hybrid-weight (and --skip-rerank-check).")
-    report = evaluate_hybrid(dataset, model=model, fusion=args.hybrid, validation=validation, weight=args.hybrid_weight, k=args.k,
+    report = evaluate_hybrid(dataset, model=model, fusion=args.hybrid, validation=validation, weight=args.hybrid_weight, k=args.depth,
                              measures=measures, batch_size=args.batch_size, scorer=scorer, rerank_k=args.rerank_k,
                              rerank_weight=weight, rerank_check=not args.skip_rerank_check)
     run = report.pop("run")

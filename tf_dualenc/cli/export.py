@@ -3,6 +3,7 @@ model card; with `--index`, the retrieval model (query text → top-k document i
 
 import sys
 
+from tf_dualenc.cli._flags import add_renamed
 from tf_dualenc.index_config import INDEX_TYPES
 from tf_dualenc.loading import load_model, load_retrieval_model
 from tf_dualenc.precision import PRECISIONS
@@ -11,7 +12,8 @@ from tf_dualenc.precision import PRECISIONS
 def add_parser(subparsers):
     p = subparsers.add_parser("export", help="export a dual encoder (or, with --index, a search over an index) as a versioned SavedModel for TF Serving")
     p.add_argument("--model", required=True, help="a .keras dual encoder or cross-encoder, 'all-MiniLM-L6-v2', or a HF BERT folder")
-    p.add_argument("--export-base", required=True, help="TF Serving model base folder; writes <base>/<model-name>/<version>/")
+    add_renamed(p, "--output-dir", "--export-base", required=True, metavar="DIR",
+                help="the TF Serving model base folder: writes DIR/<model-name>/<version>/")
     p.add_argument("--model-name", default=None,
                    help="TF Serving model name (default: dual_encoder_retrieval with --index, else dual_encoder)")
     p.add_argument("--version", type=int, default=None, help="default: one more than the largest existing version")
@@ -20,7 +22,7 @@ def add_parser(subparsers):
     p.add_argument("--index", default=None,
                    help="an index folder (build-index): export the retrieval model, queries in, top-k document ids and scores out")
     # None until given, so that either flag without --index is an error rather than ignored.
-    p.add_argument("--top-k", type=int, default=None, help="with --index: hits returned per query (default: 10)")
+    p.add_argument("--top-k", type=int, default=None, metavar="K", help="with --index: hits returned per query (default: 10)")
     p.add_argument("--index-type", choices=INDEX_TYPES, default=None,
                    help="with --index: tfrs BruteForce (exact, stock TF Serving) or ScaNN (needs ScaNN's ops in the server) "
                         "(default: brute_force)")
@@ -52,7 +54,7 @@ def _export_index(args, model, index):
     if drift > (2e-2 if args.precision == "bfloat16" else 1e-3):
         print(f"warning: --model {args.model} embeds the first documents of {args.index} differently from the index "
               f"(max |Δ| {drift:.3g}): was the index built with another model or token budget?", file=sys.stderr)
-    return export_retrieval_model(model, index.ids, index.embeddings, args.export_base, args.model_name or "dual_encoder_retrieval",
+    return export_retrieval_model(model, index.ids, index.embeddings, args.output_dir, args.model_name or "dual_encoder_retrieval",
                                   args.version, index=index_type, k=top_k, source=args.model, index_folder=args.index,
                                   stock_compatible=not args.allow_custom_ops and index_type == "brute_force")
 
@@ -78,14 +80,14 @@ def run(args):
             raise ValueError(f"{args.model} is a cross-encoder: --index needs a dual encoder, whose query tower searches the index.")
         if args.precision != "float32":
             raise ValueError(f"{args.model} is a cross-encoder: --precision {args.precision} applies to dual encoders only.")
-        result = export_cross_encoder(model, args.export_base, args.model_name or "dual_encoder", args.version,
+        result = export_cross_encoder(model, args.output_dir, args.model_name or "dual_encoder", args.version,
                                       stock_compatible=not args.allow_custom_ops, source=args.model)
     else:
         model = load_retrieval_model(args.model, args.query_length, args.document_length, args.precision)
         if args.index:
             result = _export_index(args, model, index)
         else:
-            result = export_encoder(model, args.export_base, args.model_name or "dual_encoder", args.version,
+            result = export_encoder(model, args.output_dir, args.model_name or "dual_encoder", args.version,
                                     stock_compatible=not args.allow_custom_ops, source=args.model)
     audit = result.op_audit
     print(f"exported {result.path} (signatures: {', '.join(result.manifest['signatures'])}); model card {MODEL_CARD_PATH}")

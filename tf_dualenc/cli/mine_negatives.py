@@ -9,7 +9,7 @@ def add_parser(subparsers):
     p = subparsers.add_parser("mine-negatives", help="mine hard negatives (BM25 or a dual encoder), optionally denoised by a cross-encoder")
     p.add_argument("--data", required=True, help="BEIR-layout folder whose qrels give the positives")
     p.add_argument("--split", default="train", help="the qrels split whose queries get negatives (default: %(default)s)")
-    p.add_argument("--output", required=True, metavar="FILE", help="training-pair JSONL with negatives (for train, train-reranker, train-joint)")
+    p.add_argument("--output", required=True, metavar="FILE", help="the training-pair JSONL file to write, with negatives (for train, train-reranker, train-joint)")
     p.add_argument("--retriever", choices=["bm25", "dense"], default="bm25",
                    help="what retrieves the candidates: BM25, or the dense --model (default: %(default)s)")
     p.add_argument("--model", default=None, help="dense retriever: a .keras dual encoder, all-MiniLM-L6-v2 or a HF BERT folder")

@@ -8,6 +8,8 @@ import sys
 def add_parser(subparsers):
     import argparse
 
+    from tf_dualenc.cli._flags import add_renamed
+
     p = subparsers.add_parser("pipeline", help="the TFX pipeline: ingest → train → evaluate/bless → index → push (run or compile)",
                               description="The TFX pipeline: `run` runs it here, `compile` writes it for Kubeflow V2 / Vertex AI.")
     # --config and --set are the two subcommands' own (each subcommand's --help lists them).
@@ -22,8 +24,7 @@ def add_parser(subparsers):
     run_p.add_argument("--runner", choices=["local", "beam"], default=None, help="the DAG runner (default: the config's `runner`)")
     run_p.add_argument("--query", default=None, help="the query answered from the pushed model (default: the config's, else the "
                        "first evaluation query)")
-    run_p.add_argument("--top-k", type=int, default=5, metavar="K", help="hits shown for the query (default: %(default)s)")
-    run_p.add_argument("--k", type=int, dest="top_k", help=argparse.SUPPRESS)  # the old spelling, hidden
+    add_renamed(run_p, "--top-k", "--k", type=int, default=5, metavar="K", help="hits shown for the query (default: %(default)s)")
     run_p.add_argument("--json", action="store_true", help="also print the outputs and hits as one JSON line")
     run_p.add_argument("--verbose", action="store_true", help="keep TFX's and Beam's INFO logging")
     run_p.set_defaults(func=run)

@@ -1,9 +1,9 @@
 """`tf-dualenc search`: query an index folder (dense, hybrid with BM25, or re-ranked by a cross-encoder), or a served
 retrieval export (`tf-dualenc export --index`), which searches on the server."""
 
-import argparse
 import sys
 
+from tf_dualenc.cli._flags import add_renamed
 from tf_dualenc.loading import load_reranker
 
 
@@ -13,9 +13,8 @@ def add_parser(subparsers):
                    help="index folder written by build-index; optional when --server serves a retrieval export (then it adds the texts)")
     p.add_argument("--query", action="append", help="query text; repeatable")
     p.add_argument("--queries-file", help="one query per line")
-    p.add_argument("--top-k", type=int, default=None,
-                   help="hits shown per query (default: 10; a served retrieval export: the k it was exported with)")
-    p.add_argument("--k", dest="top_k", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the old spelling
+    add_renamed(p, "--top-k", "--k", type=int, default=None, metavar="K",
+                help="hits shown per query (default: 10; a served retrieval export: the k it was exported with)")
     p.add_argument("--model", default=None, help="encoder export (default: the one recorded in the index)")
     p.add_argument("--server", default=None,
                    help="TF Serving (host:port gRPC, http://host:port REST): an encoder export encodes the queries for --index; "

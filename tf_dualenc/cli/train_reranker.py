@@ -44,5 +44,5 @@ def run(args):
               "tower": args.tower, "preset": args.preset, "size": args.size, "vocabulary": args.vocabulary,
               "pair_length": args.pair_length}
     write_training_record(args.output_dir, inputs, settings, lists, history)
-    print(f"wrote {path} (export it with `tf-dualenc export --model {path} --export-base DIR --model-name reranker`)")
+    print(f"wrote {path} (export it with `tf-dualenc export --model {path} --output-dir DIR --model-name reranker`)")
     return 0

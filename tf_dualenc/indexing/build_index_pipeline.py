@@ -2,7 +2,7 @@
 then build a searchable index folder from them.
 
     python -m tf_dualenc.indexing.build_index_pipeline \
-        --corpus ../shared/data/scifact/corpus.jsonl --model exports/scifact/1 --output indexes/scifact \
+        --corpus ../shared/data/scifact/corpus.jsonl --model exports/scifact/1 --output-dir indexes/scifact \
         [--method auto|scann|brute_force] [--queries ../shared/data/scifact/queries.jsonl] \
         [--runner DirectRunner]   (in-process, one worker: the fastest on one machine; docs/serving.md)
         [--runner dask [--dask-address HOST:PORT]]   (Beam's DaskRunner; a local 2-process cluster without an address)
@@ -320,8 +320,11 @@ def build_parser():
     parser.add_argument("--corpus-format", default="auto", choices=CORPUS_FORMATS,
                         help="how to read --corpus; auto: by file name (default: %(default)s)")
     parser.add_argument("--model", required=True, help="an encoder export: a version folder, or a model folder (latest version)")
-    parser.add_argument("--output", required=True, help="index folder to create")
-    parser.add_argument("--embeddings", default=None, help="shard prefix for the embeddings (default: <output>-embeddings/part)")
+    # --output-dir, as every command names a folder it writes; --output is its old spelling, hidden.
+    output = parser.add_mutually_exclusive_group(required=True)
+    output.add_argument("--output-dir", metavar="DIR", help="the index folder to create")
+    output.add_argument("--output", dest="output_dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    parser.add_argument("--embeddings", default=None, help="shard prefix for the embeddings (default: <output-dir>-embeddings/part)")
     parser.add_argument("--num-shards", type=int, default=0, help="embedding shards (0: let the runner decide; default: %(default)s)")
     parser.add_argument("--min-batch-size", type=int, default=8, help="fewest documents RunInference batches (default: %(default)s)")
     parser.add_argument("--max-batch-size", type=int, default=64, help="most documents RunInference batches (default: %(default)s)")
@@ -490,7 +493,7 @@ def run(argv=None, print_fn=print):
     if args.dask_address:
         pipeline_args = [*pipeline_args, "--dask_client_address", args.dask_address]
     return index_corpus(
-        args.model, args.corpus, args.output, pipeline_options=PipelineOptions(pipeline_args), corpus_format=args.corpus_format,
+        args.model, args.corpus, args.output_dir, pipeline_options=PipelineOptions(pipeline_args), corpus_format=args.corpus_format,
         title_separator=args.title_separator, embeddings=args.embeddings, num_shards=args.num_shards,
         min_batch_size=args.min_batch_size, max_batch_size=args.max_batch_size, method=args.method,
         brute_force_below=args.brute_force_below, queries=_read_queries(args.queries) if args.queries else None,

@@ -72,7 +72,7 @@ def check_model_folders(models, config_file=None):
     for name, base_path in models.items():
         source = f"{config_file}: " if config_file else ""
         if not os.path.isdir(base_path):
-            hint = " (tf-dualenc export writes <export-base>/<model-name>/<version>/)"
+            hint = " (tf-dualenc export writes <output-dir>/<model-name>/<version>/)"
             if os.path.isabs(written.get(name, "")):
                 hint = (". An absolute base_path is a folder of the machine or container that serves (serving/models.config "
                         "is the container deployment's, under /models); to serve the exports of this machine, give --model "
@@ -81,7 +81,7 @@ def check_model_folders(models, config_file=None):
             raise FileNotFoundError(f"{source}model {name!r}: base_path {base_path} does not exist{hint}.")
         if not model_versions(base_path):
             raise FileNotFoundError(f"{source}model {name!r}: no numeric version folder in {base_path} "
-                                    "(tf-dualenc export writes <export-base>/<model-name>/<version>/).")
+                                    "(tf-dualenc export writes <output-dir>/<model-name>/<version>/).")
 
 
 class ServedModel:
