@@ -129,3 +129,30 @@ def test_the_docs_use_the_new_spellings():
     old = [f"{doc}: {line}" for doc, line in COMMANDS for flag in line.split()
            if flag in ("--k", "--export-base") or (flag == "--output" and " build-index " in f" {line} ")]
     assert old == []
+
+
+@pytest.mark.parametrize("argv,progress", [(["train"], True), (["train", "--quiet"], False), (["--quiet", "train"], False)])
+def test_quiet_turns_the_training_progress_bar_off(argv, progress, monkeypatch):
+    import tf_dualenc.training
+
+    class Config:
+        def with_overrides(self, overrides):
+            return self
+
+        def validate(self):
+            return self
+
+    calls = []
+    monkeypatch.setattr(tf_dualenc.training, "TrainConfig", Config)
+    monkeypatch.setattr(tf_dualenc.training, "train", lambda config, **kwargs: calls.append(kwargs))
+    assert cli.main(argv) == 0
+    assert calls == [{"stop_after_steps": None, "progress": progress}]
+
+
+def test_verbose_and_quiet_are_taken_before_and_after_the_command():
+    parser = cli.build_parser()
+    for argv in (["--verbose", "pipeline", "run"], ["pipeline", "run", "--verbose"], ["evaluate", "--model", "m", "--data", "d",
+                                                                                       "--output-dir", "o", "--verbose"]):
+        assert parser.parse_args(argv).verbose is True
+    assert parser.parse_args(["pipeline", "run"]).verbose is False
+    assert parser.parse_args(["search", "--index", "i", "--query", "q", "--quiet"]).quiet is True

@@ -95,3 +95,59 @@ def test_readme_documents_every_command():
     action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     missing = [name for name in action.choices if f"`tf-dualenc {name}" not in readme]
     assert not missing, f"README.md's command table lacks: {missing}"
+
+
+# A traced function whose graph Grappler's loop optimizer skips: TensorFlow logs "loop_optimizer.cc:934] Skipping loop
+# optimization for Merge node with control input" through absl, which TF_CPP_MIN_LOG_LEVEL alone does not silence.
+_GRAPPLER_WARNING = """
+import tensorflow as tf
+
+@tf.function
+def f(x):
+    r = tf.RaggedTensor.from_row_lengths(x, [1, tf.size(x) - 1])
+    return tf.concat([r, r], axis=1).flat_values
+
+print(f(tf.constant([1, 2, 3])).numpy().tolist())
+"""
+# TensorFlow's C++ log lines: its own format (`2026-... : W tensorflow/...`) and absl's (`W0000 00:00:... file.cc:N]`).
+_TF_CPP_LINE = re.compile(r"^(\d{4}-\d\d-\d\d [\d:.]+: [IWE] |[IWE]\d{4} [\d:.]+ +\d+ \w+\.cc:\d+\]|WARNING: All log messages before absl)", re.M)
+
+
+def _environment(**settings):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell: not set
+    env.update(settings)
+    return env
+
+
+@pytest.mark.slow
+def test_importing_tf_dualenc_turns_tensorflows_cpp_warnings_off_unless_the_user_set_the_level():
+    code = "import tf_dualenc\n" + _GRAPPLER_WARNING
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_environment())
+    assert quiet.stdout.strip() == "[1, 1, 2, 3, 2, 3]"
+    assert not _TF_CPP_LINE.search(quiet.stderr), quiet.stderr
+    # The user's own level wins, and at 0 the line this test looks for is there.
+    loud = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env=_environment(TF_CPP_MIN_LOG_LEVEL="0"))
+    assert "loop_optimizer" in loud.stderr and _TF_CPP_LINE.search(loud.stderr)
+
+
+@pytest.mark.slow
+def test_a_tensorflow_command_prints_no_cpp_log_lines_unless_verbose(tmp_path, t5_vocabulary):
+    """`tf-dualenc evaluate` encodes a corpus: TensorFlow logged "oneDNN supports DT_INT64 only on platforms with
+    AVX-512" (at ERROR) in it, as in every command that encodes."""
+    from pipeline_data import write_tiny_beir
+    from test_models import tiny
+
+    model_path = tmp_path / "tiny.keras"
+    tiny(t5_vocabulary).save(model_path)
+    data = write_tiny_beir(tmp_path / "beir")
+    command = [sys.executable, "-m", "tf_dualenc.cli", "evaluate", "--model", str(model_path), "--data", data]
+    quiet = subprocess.run([*command, "--output-dir", str(tmp_path / "quiet")], capture_output=True, text=True,
+                           env=_environment(), cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "NDCG@10" in quiet.stdout
+    assert not _TF_CPP_LINE.search(quiet.stderr) and "oneDNN" not in quiet.stderr, quiet.stderr
+    verbose = subprocess.run([*command, "--output-dir", str(tmp_path / "verbose"), "--verbose"], capture_output=True,
+                             text=True, env=_environment(), cwd=tmp_path)
+    assert verbose.returncode == 0, verbose.stderr
+    assert _TF_CPP_LINE.search(verbose.stderr), verbose.stderr

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 
 from tf_dualenc import _env
+from tf_dualenc._env import quiet_tensorflow_logs
 
 _env.apply()
 
@@ -41,7 +42,7 @@ _LAZY_NAMES = {
 
 SUBPACKAGES = ("analysis", "data", "evaluation", "export", "indexing", "losses", "models", "reranking", "training")
 
-__all__ = sorted(_LAZY_NAMES) + list(SUBPACKAGES)
+__all__ = sorted([*_LAZY_NAMES, "quiet_tensorflow_logs"]) + list(SUBPACKAGES)
 
 
 def __getattr__(name):

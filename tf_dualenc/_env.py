@@ -1,6 +1,6 @@
 """Process-wide environment shims, in one place.
 
-`import tf_dualenc` runs `apply()` before anything imports TensorFlow. It does two things:
+`import tf_dualenc` runs `apply()` before anything imports TensorFlow. It does three things:
 
 1. `KERAS_BACKEND=tensorflow` and `TF_USE_LEGACY_KERAS=1` (setdefault, so a user's own setting wins).
    With both set, `import keras` is Keras 3 (which keras-hub needs) while `tf.keras` is tf-keras (which
@@ -10,6 +10,9 @@
    glibc < 2.39 (see ../shared/STACK.md), yet `import tfx.v1` imports it at module level and uses its
    names in annotations. The stand-in lets every such import and attribute lookup succeed and raises
    `MissingTFDVError` (naming the package) the moment anything from it is actually called.
+3. TensorFlow's C++ log lines: INFO and WARNING off (`TF_CPP_MIN_LOG_LEVEL=2`, and the same level for the absl
+   logging some of TensorFlow's C++ code uses), unless the user set `TF_CPP_MIN_LOG_LEVEL`. The command line goes
+   further (`quiet_tensorflow_logs`): ERROR lines off too, all lines back with `--verbose`.
 """
 
 import importlib.abc
@@ -92,11 +95,79 @@ def _install_tfdv_stub():
     sys.meta_path.append(_TFDVStubFinder())
 
 
+# TensorFlow's C++ log levels: TF_CPP_MIN_LOG_LEVEL hides lines below it (0 INFO, 1 WARNING, 2 ERROR, 3 FATAL).
+TF_LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
+# `import tf_dualenc`: INFO and WARNING lines off.
+LIBRARY_TF_LOG_LEVEL = "2"
+# The command line: ERROR lines off too. TensorFlow logs "oneDNN supports DT_INT64 only on platforms with AVX-512" at
+# ERROR in every command that encodes (on these machines, whose CPUs do have AVX-512F); a real failure still reaches
+# the command as an exception, which it prints. `--verbose` shows every line.
+CLI_TF_LOG_LEVEL = "3"
+VERBOSE_TF_LOG_LEVEL = "0"
+# absl::SetMinLogLevel in libtensorflow_framework (absl LTS of TensorFlow 2.20). Some TensorFlow C++ code (Grappler's
+# "loop_optimizer.cc:934] Skipping loop optimization ..." WARNING, once per traced model) logs through absl, which
+# TF_CPP_MIN_LOG_LEVEL does not reach; absl's level is set to the same value, which has the same meaning there.
+_ABSL_SET_MIN_LOG_LEVEL = ("_ZN4absl12lts_2025012714SetMinLogLevelENS0_18LogSeverityAtLeastE",)
+
+# Whether the user set TF_CPP_MIN_LOG_LEVEL: then neither the library nor the command line changes it.
+user_set_tf_log_level = TF_LOG_LEVEL_VARIABLE in os.environ
+
+
+def _set_absl_min_log_level(level):
+    """absl's minimum log level in TensorFlow's C++ library (loads the library, which importing TensorFlow does anyway);
+    False when it cannot (no TensorFlow, another absl)."""
+    import ctypes
+
+    spec = importlib.util.find_spec("tensorflow")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    path = os.path.join(list(spec.submodule_search_locations)[0], "libtensorflow_framework.so.2")
+    try:
+        library = ctypes.CDLL(path)
+    except OSError:
+        return False
+    for symbol in _ABSL_SET_MIN_LOG_LEVEL:
+        function = getattr(library, symbol, None)
+        if function is not None:
+            function.restype = None
+            function(ctypes.c_int(level))
+            return True
+    return False
+
+
+class _TensorFlowLogLevel(importlib.abc.MetaPathFinder):
+    """On the first `import tensorflow`, before TensorFlow's own code runs: absl's level = TF_CPP_MIN_LOG_LEVEL."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == "tensorflow" and self in sys.meta_path:
+            sys.meta_path.remove(self)
+            try:
+                level = int(os.environ.get(TF_LOG_LEVEL_VARIABLE, "0"))
+            except ValueError:
+                level = 0
+            _set_absl_min_log_level(min(max(level, 0), 3))
+        return None  # the import itself goes on as usual
+
+
+def quiet_tensorflow_logs(verbose=False):
+    """TensorFlow's C++ log lines as the command line has them (`tf_dualenc.quiet_tensorflow_logs`): none, not even
+    ERROR-level notices (`CLI_TF_LOG_LEVEL`), or with `verbose` every one (`VERBOSE_TF_LOG_LEVEL`), through
+    `TF_CPP_MIN_LOG_LEVEL` and absl's level, unless the user set TF_CPP_MIN_LOG_LEVEL. Only before TensorFlow is
+    imported (after, it changes nothing: a process that already runs TensorFlow, such as a test calling the command
+    line's `main`, keeps its levels). The command line calls it before any command runs."""
+    if user_set_tf_log_level or "tensorflow" in sys.modules:
+        return
+    # The import hook above passes it on to absl.
+    os.environ[TF_LOG_LEVEL_VARIABLE] = VERBOSE_TF_LOG_LEVEL if verbose else CLI_TF_LOG_LEVEL
+
+
 def apply():
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    # TensorFlow's C++ INFO lines drown the CLI's output; users can still lower this.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    # TensorFlow's C++ INFO and WARNING lines drown the output; a user's own setting wins.
+    os.environ.setdefault(TF_LOG_LEVEL_VARIABLE, LIBRARY_TF_LOG_LEVEL)
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _TensorFlowLogLevel) for f in sys.meta_path):
+        sys.meta_path.insert(0, _TensorFlowLogLevel())
     _install_tfdv_stub()
     import warnings
 

@@ -103,7 +103,8 @@ ENVIRONMENT_NOTES = {
     "KERAS_BACKEND": "keras-hub's towers run on Keras 3 over TensorFlow",
     "TF_USE_LEGACY_KERAS": "`tf.keras` is tf-keras (Keras 2) for the whole process, which tensorflow-recommenders needs; "
     "`import keras` stays Keras 3",
-    "TF_CPP_MIN_LOG_LEVEL": "TensorFlow's C++ INFO lines off",
+    "TF_CPP_MIN_LOG_LEVEL": "TensorFlow's C++ INFO and WARNING lines off (absl's too); the tf-dualenc command also turns off "
+    "ERROR lines, such as oneDNN's DT_INT64 notice, unless --verbose",
 }
 
 CHECKS = (

@@ -17,6 +17,9 @@ COMMANDS = (doctor, demo, train, evaluate, export, build_index, analyze, serve, 
 
 THREADS_HELP = ("TensorFlow's intra-op and inter-op threads (default: the CPUs this process may use: its affinity, capped by "
                 "a cgroup CPU quota; TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS win over that default)")
+VERBOSE_HELP = ("show TensorFlow's C++ log lines, INFO and up (default: none, not even its ERROR-level notices, unless "
+                "TF_CPP_MIN_LOG_LEVEL is set)")
+QUIET_HELP = "no progress bars"
 
 
 def build_parser():
@@ -24,13 +27,18 @@ def build_parser():
 
     parser = argparse.ArgumentParser(prog="tf-dualenc", description=__doc__.split(".")[0])
     parser.add_argument("--threads", type=check_threads, default=None, metavar="N", help=THREADS_HELP)
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    parser.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(sub)
-    # Every command takes it after its name too (`tf-dualenc evaluate --threads 2 ...`, `tf-dualenc pipeline run --threads
-    # 2`); SUPPRESS keeps a value given before the name.
+    # Every command takes them after its name too (`tf-dualenc evaluate --threads 2 ...`, `tf-dualenc pipeline run --threads
+    # 2`); SUPPRESS keeps a value given before the name. A command's own --verbose (pipeline run's) says more there.
     for command_parser in _command_parsers(sub):
         command_parser.add_argument("--threads", type=check_threads, default=argparse.SUPPRESS, metavar="N", help=THREADS_HELP)
+        for flag, help_text in (("--verbose", VERBOSE_HELP), ("--quiet", QUIET_HELP)):
+            if flag not in command_parser._option_string_actions:
+                command_parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=help_text)
     return parser
 
 
@@ -53,7 +61,11 @@ def main(argv=None):
         args.server_args = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    import tf_dualenc  # noqa: F401  (environment shims before any TensorFlow import, warning filters)
+    import tf_dualenc  # (environment shims before any TensorFlow import, warning filters)
+
+    # TensorFlow's C++ log lines off (even its ERROR-level notices), all of them with --verbose; before any command imports
+    # TensorFlow, and never over the user's own TF_CPP_MIN_LOG_LEVEL.
+    tf_dualenc.quiet_tensorflow_logs(verbose=args.verbose)
 
     from tf_dualenc.extras import explain_missing_module
     from tf_dualenc.serving.client import ServingError

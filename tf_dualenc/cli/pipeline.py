@@ -26,7 +26,9 @@ def add_parser(subparsers):
                        "first evaluation query)")
     add_renamed(run_p, "--top-k", "--k", type=int, default=5, metavar="K", help="hits shown for the query (default: %(default)s)")
     run_p.add_argument("--json", action="store_true", help="also print the outputs and hits as one JSON line")
-    run_p.add_argument("--verbose", action="store_true", help="keep TFX's and Beam's INFO logging")
+    # SUPPRESS: `tf-dualenc --verbose pipeline run` counts too (the command line's --verbose: TensorFlow's C++ lines).
+    run_p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="keep TFX's and Beam's INFO logging and TensorFlow's C++ log lines")
     run_p.set_defaults(func=run)
     compile_p = actions.add_parser("compile", parents=[config], help="compile the pipeline JSON for Kubeflow V2 / Vertex AI",
                                    description="Compile the TFX pipeline into a Kubeflow V2 / Vertex AI pipeline JSON.")

@@ -16,5 +16,5 @@ def run(args):
     config = TrainConfig.from_file(args.config, args.set) if args.config else TrainConfig().with_overrides(args.set)
     if args.output_dir:
         config = config.with_overrides([f"output_dir={args.output_dir}"])
-    train(config.validate(), stop_after_steps=args.stop_after_steps)
+    train(config.validate(), stop_after_steps=args.stop_after_steps, progress=not args.quiet)
     return 0
