@@ -12,6 +12,14 @@ from tf_dualenc import cli
 from tf_dualenc.extras import EXTRAS, MissingExtraError, require
 
 
+def _hide(monkeypatch, package):
+    """`package` looks uninstalled. Its submodules that an earlier test imported are hidden too: Python finds a
+    cached submodule without importing its parent, so hiding the parent alone would not be enough."""
+    for name in [name for name in sys.modules if name.startswith(package + ".")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, package, None)
+
+
 def _setup_extras():
     return set(re.findall(r'^\s*"(\w+)": \[', (REPO / "setup.py").read_text(encoding="utf-8"), flags=re.M))
 
@@ -21,14 +29,14 @@ def test_every_extra_named_is_one_setup_py_declares():
 
 
 def test_require_names_the_module_and_the_pip_install(monkeypatch):
-    monkeypatch.setitem(sys.modules, "bm25s", None)
+    _hide(monkeypatch, "bm25s")
     with pytest.raises(MissingExtraError) as raised:
         require("bm25s", feature="BM25")
     message = str(raised.value)
     assert "BM25 needs the 'bm25s' module" in message and 'pip install "tf_dualenc[bm25]"' in message
     assert isinstance(raised.value, ImportError) and raised.value.__cause__ is None
     # A submodule of a missing package names the package that is missing.
-    monkeypatch.setitem(sys.modules, "dask", None)
+    _hide(monkeypatch, "dask")
     with pytest.raises(MissingExtraError, match=r"'dask' module.*tf_dualenc\[dask\]"):
         require("dask.distributed")
 
@@ -53,7 +61,7 @@ def test_a_module_that_fails_on_a_missing_import_of_its_own_is_not_reported_as_a
     (["serve", "--model", "m=exports/m"], "grpc", "serving"),
 ])
 def test_a_command_without_its_extra_says_what_to_install(argv, module, extra, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, module, None)
+    _hide(monkeypatch, module)
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert f"needs the '{module}' module, which is not installed" in err
@@ -64,7 +72,7 @@ def test_a_command_without_its_extra_says_what_to_install(argv, module, extra, m
 def test_bm25_without_its_extra_says_what_to_install(monkeypatch):
     from tf_dualenc.evaluation.bm25_baseline import BM25Index
 
-    monkeypatch.setitem(sys.modules, "bm25s", None)
+    _hide(monkeypatch, "bm25s")
     with pytest.raises(MissingExtraError, match=r'tf_dualenc\[bm25\]'):
         BM25Index(["d1"], ["a document"])
 
@@ -72,7 +80,7 @@ def test_bm25_without_its_extra_says_what_to_install(monkeypatch):
 def test_the_serving_client_without_its_extra_says_what_to_install(monkeypatch):
     from tf_dualenc.serving.client import ServingClient
 
-    monkeypatch.setitem(sys.modules, "grpc", None)
+    _hide(monkeypatch, "grpc")
     with pytest.raises(MissingExtraError, match=r'tf_dualenc\[serving\]'):
         ServingClient("localhost:1", "m")._grpc_stub()
 
@@ -81,7 +89,7 @@ def test_a_missing_module_the_command_line_meets_elsewhere_still_names_its_extra
     def analyze_without_sklearn(args):
         from sklearn.manifold import TSNE  # noqa: F401
 
-    monkeypatch.setitem(sys.modules, "sklearn", None)
+    _hide(monkeypatch, "sklearn")
     parser = cli.build_parser()
     monkeypatch.setattr(cli, "build_parser", lambda: parser)
     parser._subparsers._group_actions[0].choices["analyze"].set_defaults(func=analyze_without_sklearn)
