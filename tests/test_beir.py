@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from tf_dualenc.data import DataError, load_beir, read_qrels
+from tf_dualenc.data import DataError, load_beir, read_qrels, read_query_texts
 
 SHARED_SCIFACT = None
 
@@ -84,6 +84,23 @@ def test_malformed_json_errors_read_as_a_sentence(tmp_path, line, reason):
         load_beir(tmp_path, "test")
     assert str(error.value).endswith(f"corpus.jsonl:4: malformed JSON ({reason})")
     assert "at at" not in str(error.value)
+
+
+def test_query_texts_from_jsonl_or_one_per_line(tmp_path):
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "first"}\n\n{"text": "no id needed"}\n{"_id": "q1", "text": "first"}\n')
+    assert read_query_texts(tmp_path / "queries.jsonl") == ["first", "no id needed", "first"]  # file order, repeats kept
+    (tmp_path / "queries.txt").write_text("  first query \n\nsecond\n")
+    assert read_query_texts(str(tmp_path / "queries.txt")) == ["first query", "second"]
+
+
+@pytest.mark.parametrize("line", ['{"_id": "q2"}', "not json", '["text"]', '"text"'])
+def test_bad_query_line_names_file_and_line(tmp_path, line):
+    (tmp_path / "queries.jsonl").write_text('{"text": "fine"}\n' + line + "\n")
+    with pytest.raises(DataError, match=r"queries\.jsonl:2: expected a JSON object with 'text'$"):
+        read_query_texts(tmp_path / "queries.jsonl")
+    (tmp_path / "queries.txt").write_bytes(b"fine\ncaf\xe9\n")
+    with pytest.raises(DataError, match=r"queries\.txt:2: invalid UTF-8 at byte 3"):
+        read_query_texts(tmp_path / "queries.txt")
 
 
 def test_lenient_mode_counts_and_reports_skips(tmp_path):

@@ -147,6 +147,29 @@ def read_queries(path, *, lenient=False, skipped=None):
     return queries
 
 
+def read_query_texts(path):
+    """Query texts in file order: from a `.jsonl` file, each line's "text" (a BEIR `queries.jsonl`, or any JSONL with
+    "text"; no id needed); from any other file, one query per line. Blank lines are skipped.
+
+    Unlike `read_queries`, ids are neither needed nor checked: the index build's recall check wants only texts.
+    """
+    path = os.fspath(path)
+    texts = []
+    for line_number, line, decode_error in _lines(path):
+        if decode_error:
+            raise DataError(f"{path}:{line_number}: {decode_error}")
+        if not line.strip():
+            continue
+        if path.endswith(".jsonl"):
+            try:
+                texts.append(json.loads(line)["text"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise DataError(f"{path}:{line_number}: expected a JSON object with 'text'") from None
+        else:
+            texts.append(line.strip())
+    return texts
+
+
 def read_qrels(path, *, lenient=False, skipped=None):
     """`qrels/<split>.tsv` (header `query-id corpus-id score`) → {query id: {doc id: int score}}."""
     reporter = _Reporter(lenient, skipped if skipped is not None else collections.Counter())

@@ -35,7 +35,7 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from tf_dualenc.data.beir import describe_json_error, document_text
+from tf_dualenc.data.beir import describe_json_error, document_text, read_query_texts
 from tf_dualenc.index_config import INDEX_METHODS
 from tf_dualenc.indexing import dask_build
 from tf_dualenc.indexing.saved_model_encoder_handler import SavedModelEncoderHandler
@@ -296,22 +296,6 @@ def read_embedding_shards(pattern):
     return records, count, dimension
 
 
-def _read_queries(path):
-    texts = []
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            if path.endswith(".jsonl"):
-                try:
-                    texts.append(json.loads(line)["text"])
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    raise CorpusRecordError(f"{path}:{line_number}: expected a JSON object with 'text'") from None
-            else:
-                texts.append(line.strip())
-    return texts
-
-
 def build_parser():
     """The job's own options (`tf-dualenc build-index` hands it every option; Beam's pipeline options pass through)."""
     parser = argparse.ArgumentParser(prog="tf-dualenc build-index", description=__doc__.split("\n\n")[0],
@@ -496,7 +480,7 @@ def run(argv=None, print_fn=print):
         args.model, args.corpus, args.output_dir, pipeline_options=PipelineOptions(pipeline_args), corpus_format=args.corpus_format,
         title_separator=args.title_separator, embeddings=args.embeddings, num_shards=args.num_shards,
         min_batch_size=args.min_batch_size, max_batch_size=args.max_batch_size, method=args.method,
-        brute_force_below=args.brute_force_below, queries=_read_queries(args.queries) if args.queries else None,
+        brute_force_below=args.brute_force_below, queries=read_query_texts(args.queries) if args.queries else None,
         overwrite=args.overwrite, precision=args.precision, print_fn=print_fn,
     )
 
