@@ -46,6 +46,9 @@ ABLATIONS = {
     "strong_batch_128_cached": {"settings": {"batch_size": 128, "mini_batch_size": 32}},
     "strong_5_epochs": {"epochs": 5},
     "strong_3_negatives": {"num_negatives": 3},
+    # Distillation from the cascade's cross-encoder (`--teacher`, trained on the same training queries, never on
+    # validation): listwise KL over each pair's positive and hard negative, weight 1, teacher temperature 1 (defaults).
+    "strong_distilled": {"teacher": True},
 }
 RECIPES.update({name: {**RECIPES["strong"], **change} for name, change in ABLATIONS.items()})
 STEP_ONLY = ("mixed_precision", "mini_batch_size")
@@ -133,6 +136,9 @@ def main(argv=None):
     parser.add_argument("--skip-validation", action="store_true",
                         help="score the test split only (it halves the encoding on a data set whose validation split has "
                              "its own corpus); no hybrid interpolation then, since its weight is chosen on validation")
+    parser.add_argument("--teacher", default=None,
+                        help="the cross-encoder .keras that recipes with distillation distil from (benchmarks/cascade.py "
+                             "trains one on the training split minus validation)")
     parser.add_argument("--work-dir", default="/tmp/tf_dualenc_quality")
     args = parser.parse_args(argv)
     command = "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -146,6 +152,8 @@ def main(argv=None):
 
     train_path, test_path = DATASETS[args.dataset]
     recipe = RECIPES[args.recipe]
+    if recipe.get("teacher") and not args.teacher:
+        parser.error(f"--recipe {args.recipe} distils from a cross-encoder: give it with --teacher PATH.keras")
     common = {**COMMON, **LENGTHS[args.dataset], **recipe.get("settings", {})}
     test = load_beir(test_path, "test")
     if args.max_test_queries:
@@ -182,7 +190,8 @@ def main(argv=None):
                 if (RESULTS / f"{name}.json").exists():
                     print(f"{name}: exists, skipped", flush=True)
                     continue
-                base = dict(common, data=str(train_path), architecture=architecture, seed=seed, **VARIANTS[variant])
+                base = dict(common, data=str(train_path), architecture=architecture, seed=seed, **VARIANTS[variant],
+                            **({"distillation": args.teacher} if recipe.get("teacher") else {}))
                 data = {}
                 if recipe["hard_negatives"]:
                     # Mined once per (dataset, architecture) with the starting model, validation queries left out.

@@ -72,8 +72,9 @@ def test_doc_command_parses_and_its_config_validates(doc, line, monkeypatch, cap
         from tf_dualenc.training import TrainConfig
 
         config = TrainConfig.from_file(args.config, args.set) if args.config else TrainConfig().with_overrides(args.set)
-        if "data" in config.to_dict() and config.data and not pathlib.Path(config.data.split(",")[0]).exists():
-            pytest.skip(f"{doc}: {config.data} is made by an earlier command of the doc")
+        for made_earlier in (config.data.split(",")[0] if config.data else None, config.distillation):
+            if made_earlier and not pathlib.Path(made_earlier).exists():
+                pytest.skip(f"{doc}: {made_earlier} is made by another command of the docs")
         config.validate()
     if argv[0] == "pipeline":
         from tf_dualenc.tfx.pipeline_config import DEFAULT_CONFIG, PipelineConfig

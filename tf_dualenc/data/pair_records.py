@@ -5,11 +5,15 @@ larger than memory stream through `tf_dualenc.training.input_pipeline.stream_bat
 
 Formats (one pair per record; hard negatives optional):
 
-- JSONL: `{"query": str, "document": str, "negatives"?: [str], "query_id"?: str, "document_id"?: str}`.
+- JSONL: `{"query": str, "document": str, "negatives"?: [str], "query_id"?: str, "document_id"?: str,
+  "teacher_scores"?: [number]}`.
 - TSV: `query<TAB>document[<TAB>negative ...]`, UTF-8, no quoting; a first line starting `query<TAB>` is a
   header and is skipped.
 - TFRecord: `tf.train.Example` with bytes features `query`, `document`, and optional `negatives` (a list),
-  `query_id`, `document_id`. `write_pair_tfrecords` writes them.
+  `query_id`, `document_id`, and an optional float feature `teacher_scores`. `write_pair_tfrecords` writes them.
+
+`teacher_scores` (optional) are a cross-encoder's scores of the record's positive and each of its negatives, in that
+order (1 + len(negatives) numbers): what `TrainConfig.distillation` trains toward (`tf_dualenc.training.teacher_scores`).
 
 Missing ids default to the text itself, so no-duplicate batching still catches repeated texts.
 """
@@ -18,6 +22,7 @@ import collections
 import dataclasses
 import glob
 import json
+import math
 import os
 
 from tf_dualenc.data.beir import DataError
@@ -33,6 +38,7 @@ class PairRecord:
     document_id: str
     document: str
     negatives: tuple = ()
+    teacher_scores: tuple = ()
 
 
 def resolve_pair_files(data):
@@ -64,7 +70,7 @@ def infer_pair_format(path):
     raise ValueError(f"Cannot tell the format of {path} from its name (known suffixes: {sorted(_SUFFIXES)}); set data_format to one of {list(PAIR_FORMATS)}.")
 
 
-def _record(query, document, negatives=(), query_id=None, document_id=None):
+def _record(query, document, negatives=(), query_id=None, document_id=None, teacher_scores=None):
     if not isinstance(query, str) or not query.strip():
         raise DataError("empty or non-string query")
     if not isinstance(document, str) or not document.strip():
@@ -78,7 +84,18 @@ def _record(query, document, negatives=(), query_id=None, document_id=None):
         str(document if document_id is None else document_id),
         document,
         tuple(n.strip() for n in negatives),
+        _teacher_scores(teacher_scores, len(negatives)),
     )
+
+
+def _teacher_scores(scores, num_negatives):
+    if scores is None:
+        return ()
+    if (not isinstance(scores, (list, tuple)) or len(scores) != 1 + num_negatives
+            or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) for s in scores)):
+        raise DataError(f"teacher_scores must be a list of 1 + {num_negatives} finite numbers (the positive's score, then "
+                        f"each negative's); got {scores!r}"[:300])
+    return tuple(float(s) for s in scores)
 
 
 def _jsonl_records(path):
@@ -100,7 +117,8 @@ def _jsonl_records(path):
                 missing = [k for k in ("query", "document") if k not in value]
                 if missing:
                     raise DataError(f"missing field(s) {missing}")
-                return _record(value["query"], value["document"], value.get("negatives", ()), value.get("query_id"), value.get("document_id"))
+                return _record(value["query"], value["document"], value.get("negatives", ()), value.get("query_id"), value.get("document_id"),
+                               value.get("teacher_scores"))
 
             yield f"{path}:{line_number}", parse
 
@@ -148,8 +166,9 @@ def _tfrecord_records(path):
                 if missing:
                     raise DataError(f"missing bytes feature(s) {missing}")
                 query_id, document_id = texts("query_id"), texts("document_id")
+                scores = list(features["teacher_scores"].float_list.value) if "teacher_scores" in features else None
                 return _record(query[0], document[0], texts("negatives") or (), query_id[0] if query_id else None,
-                               document_id[0] if document_id else None)
+                               document_id[0] if document_id else None, scores)
 
             yield f"{path}:record {record_number}", parse
     except tf.errors.DataLossError as error:
@@ -159,7 +178,7 @@ def _tfrecord_records(path):
 _READERS = {"jsonl": _jsonl_records, "tsv": _tsv_records, "tfrecord": _tfrecord_records}
 
 
-def iter_pair_records(files, data_format="auto", *, lenient=False, skipped=None, num_negatives=None):
+def iter_pair_records(files, data_format="auto", *, lenient=False, skipped=None, num_negatives=None, teacher_scores=False):
     """Yields `PairRecord`s from `files` in order, one at a time.
 
     Args:
@@ -169,7 +188,8 @@ def iter_pair_records(files, data_format="auto", *, lenient=False, skipped=None,
             `DataError("<file>:<line>: <reason>")`.
         skipped: a `collections.Counter` to count skips in.
         num_negatives: None keeps every record's hard negatives as they are; an integer N requires at least N
-            and keeps the first N (0 drops them).
+            and keeps the first N (0 drops them), and the teacher scores of those.
+        teacher_scores: require `teacher_scores` on every record (distillation).
     """
     if data_format not in ("auto",) + PAIR_FORMATS:
         raise ValueError(f"data_format={data_format!r}; valid: {['auto', *PAIR_FORMATS]}.")
@@ -181,6 +201,9 @@ def iter_pair_records(files, data_format="auto", *, lenient=False, skipped=None,
                 record = parse()
                 if record is not None and num_negatives is not None and len(record.negatives) < num_negatives:
                     raise DataError(f"too few hard negatives ({len(record.negatives)}; num_negatives={num_negatives})")
+                if record is not None and teacher_scores and not record.teacher_scores:
+                    raise DataError("missing teacher_scores (distillation needs the cross-encoder's score of the positive "
+                                    "and of each negative; see tf_dualenc.training.teacher_scores)")
             except DataError as error:
                 if not lenient:
                     raise DataError(f"{where}: {error}") from None
@@ -188,7 +211,8 @@ def iter_pair_records(files, data_format="auto", *, lenient=False, skipped=None,
                 skipped[str(error).split(" [")[0].split(" (")[0]] += 1
                 continue
             if record is not None:
-                yield record if num_negatives is None else dataclasses.replace(record, negatives=record.negatives[:num_negatives])
+                yield record if num_negatives is None else dataclasses.replace(
+                    record, negatives=record.negatives[:num_negatives], teacher_scores=record.teacher_scores[: 1 + num_negatives])
 
 
 def write_pair_tfrecords(records, path_prefix, num_shards=1):
@@ -217,6 +241,8 @@ def write_pair_tfrecords(records, path_prefix, num_shards=1):
                 "query_id": feature([record.query_id]),
                 "document_id": feature([record.document_id]),
                 "negatives": feature(record.negatives),
+                **({"teacher_scores": tf.train.Feature(float_list=tf.train.FloatList(value=record.teacher_scores))}
+                   if record.teacher_scores else {}),
             }))
             writers[i % num_shards].write(example.SerializeToString())
         complete = True

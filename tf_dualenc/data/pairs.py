@@ -34,6 +34,7 @@ class PairStream:
     num_negatives: int = 0
     lenient: bool = False
     skipped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    teacher_scores: bool = False  # every record must carry them (distillation)
 
     @property
     def source(self):
@@ -55,7 +56,7 @@ def read_pair_file(path, *, lenient=False, data_format="auto"):
     return pairs
 
 
-def open_pair_stream(data, *, data_format="auto", shuffle_buffer=10_000, num_negatives=0, lenient=False):
+def open_pair_stream(data, *, data_format="auto", shuffle_buffer=10_000, num_negatives=0, lenient=False, teacher_scores=False):
     """Resolves pair files (path, comma list or glob) and checks each one's format and first record now,
     before any model is built; the rest is read while training."""
     files = resolve_pair_files(data)
@@ -63,8 +64,9 @@ def open_pair_stream(data, *, data_format="auto", shuffle_buffer=10_000, num_neg
         if data_format == "auto":
             infer_pair_format(path)
         # The first good record proves the format; strict mode raises on a bad one with file and line.
-        next(iter(iter_pair_records([path], data_format, lenient=lenient, num_negatives=num_negatives)), None)
-    return PairStream(files, data_format, shuffle_buffer, num_negatives, lenient)
+        next(iter(iter_pair_records([path], data_format, lenient=lenient, num_negatives=num_negatives,
+                                    teacher_scores=teacher_scores)), None)
+    return PairStream(files, data_format, shuffle_buffer, num_negatives, lenient, teacher_scores=teacher_scores)
 
 
 def load_training_pairs(path, *, data_format="auto", split="train", title_separator=" ", lenient=False,

@@ -98,3 +98,51 @@ def listwise_kl_divergence(student_scores, teacher_scores, student_temperature=1
     else:
         log_p, log_q = log_teacher, log_student
     return tf.reduce_mean(tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1))
+
+
+def listwise_distillation_loss(query_embeddings, document_embeddings, hard_negative_embeddings, teacher_scores,
+                               temperature=0.01, teacher_temperature=1.0):
+    """One-way listwise distillation of a dual encoder from a cross-encoder over each query's own candidate list.
+
+    Query i's list is its positive document d_i and its N hard negatives h_i1 … h_iN, the candidates a cross-encoder
+    scored once before training (`teacher_scores`, positive in column 0). The dual encoder's distribution over that
+    list is trained toward the cross-encoder's:
+
+        s_de(i) = [cos(q_i, d_i), cos(q_i, h_i1), …, cos(q_i, h_iN)] / τ        s_ce(i) = teacher_scores[i] / τ_ce
+        L = mean_i KL( softmax(s_ce(i)) ‖ softmax(s_de(i)) )
+
+    This is RocketQAv2's listwise KL (`listwise_kl_divergence`, direction "teacher_student") with the teacher's
+    gradient stopped: the cross-encoder is fixed, its soft labels say how relevant each mined "negative" looks, so a
+    likely unlabelled positive among them is pushed down less. The trainer adds it, weighted, to the contrastive loss.
+
+    Args:
+        query_embeddings: [B, D]; document_embeddings: [B, D] (the positives); hard_negative_embeddings: [B, N, D]
+            with N >= 1. Normalised here (a no-op for the model's already normalised embeddings).
+        teacher_scores: [B, 1 + N] cross-encoder logits, positive first.
+        temperature: τ > 0 of the dual encoder's scores (the contrastive loss's).
+        teacher_temperature: τ_ce > 0 of the cross-encoder's logits.
+
+    Returns:
+        A float32 scalar.
+
+    Example:
+    ```python
+    loss = listwise_distillation_loss(q, d, h, teacher_scores, temperature=0.05)
+    ```
+
+    Reference: Ren et al., "RocketQAv2: A Joint Training Method for Dense Passage Retrieval and Passage Re-ranking",
+    EMNLP 2021, Section 3.2 (dynamic listwise distillation).
+    """
+    if hard_negative_embeddings is None:
+        raise ValueError("listwise_distillation_loss needs hard negatives: each query's list is its positive and its "
+                         "N >= 1 hard negatives (`hard_negative_embeddings` [B, N, D]).")
+    q = tf.math.l2_normalize(tf.cast(query_embeddings, tf.float32), axis=-1)
+    d = tf.math.l2_normalize(tf.cast(document_embeddings, tf.float32), axis=-1)
+    h = tf.math.l2_normalize(tf.cast(hard_negative_embeddings, tf.float32), axis=-1)
+    student = tf.concat([tf.reduce_sum(q * d, axis=-1, keepdims=True), tf.einsum("bd,bnd->bn", q, h)], axis=1)
+    teacher = tf.stop_gradient(_scores("teacher_scores", teacher_scores))
+    if not teacher.shape.is_compatible_with(student.shape):
+        raise ValueError(f"`teacher_scores` must be [batch, 1 + num_hard_negatives] = {student.shape} (positive first); "
+                         f"got shape {teacher.shape}.")
+    return listwise_kl_divergence(student, teacher, student_temperature=temperature,
+                                  teacher_temperature=teacher_temperature, direction="teacher_student")

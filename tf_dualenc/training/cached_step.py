@@ -23,7 +23,7 @@ RepL4NLP 2021 (the idea behind sentence-transformers' CachedMultipleNegativesRan
 
 import tensorflow as tf
 
-from tf_dualenc.training.trainer import gather_global_batch, in_batch_accuracy
+from tf_dualenc.training.trainer import batch_loss, gather_global_batch, in_batch_accuracy
 
 
 def dropout_seed_states(model):
@@ -37,7 +37,7 @@ def dropout_seed_states(model):
     return states
 
 
-def make_cached_replica_step(model, optimizer, loss, mini_batch_size, replicas):
+def make_cached_replica_step(model, optimizer, loss, mini_batch_size, replicas, distillation=None):
     """One replica's cached training step: `(features, query_ids, document_ids)` of its slice → (loss, accuracy).
 
     The same contract as the plain step in `trainer.make_train_step`: negatives come from the global batch (the
@@ -50,6 +50,8 @@ def make_cached_replica_step(model, optimizer, loss, mini_batch_size, replicas):
         loss: a `tf_dualenc.losses.DualEncoderLoss` (`trainer.make_loss`); its `embedding_loss` gives the scalar.
         mini_batch_size: pairs per forward/backward pass; must divide the replica's slice.
         replicas: replicas in sync.
+        distillation: the distillation term (`trainer.make_distillation`) or None; like the loss, it depends on
+            the parameters only through the embeddings, so the cached gradient stays exact.
     """
     variables = model.trainable_variables
     seed_states = dropout_seed_states(model)
@@ -92,7 +94,7 @@ def make_cached_replica_step(model, optimizer, loss, mini_batch_size, replicas):
             tape.watch(cached)
             q, d, h, all_query_ids, all_document_ids = gather_global_batch(
                 cached[0], cached[1], cached[2] if len(cached) > 2 else None, query_ids, document_ids)
-            loss_value = loss.embedding_loss(q, d, h, all_query_ids, all_document_ids)
+            loss_value = batch_loss(loss, distillation, q, d, h, all_query_ids, all_document_ids, features.get("teacher_scores"))
             scaled = loss_value / replicas
         embedding_gradients = tape.gradient(scaled, cached)
 

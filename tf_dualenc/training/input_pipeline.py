@@ -117,7 +117,7 @@ def _full_batches(records, batch_size, no_duplicates, max_deferred):
 
 
 def stream_batches(files, batch_size, seed, *, data_format="auto", start_step=0, no_duplicates=True,
-                   shuffle_buffer=10_000, num_negatives=0, lenient=False, skipped=None):
+                   shuffle_buffer=10_000, num_negatives=0, lenient=False, skipped=None, teacher_scores=False):
     """Infinite stream of full batches (lists of `PairRecord`) read from pair files, epoch after epoch.
 
     Each epoch visits the files in a seeded order through a shuffle buffer of `shuffle_buffer` records;
@@ -129,7 +129,7 @@ def stream_batches(files, batch_size, seed, *, data_format="auto", start_step=0,
         ordered = [files[i] for i in rng.permutation(len(files))]
         # Skips are counted once, in the first epoch.
         records = iter_pair_records(ordered, data_format, lenient=lenient, skipped=skipped if epoch == 0 else collections.Counter(),
-                                    num_negatives=num_negatives)
+                                    num_negatives=num_negatives, teacher_scores=teacher_scores)
         made = 0
         for batch in _full_batches(_shuffled(records, shuffle_buffer, rng), batch_size, no_duplicates, max(shuffle_buffer, batch_size)):
             made += 1
@@ -153,24 +153,29 @@ def _string_batches_in_memory(pairs, batch_size, seed, start_step, no_duplicates
             "query_id": np.array([pairs.query_ids[i] for i in index], object),
             "document_id": np.array([pairs.document_ids[i] for i in index], object),
             "negatives": np.zeros((len(index), 0), object),
+            "teacher_scores": np.zeros((len(index), 0), np.float32),
         }
 
 
 def _string_batches_streamed(stream, batch_size, seed, start_step, no_duplicates):
     for batch in stream_batches(stream.files, batch_size, seed, data_format=stream.data_format, start_step=start_step,
                                 no_duplicates=no_duplicates, shuffle_buffer=stream.shuffle_buffer,
-                                num_negatives=stream.num_negatives, lenient=stream.lenient, skipped=stream.skipped):
+                                num_negatives=stream.num_negatives, lenient=stream.lenient, skipped=stream.skipped,
+                                teacher_scores=stream.teacher_scores):
         yield {
             "query": np.array([r.query for r in batch], object),
             "document": np.array([r.document for r in batch], object),
             "query_id": np.array([r.query_id for r in batch], object),
             "document_id": np.array([r.document_id for r in batch], object),
             "negatives": np.array([list(r.negatives) for r in batch], object).reshape(len(batch), stream.num_negatives),
+            "teacher_scores": np.array([r.teacher_scores for r in batch], np.float32).reshape(
+                len(batch), 1 + stream.num_negatives if stream.teacher_scores else 0),
         }
 
 
 def make_dataset(pairs, model, batch_size, seed, start_step=0, no_duplicates=True, failures=None):
-    """tf.data of ({"query", "document"[, "negatives"]} token dicts, query id hashes, document id hashes), global batches.
+    """tf.data of ({"query", "document"[, "negatives"]} token dicts [, "teacher_scores" float32 [B, 1 + N]], query id
+    hashes, document id hashes), global batches.
 
     Args:
         pairs: `TrainingPairs` (in memory) or a `PairStream` (files read as they are needed).
@@ -179,6 +184,7 @@ def make_dataset(pairs, model, batch_size, seed, start_step=0, no_duplicates=Tru
     """
     streamed = hasattr(pairs, "files")
     num_negatives = pairs.num_negatives if streamed else 0
+    teacher_columns = 1 + num_negatives if streamed and pairs.teacher_scores else 0
     failures = [] if failures is None else failures
 
     def generate():
@@ -193,6 +199,7 @@ def make_dataset(pairs, model, batch_size, seed, start_step=0, no_duplicates=Tru
     dataset = tf.data.Dataset.from_generator(generate, output_signature={
         "query": strings, "document": strings, "query_id": strings, "document_id": strings,
         "negatives": tf.TensorSpec([batch_size, num_negatives], tf.string),
+        "teacher_scores": tf.TensorSpec([batch_size, teacher_columns], tf.float32),
     })
 
     def tokenize(batch):
@@ -203,6 +210,8 @@ def make_dataset(pairs, model, batch_size, seed, start_step=0, no_duplicates=Tru
         if num_negatives:
             flat = model.document_preprocessor(tf.reshape(batch["negatives"], [-1]))
             features["negatives"] = {k: tf.reshape(v, [batch_size, num_negatives, -1]) for k, v in flat.items()}
+        if teacher_columns:
+            features["teacher_scores"] = batch["teacher_scores"]
         # Ids as int64 hashes below 2**52: collectives (all_gather across replicas) carry no strings, and the
         # trainer gathers them as float64, exact up to 2**53. Collision odds in a batch of 512: ~3e-11.
         return (

@@ -44,6 +44,12 @@ class TrainConfig:
             `hard_negatives_cache` (default: output_dir), keyed by everything that decides them.
         hard_negatives_depth, hard_negatives_skip_top: negatives are drawn (seeded) from the first `depth` mined
             non-positives after skipping the first `skip_top` (the likeliest unlabelled positives).
+        distillation: a trained cross-encoder (`tf-dualenc train-reranker`'s .keras) to distil from: before training
+            it scores every pair's positive and hard negatives once (cached beside the mined negatives), and the
+            loss adds `distillation_weight` × the listwise KL from its distribution over each query's list to the
+            dual encoder's (`tf_dualenc.losses.listwise_distillation_loss`; RocketQAv2). Needs `hard_negatives`.
+        distillation_weight: weight of that term (> 0).
+        distillation_temperature: temperature of the cross-encoder's logits (> 0).
     Model:
         model: "t5" (T5 encoder towers) or "bert" (BERT-family, e.g. all-MiniLM-L6-v2).
         size: T5 size name (ignored for bert or with preset).
@@ -90,6 +96,9 @@ class TrainConfig:
     hard_negatives_depth: int = 8
     hard_negatives_skip_top: int = 1
     hard_negatives_cache: typing.Optional[str] = None
+    distillation: typing.Optional[str] = None
+    distillation_weight: float = 1.0
+    distillation_temperature: float = 1.0
     model: str = "t5"
     size: str = "t5_1.1_small"
     vocabulary: typing.Optional[str] = None
@@ -206,10 +215,11 @@ class TrainConfig:
                 errors.append(f"{name}={value!r} (must be an integer >= {low})")
         if self.embedding_dim is not None and (not isinstance(self.embedding_dim, int) or self.embedding_dim < 1):
             errors.append(f"embedding_dim={self.embedding_dim!r} (must be a positive integer or null)")
-        for name, low, high in (("learning_rate", 0.0, None), ("dropout", 0.0, 1.0)):
+        for name, low, high in (("learning_rate", 0.0, None), ("dropout", 0.0, 1.0), ("distillation_weight", 0.0, None),
+                                ("distillation_temperature", 0.0, None)):
             value = getattr(self, name)
             bad = not isinstance(value, (int, float)) or isinstance(value, bool)
-            bad = bad or (name == "learning_rate" and value <= low) or (high is not None and not low <= value <= high)
+            bad = bad or (high is None and value <= low) or (high is not None and not low <= value <= high)
             if bad:
                 errors.append(f"{name}={value!r} (must be {'> 0' if high is None else f'in [{low}, {high}]'})")
         for field in dataclasses.fields(self):
@@ -249,6 +259,13 @@ class TrainConfig:
             errors.append(f"validation_metric={self.validation_metric!r} (valid forms: NDCG@k, MRR@k, P@k, Recall@k, MAP@k)")
         if isinstance(self.warmup_steps, int) and isinstance(self.steps, int) and self.warmup_steps >= self.steps > 0:
             errors.append(f"warmup_steps={self.warmup_steps} (must be smaller than steps={self.steps})")
+        if self.distillation is not None:
+            if not os.path.exists(str(self.distillation)):
+                errors.append(f"distillation={self.distillation!r} does not exist (a trained cross-encoder: the .keras file "
+                              "`tf-dualenc train-reranker` writes)")
+            if not self.hard_negatives:
+                errors.append("distillation needs hard_negatives (bm25, dense or a pair file): the cross-encoder scores each "
+                              "query's positive and hard negatives")
         if self.hard_negatives is None:
             return
         if self.hard_negatives not in HARD_NEGATIVE_MINERS and not os.path.isfile(str(self.hard_negatives)):

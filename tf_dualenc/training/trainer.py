@@ -103,6 +103,38 @@ def make_optimizer(config):
     return keras.optimizers.Adafactor(learning_rate=schedule)
 
 
+def make_distillation(config):
+    """The distillation term the step adds to the loss, `(q, d, h, teacher_scores) → scalar`, or None when
+    `config.distillation` is not set (`tf_dualenc.losses.listwise_distillation_loss`, weighted)."""
+    if not config.distillation:
+        return None
+    from tf_dualenc.losses import listwise_distillation_loss
+
+    def distillation(q, d, h, teacher_scores):
+        return config.distillation_weight * listwise_distillation_loss(
+            q, d, h, teacher_scores, temperature=config.temperature, teacher_temperature=config.distillation_temperature)
+
+    return distillation
+
+
+def batch_loss(loss, distillation, q, d, h, query_ids, document_ids, teacher_scores):
+    """The step's loss of the global batch: the contrastive loss, plus the distillation term when there is one."""
+    value = loss.embedding_loss(q, d, h, query_ids, document_ids)
+    if distillation is not None:
+        value += distillation(q, d, h, gather_rows(teacher_scores))
+    return value
+
+
+def gather_rows(x):
+    """Every replica's rows of `x`, in replica order (`x` itself under one replica)."""
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return x
+    return context.all_gather(x, axis=0)
+
+
 def gather_global_batch(q, d, h, query_ids, document_ids):
     """Every replica's embeddings and ids, concatenated in replica order (as they are under one replica).
 
@@ -114,8 +146,8 @@ def gather_global_batch(q, d, h, query_ids, document_ids):
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return q, d, h, query_ids, document_ids
-    q, d = context.all_gather(q, axis=0), context.all_gather(d, axis=0)
-    h = None if h is None else context.all_gather(h, axis=0)
+    q, d = gather_rows(q), gather_rows(d)
+    h = None if h is None else gather_rows(h)
     # Collective all_gather rejects int64 under MultiWorkerMirroredStrategy ("destinations can
     # not be empty"); the id hashes are < 2**52, so float64 carries them exactly.
     query_ids, document_ids = (
@@ -132,11 +164,12 @@ def in_batch_accuracy(q, d):
     return tf.reduce_mean(tf.cast(hits, tf.float32))
 
 
-def make_train_step(strategy, model, optimizer, loss, batch_size, jit_compile=False, mini_batch_size=0):
+def make_train_step(strategy, model, optimizer, loss, batch_size, jit_compile=False, mini_batch_size=0, distillation=None):
     """The compiled training step: global batch in, (loss, in-batch accuracy) out, one optimizer update.
 
     `loss` is a `tf_dualenc.losses.DualEncoderLoss` (`make_loss`); the step takes its `embedding_loss` of the
-    global batch's embeddings and ids.
+    global batch's embeddings and ids, plus `distillation` (`make_distillation`) of the embeddings and the batch's
+    `features["teacher_scores"]` when given.
 
     Under several replicas each replica embeds its slice of the global batch, then all-gathers every replica's
     embeddings so in-batch and same-tower negatives come from the GLOBAL batch. A `mini_batch_size` smaller than
@@ -153,7 +186,7 @@ def make_train_step(strategy, model, optimizer, loss, batch_size, jit_compile=Fa
             d = model.embed_documents(features["document"], training=True)
             h = model.embed_negatives(features["negatives"], training=True) if "negatives" in features else None
             q, d, h, query_ids, document_ids = gather_global_batch(q, d, h, query_ids, document_ids)
-            loss_value = loss.embedding_loss(q, d, h, query_ids, document_ids)
+            loss_value = batch_loss(loss, distillation, q, d, h, query_ids, document_ids, features.get("teacher_scores"))
             # all_gather's gradient sums over replicas and Keras sums the replicas' gradients again, so each
             # replica contributes loss / R: the applied update is exactly ∇loss of the global batch.
             scaled = loss_value / replicas
@@ -164,7 +197,7 @@ def make_train_step(strategy, model, optimizer, loss, batch_size, jit_compile=Fa
     if mini_batch_size and mini_batch_size < batch_size // replicas:
         from tf_dualenc.training.cached_step import make_cached_replica_step
 
-        replica_step = make_cached_replica_step(model, optimizer, loss, mini_batch_size, replicas)
+        replica_step = make_cached_replica_step(model, optimizer, loss, mini_batch_size, replicas, distillation)
 
     @tf.function(jit_compile=jit_compile and replicas == 1)
     def train_step(features, query_ids, document_ids):
@@ -275,8 +308,12 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
         # Mined in float32 whatever the training precision: the mined lists are cached across runs.
         with float32_compute(model):
             pair_file = prepare_hard_negative_pairs(config, model, print_fn)
+        if config.distillation:
+            from tf_dualenc.training.teacher_scores import prepare_teacher_scores
+
+            pair_file = prepare_teacher_scores(config, pair_file, print_fn)
         pairs = open_pair_stream(pair_file, data_format="jsonl", shuffle_buffer=config.shuffle_buffer,
-                                 num_negatives=config.num_negatives)
+                                 num_negatives=config.num_negatives, teacher_scores=bool(config.distillation))
     streamed = not hasattr(pairs, "__len__")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
     # Every worker must take part in a save; only the chief's copy is kept.
@@ -289,7 +326,7 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
         print_fn(f"resumed from {latest} at step {int(step.numpy())}")
     start_step = int(step.numpy())
     train_step = make_train_step(strategy, model, optimizer, make_loss(config), config.batch_size, config.jit_compile,
-                                 config.mini_batch_size)
+                                 config.mini_batch_size, make_distillation(config))
 
     writer = tf.summary.create_file_writer(os.path.join(config.output_dir, "logs") if chief else os.path.join(checkpoint_dir, "logs"))
     failures = []

@@ -1,0 +1,70 @@
+"""Teacher scores for distillation (`TrainConfig.distillation`): a trained cross-encoder scores every training pair's
+positive and hard negatives once, before training, and the scores are cached as a pair file (the hard-negative pair
+file with `teacher_scores` added to each record).
+
+Scoring once is what makes distillation affordable on a CPU: the cross-encoder reads every (query, candidate) pair
+at its full length, so scoring the lists inside the training step would cost more than the step itself. The cache
+key is the pair file and the cross-encoder file as they are on disk (path, size, modification time), so the seeds of
+one experiment share one scored file and a retrained cross-encoder is scored again.
+"""
+
+import hashlib
+import json
+import os
+import time
+
+from tf_dualenc.atomic_write import atomic_writer
+
+
+def _identity(path):
+    """(absolute path, size, mtime) of a file, or of every file under a folder (an exported cross-encoder)."""
+    path = os.path.abspath(path)
+    if os.path.isfile(path):
+        stat = os.stat(path)
+        return [path, stat.st_size, stat.st_mtime_ns]
+    return [[os.path.join(root, name), os.stat(os.path.join(root, name)).st_size, os.stat(os.path.join(root, name)).st_mtime_ns]
+            for root, _, names in sorted(os.walk(path)) for name in sorted(names)]
+
+
+def cache_path(config, pair_file):
+    """Where the scored copy of `pair_file` for `config.distillation` is cached: next to `pair_file`."""
+    key = {"pairs": _identity(pair_file), "teacher": _identity(config.distillation), "num_negatives": config.num_negatives}
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    stem = os.path.splitext(os.path.basename(pair_file))[0]
+    return os.path.join(os.path.dirname(os.path.abspath(pair_file)), f"{stem}-teacher-{digest}.jsonl")
+
+
+def prepare_teacher_scores(config, pair_file, print_fn=print, batch_size=32):
+    """Returns the path of `pair_file` with `teacher_scores` (the cross-encoder's logits of the positive, then of each
+    of the first `num_negatives` negatives) on every record, scoring only when the cache has no such file yet.
+
+    Args:
+        config: a validated `TrainConfig` with `distillation` (a cross-encoder `.keras` file or export) set.
+        pair_file: a JSONL pair file with at least `num_negatives` negatives per record (what
+            `prepare_hard_negative_pairs` returns).
+    """
+    path = cache_path(config, pair_file)
+    if os.path.isfile(path):
+        print_fn(f"teacher scores: cached {path}")
+        return path
+    from tf_dualenc.data.pair_records import iter_pair_records
+    from tf_dualenc.loading import load_reranker
+
+    # Validated as training reads it, so a bad record fails here with its file and line, before any scoring.
+    records = list(iter_pair_records([pair_file], "jsonl", num_negatives=config.num_negatives))
+    lists = [[record.document, *record.negatives] for record in records]
+    score_pairs = load_reranker(config.distillation)
+    start = time.perf_counter()
+    flat = score_pairs([r.query for r, candidates in zip(records, lists) for _ in candidates],
+                       [candidate for candidates in lists for candidate in candidates], batch_size=batch_size)
+    width = 1 + config.num_negatives
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with atomic_writer(path) as f:
+        for i, record in enumerate(records):
+            f.write(json.dumps({"query_id": record.query_id, "query": record.query, "document_id": record.document_id,
+                                "document": record.document, "negatives": list(record.negatives),
+                                "teacher_scores": [round(float(s), 6) for s in flat[i * width : (i + 1) * width]]},
+                               ensure_ascii=False) + "\n")
+    print_fn(f"teacher scores ({config.distillation}): {len(records)} lists of {width} scored in "
+             f"{time.perf_counter() - start:.1f} s; cached in {path}")
+    return path
