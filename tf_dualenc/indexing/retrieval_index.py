@@ -105,68 +105,20 @@ def build_index(records, output_dir, *, dimension, count, model_info=None, metho
             document vectors).
         overwrite: replace an existing index folder (the old one is removed only after the new one is in place).
     """
-    from tf_dualenc.evaluation.exact_search import exact_top_k
-
-    if method not in INDEX_METHODS:
-        raise RetrievalIndexError(f"method={method!r}; valid: {list(INDEX_METHODS)}.")
-    if count < 1 or dimension < 1:
-        raise RetrievalIndexError(f"Nothing to index: count={count}, dimension={dimension}.")
     output_dir = os.path.abspath(output_dir)
-    if os.path.exists(output_dir) and not overwrite:
-        raise RetrievalIndexError(f"{output_dir} already exists; pass overwrite=True (--overwrite) to replace it.")
-    method = ("brute_force" if count < brute_force_below else "scann") if method == "auto" else method
-    if method == "scann" and count < MIN_SCANN_DOCUMENTS:
-        raise RetrievalIndexError(
-            f"method='scann' needs at least {MIN_SCANN_DOCUMENTS} documents to train its quantiser; got {count}. Use 'brute_force'.")
+    method = _check_build_request(output_dir, method, count, dimension, brute_force_below, overwrite)
     config = dict(scann_build_config(count, k), **(scann_config or {})) if method == "scann" else {}
     remove_dead_builds(output_dir, print_fn)
     tmp = _owned_sibling(output_dir, "tmp")
     os.makedirs(tmp)
-    started = time.perf_counter()
     try:
-        embeddings = np.lib.format.open_memmap(os.path.join(tmp, "embeddings.npy"), mode="w+", dtype=np.float32, shape=(count, dimension))
-        offsets = np.empty(count, np.int64)
-        seen = set()
-        row = 0
-        with open(os.path.join(tmp, "ids.jsonl"), "w", encoding="utf-8") as ids_file, open(os.path.join(tmp, "documents.jsonl"), "wb") as docs_file:
-            for doc_id, text, vector in records:
-                if row >= count:
-                    raise RetrievalIndexError(f"More records than count={count}.")
-                doc_id = str(doc_id)
-                if doc_id in seen:
-                    raise RetrievalIndexError(f"Duplicate document id {doc_id!r} in the corpus.")
-                seen.add(doc_id)
-                vector = np.asarray(vector, np.float32)
-                if vector.shape != (dimension,) or not np.all(np.isfinite(vector)):
-                    raise RetrievalIndexError(f"Document {doc_id!r}: embedding of shape {vector.shape} (want ({dimension},)) or not finite.")
-                embeddings[row] = vector
-                ids_file.write(json.dumps(doc_id) + "\n")
-                offsets[row] = docs_file.tell()
-                docs_file.write((json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n").encode("utf-8"))
-                row += 1
-        if row != count:
-            raise RetrievalIndexError(f"Expected {count} records, got {row}.")
-        embeddings.flush()
-        np.save(os.path.join(tmp, "documents.offsets.npy"), offsets)
+        started = time.perf_counter()
+        embeddings = _write_rows(tmp, records, count, dimension)
         encode_seconds = time.perf_counter() - started
-
         build_start = time.perf_counter()
-        searcher = None
-        if method == "scann":
-            searcher = build_scann_searcher(np.asarray(embeddings), config, k)
-            os.makedirs(os.path.join(tmp, "scann"))
-            # Relative paths: the folder is renamed into place after the build.
-            searcher.serialize(os.path.join(tmp, "scann"), relative_path=True)
+        searcher = _build_searcher(tmp, method, embeddings, config, k)
         build_seconds = time.perf_counter() - build_start
-
-        # Recall@10 of the searcher against exact search on a sample of queries.
-        rng = np.random.default_rng(0)
-        queries = np.asarray(recall_queries, np.float32) if recall_queries is not None else np.asarray(embeddings[np.sort(rng.choice(count, min(200, count), replace=False))])
-        depth = min(10, count)
-        exact, _ = exact_top_k(queries, embeddings, depth)
-        found = exact if searcher is None else searcher.search_batched(queries, final_num_neighbors=depth)[0]
-        recall = float(np.mean([len(set(a.tolist()) & set(b.tolist())) / depth for a, b in zip(exact, found)]))
-
+        recall, queries = _recall_vs_exact(embeddings, searcher, recall_queries)
         manifest = {
             "format_version": FORMAT_VERSION,
             "method": method,
@@ -184,18 +136,93 @@ def build_index(records, output_dir, *, dimension, count, model_info=None, metho
             json.dump(manifest, f, indent=2)
             f.write("\n")
         del embeddings
-        if os.path.exists(output_dir):
-            old = _owned_sibling(output_dir, "old")
-            os.replace(output_dir, old)
-            os.replace(tmp, output_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, output_dir)
+        _move_into_place(tmp, output_dir)
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
     print_fn(f"index: {output_dir} ({method}, {count} x {dimension}); recall@10 vs exact {recall:.4f} on {len(queries)} queries")
     return manifest
+
+
+def _check_build_request(output_dir, method, count, dimension, brute_force_below, overwrite):
+    """Refuses a request `build_index` cannot fulfil, before anything is written; returns the method "auto" resolves to."""
+    if method not in INDEX_METHODS:
+        raise RetrievalIndexError(f"method={method!r}; valid: {list(INDEX_METHODS)}.")
+    if count < 1 or dimension < 1:
+        raise RetrievalIndexError(f"Nothing to index: count={count}, dimension={dimension}.")
+    if os.path.exists(output_dir) and not overwrite:
+        raise RetrievalIndexError(f"{output_dir} already exists; pass overwrite=True (--overwrite) to replace it.")
+    method = ("brute_force" if count < brute_force_below else "scann") if method == "auto" else method
+    if method == "scann" and count < MIN_SCANN_DOCUMENTS:
+        raise RetrievalIndexError(
+            f"method='scann' needs at least {MIN_SCANN_DOCUMENTS} documents to train its quantiser; got {count}. Use 'brute_force'.")
+    return method
+
+
+def _write_rows(folder, records, count, dimension):
+    """Streams the records into `embeddings.npy`, `ids.jsonl`, `documents.jsonl` and its offsets; returns the
+    embeddings' memory map."""
+    embeddings = np.lib.format.open_memmap(os.path.join(folder, "embeddings.npy"), mode="w+", dtype=np.float32, shape=(count, dimension))
+    offsets = np.empty(count, np.int64)
+    seen = set()
+    row = 0
+    with open(os.path.join(folder, "ids.jsonl"), "w", encoding="utf-8") as ids_file, open(os.path.join(folder, "documents.jsonl"), "wb") as docs_file:
+        for doc_id, text, vector in records:
+            if row >= count:
+                raise RetrievalIndexError(f"More records than count={count}.")
+            doc_id = str(doc_id)
+            if doc_id in seen:
+                raise RetrievalIndexError(f"Duplicate document id {doc_id!r} in the corpus.")
+            seen.add(doc_id)
+            vector = np.asarray(vector, np.float32)
+            if vector.shape != (dimension,) or not np.all(np.isfinite(vector)):
+                raise RetrievalIndexError(f"Document {doc_id!r}: embedding of shape {vector.shape} (want ({dimension},)) or not finite.")
+            embeddings[row] = vector
+            ids_file.write(json.dumps(doc_id) + "\n")
+            offsets[row] = docs_file.tell()
+            docs_file.write((json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n").encode("utf-8"))
+            row += 1
+    if row != count:
+        raise RetrievalIndexError(f"Expected {count} records, got {row}.")
+    embeddings.flush()
+    np.save(os.path.join(folder, "documents.offsets.npy"), offsets)
+    return embeddings
+
+
+def _build_searcher(folder, method, embeddings, config, k):
+    """The ScaNN searcher, serialised under `folder/scann` (method "scann"); None for brute force."""
+    if method != "scann":
+        return None
+    searcher = build_scann_searcher(np.asarray(embeddings), config, k)
+    os.makedirs(os.path.join(folder, "scann"))
+    # Relative paths: the folder is renamed into place after the build.
+    searcher.serialize(os.path.join(folder, "scann"), relative_path=True)
+    return searcher
+
+
+def _recall_vs_exact(embeddings, searcher, recall_queries=None):
+    """(recall@10 of the searcher against exact search, the query vectors used): the given queries, or a fixed
+    sample of 200 document vectors."""
+    from tf_dualenc.evaluation.exact_search import exact_top_k
+
+    count = len(embeddings)
+    rng = np.random.default_rng(0)
+    queries = np.asarray(recall_queries, np.float32) if recall_queries is not None else np.asarray(embeddings[np.sort(rng.choice(count, min(200, count), replace=False))])
+    depth = min(10, count)
+    exact, _ = exact_top_k(queries, embeddings, depth)
+    found = exact if searcher is None else searcher.search_batched(queries, final_num_neighbors=depth)[0]
+    return float(np.mean([len(set(a.tolist()) & set(b.tolist())) / depth for a, b in zip(exact, found)])), queries
+
+
+def _move_into_place(tmp, output_dir):
+    """Renames the finished build to `output_dir`; an index already there is removed only once the new one is in place."""
+    if os.path.exists(output_dir):
+        old = _owned_sibling(output_dir, "old")
+        os.replace(output_dir, old)
+        os.replace(tmp, output_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, output_dir)
 
 
 class RetrievalIndex:
