@@ -215,6 +215,24 @@ def export_retrieval_model(
         index_folder: the index folder the documents came from (`tf-dualenc export --index`), recorded in the
             manifest and the model card.
     """
+    document_ids, embeddings, settings = _checked_retrieval_request(model, model_name, document_ids, document_embeddings, index=index, k=k,
+                                                                   scann_options=scann_options)
+    stock_compatible = (index == "brute_force") if stock_compatible is None else stock_compatible
+    layer, options = _top_k_layer(index, document_ids, embeddings, k, settings)
+    module, signatures = _retrieval_signatures(model, layer, k)
+    manifest = dict(kind="retrieval", index=index, k=k, num_documents=len(document_ids), index_settings=settings, **_model_manifest(model))
+    if index_folder is not None:
+        manifest["index_folder"] = os.path.abspath(index_folder)
+    manifest["serving_requirements"] = (
+        "stock tensorflow/serving" if index == "brute_force" else "a TF Serving build that links ScaNN's TF ops (Scann> namespace); see docs/serving.md"
+    )
+    return _save_versioned(module, signatures, export_base, model_name, version, manifest, stock_compatible=stock_compatible, options=options,
+                           source=source)
+
+
+def _checked_retrieval_request(model, model_name, document_ids, document_embeddings, *, index, k, scann_options):
+    """Refuses what `export_retrieval_model` cannot export, before anything is built; returns the ids as strings,
+    the embeddings as float32 and the index's settings (the ScaNN ones, {} for brute force)."""
     import numpy as np
 
     check_model_name(model_name)
@@ -230,17 +248,22 @@ def export_retrieval_model(
         raise ExportError("No documents to index.")
     if not isinstance(k, int) or not 1 <= k <= len(document_ids):
         raise ExportError(f"k={k!r} must be an integer in [1, {len(document_ids)}] (the number of documents).")
-    stock_compatible = (index == "brute_force") if stock_compatible is None else stock_compatible
-    if index == "scann":
-        if len(document_ids) < MIN_SCANN_DOCUMENTS:
-            raise ExportError(
-                f"index='scann' needs at least {MIN_SCANN_DOCUMENTS} documents to train its quantiser; got {len(document_ids)}. "
-                "Use index='brute_force' (exact) for so few."
-            )
-        settings = dict(scann_defaults(len(document_ids), k), **(scann_options or {}))
-        unknown = set(settings) - set(scann_defaults(1, 1))
-        if unknown:
-            raise ExportError(f"Unknown scann_options {sorted(unknown)}; valid: {sorted(scann_defaults(1, 1))}.")
+    if index != "scann":
+        return document_ids, embeddings, {}
+    if len(document_ids) < MIN_SCANN_DOCUMENTS:
+        raise ExportError(
+            f"index='scann' needs at least {MIN_SCANN_DOCUMENTS} documents to train its quantiser; got {len(document_ids)}. "
+            "Use index='brute_force' (exact) for so few."
+        )
+    settings = dict(scann_defaults(len(document_ids), k), **(scann_options or {}))
+    unknown = set(settings) - set(scann_defaults(1, 1))
+    if unknown:
+        raise ExportError(f"Unknown scann_options {sorted(unknown)}; valid: {sorted(scann_defaults(1, 1))}.")
+    return document_ids, embeddings, settings
+
+
+def _top_k_layer(index, document_ids, embeddings, k, settings):
+    """The tfrs top-k layer holding the documents, and the SaveOptions its ops need (None for brute force)."""
     import tensorflow as tf
 
     from tf_dualenc.extras import require
@@ -249,13 +272,17 @@ def export_retrieval_model(
     options = None
     if index == "brute_force":
         layer = tfrs.layers.factorized_top_k.BruteForce(k=k)
-        settings = {}
     else:
-        settings = dict(scann_defaults(len(document_ids), k), **(scann_options or {}))
         layer = tfrs.layers.factorized_top_k.ScaNN(k=k, distance_measure="dot_product", **settings)
         # ScaNN's ops live in the "Scann" namespace, which SavedModel refuses unless allowed explicitly.
         options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
     layer.index(tf.constant(embeddings), identifiers=tf.constant(document_ids))
+    return layer, options
+
+
+def _retrieval_signatures(model, layer, k):
+    """The module to save (query tower and index) and its signatures: search by text and by embedding."""
+    import tensorflow as tf
 
     module = tf.Module()
     module.model = model
@@ -272,14 +299,7 @@ def export_retrieval_model(
         "search": module.search.get_concrete_function(),
         "search_embedding": module.search_embedding.get_concrete_function(),
     }
-    manifest = dict(kind="retrieval", index=index, k=k, num_documents=len(document_ids), index_settings=settings, **_model_manifest(model))
-    if index_folder is not None:
-        manifest["index_folder"] = os.path.abspath(index_folder)
-    manifest["serving_requirements"] = (
-        "stock tensorflow/serving" if index == "brute_force" else "a TF Serving build that links ScaNN's TF ops (Scann> namespace); see docs/serving.md"
-    )
-    return _save_versioned(module, signatures, export_base, model_name, version, manifest, stock_compatible=stock_compatible, options=options,
-                           source=source)
+    return module, signatures
 
 
 def load_export(saved_model_dir):
