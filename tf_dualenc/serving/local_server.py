@@ -468,49 +468,77 @@ def _rest_handler(registry, max_request_bytes):
             model, suffix = self._route()
             if suffix != ":predict":
                 raise RequestError("INVALID_ARGUMENT", "POST goes to :predict.")
-            try:
-                body = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise RequestError("INVALID_ARGUMENT", "The body is not valid JSON.") from None
-            except RecursionError:
-                raise RequestError("INVALID_ARGUMENT", "The body's JSON is nested too deeply.") from None
-            if not isinstance(body, dict):
-                raise RequestError("INVALID_ARGUMENT", f"The body must be a JSON object with 'inputs' or 'instances'; got a {type(body).__name__}.")
-            signature = body.get("signature_name") or "serving_default"
-            if not isinstance(signature, str):
-                raise RequestError("INVALID_ARGUMENT", f"'signature_name' must be a string; got a {type(signature).__name__}.")
-            if signature not in model.signatures:
-                raise RequestError("INVALID_ARGUMENT", f'Serving signature key "{signature}" not found; the model has {sorted(model.signatures)}.')
-            names = sorted(model.input_specs(signature))
-            if "inputs" in body:
-                columns = body["inputs"] if isinstance(body["inputs"], dict) else {names[0]: body["inputs"]}
-                row_format = False
-            elif "instances" in body:
-                rows = body["instances"]
-                if not isinstance(rows, list):
-                    raise RequestError("INVALID_ARGUMENT", "'instances' must be a list.")
-                named = [isinstance(r, dict) for r in rows]
-                if any(named) and not all(named):
-                    raise RequestError("INVALID_ARGUMENT", f"'instances' item {named.index(False)} is not an object like the others.")
-                columns = {n: [r.get(n) for r in rows] for n in names} if rows and all(named) else {names[0]: rows}
-                row_format = True
-            else:
-                raise RequestError("INVALID_ARGUMENT", "The body needs 'inputs' (columnar) or 'instances' (row format).")
-            inputs = {}
-            for name, value in columns.items():
-                try:
-                    inputs[name] = np.asarray(value, dtype=object if _has_text(value) else None)
-                except (ValueError, TypeError, RecursionError):
-                    raise RequestError("INVALID_ARGUMENT", f"Input {name!r} is not a rectangular array.") from None
+            signature, inputs, row_format = _predict_request(raw, model)
             outputs = {k: _jsonable(v) for k, v in registry.predict(model, signature, inputs).items()}
-            if row_format:
-                keys = sorted(outputs)
-                rows_out = outputs[keys[0]] if len(keys) == 1 else [dict(zip(keys, row)) for row in zip(*(outputs[k] for k in keys))]
-                self._reply(200, {"predictions": rows_out})
-            else:
-                self._reply(200, {"outputs": next(iter(outputs.values())) if len(outputs) == 1 else outputs})
+            self._reply(200, _predict_payload(outputs, row_format))
 
     return Handler
+
+
+def _predict_request(raw, model):
+    """(signature name, input arrays, whether the body was in row format) of a REST :predict body for `model`, or
+    the RequestError that answers it."""
+    body = _json_object(raw)
+    signature = _signature_name(body, model)
+    columns, row_format = _input_columns(body, sorted(model.input_specs(signature)))
+    return signature, _input_arrays(columns), row_format
+
+
+def _json_object(raw):
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RequestError("INVALID_ARGUMENT", "The body is not valid JSON.") from None
+    except RecursionError:
+        raise RequestError("INVALID_ARGUMENT", "The body's JSON is nested too deeply.") from None
+    if not isinstance(body, dict):
+        raise RequestError("INVALID_ARGUMENT", f"The body must be a JSON object with 'inputs' or 'instances'; got a {type(body).__name__}.")
+    return body
+
+
+def _signature_name(body, model):
+    signature = body.get("signature_name") or "serving_default"
+    if not isinstance(signature, str):
+        raise RequestError("INVALID_ARGUMENT", f"'signature_name' must be a string; got a {type(signature).__name__}.")
+    if signature not in model.signatures:
+        raise RequestError("INVALID_ARGUMENT", f'Serving signature key "{signature}" not found; the model has {sorted(model.signatures)}.')
+    return signature
+
+
+def _input_columns(body, names):
+    """({input name: values}, row format?) from TF Serving's columnar 'inputs' or row-format 'instances'; an unnamed
+    input goes to the first of the signature's `names`."""
+    if "inputs" in body:
+        return (body["inputs"] if isinstance(body["inputs"], dict) else {names[0]: body["inputs"]}), False
+    if "instances" in body:
+        rows = body["instances"]
+        if not isinstance(rows, list):
+            raise RequestError("INVALID_ARGUMENT", "'instances' must be a list.")
+        named = [isinstance(r, dict) for r in rows]
+        if any(named) and not all(named):
+            raise RequestError("INVALID_ARGUMENT", f"'instances' item {named.index(False)} is not an object like the others.")
+        return ({n: [r.get(n) for r in rows] for n in names} if rows and all(named) else {names[0]: rows}), True
+    raise RequestError("INVALID_ARGUMENT", "The body needs 'inputs' (columnar) or 'instances' (row format).")
+
+
+def _input_arrays(columns):
+    inputs = {}
+    for name, value in columns.items():
+        try:
+            inputs[name] = np.asarray(value, dtype=object if _has_text(value) else None)
+        except (ValueError, TypeError, RecursionError):
+            raise RequestError("INVALID_ARGUMENT", f"Input {name!r} is not a rectangular array.") from None
+    return inputs
+
+
+def _predict_payload(outputs, row_format):
+    """The answer in the request's format, as TF Serving shapes it: one output is the value itself, several are
+    keyed by name (per row in row format)."""
+    if row_format:
+        keys = sorted(outputs)
+        rows_out = outputs[keys[0]] if len(keys) == 1 else [dict(zip(keys, row)) for row in zip(*(outputs[k] for k in keys))]
+        return {"predictions": rows_out}
+    return {"outputs": next(iter(outputs.values())) if len(outputs) == 1 else outputs}
 
 
 def _body_length(lengths, transfer_encoding, max_request_bytes):
