@@ -82,30 +82,10 @@ def evaluate_retrieval(
     Returns:
         The report dict (metrics, dataset, model, config, timings, truncation, machine).
     """
-    if method not in ("dense", "bm25"):
-        raise ValueError(f"`method` must be 'dense' or 'bm25'; got {method!r}.")
-    deepest = max(parse_measure(m)[1] for m in measures)
-    if k < deepest:
-        raise ValueError(f"`k`={k} is smaller than the deepest cut-off in {list(measures)} ({deepest}).")
-    if search not in SEARCH_METHODS:
-        raise ValueError(f"`search` must be one of {list(SEARCH_METHODS)}; got {search!r}.")
-    if method == "dense" and model is None:
-        raise ValueError("method='dense' needs a `model`.")
+    _check_evaluation_request(method, model, k, measures, search)
     start = time.perf_counter()
     if method == "bm25":
-        from tf_dualenc.evaluation.bm25_baseline import bm25_run
-
-        doc_ids = list(dataset.corpus)
-        run = bm25_run(
-            doc_ids,
-            [dataset.document_text(d, title_separator) for d in doc_ids],
-            list(dataset.queries),
-            list(dataset.queries.values()),
-            k=k + int(ignore_identical_ids),
-        )
-        if ignore_identical_ids:
-            run = _drop_identical(run)
-        timings = {}
+        run, timings = _bm25_run(dataset, k=k, ignore_identical_ids=ignore_identical_ids, title_separator=title_separator), {}
     else:
         run, timings = dense_run(
             model, dataset, k=k, batch_size=batch_size, ignore_identical_ids=ignore_identical_ids, title_separator=title_separator,
@@ -121,14 +101,7 @@ def evaluate_retrieval(
                                        [dataset.document_text(d, title_separator) for d in dataset.corpus])
     report = {
         "metrics": scores["aggregate"],
-        "dataset": {
-            "path": os.path.abspath(dataset.path),
-            "split": dataset.split,
-            "documents": len(dataset.corpus),
-            "queries": len(dataset.queries),
-            "qrels": sum(len(v) for v in dataset.qrels.values()),
-            "skipped": dict(dataset.skipped),
-        },
+        "dataset": _dataset_summary(dataset),
         "model": model_description or ("bm25 (bm25s, lucene, k1=1.5, b=0.75, English stopwords + Snowball)" if method == "bm25" else type(model).__name__),
         # What the dense model computed in (`tf_dualenc.precision`); None for BM25.
         "precision": model_precision(model) if method == "dense" else None,
@@ -137,11 +110,54 @@ def evaluate_retrieval(
         "timings": {key: round(value, 3) for key, value in timings.items()},
         # Texts that filled the token budget (None when the model cannot tell, e.g. a SavedModel export).
         "truncation": truncation,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
-                    "available_cpus": available_cpus(), "threads": tensorflow_threads()},
+        "machine": _machine_summary(),
     }
     if output_dir is not None:
         os.makedirs(output_dir, exist_ok=True)
         write_trec_run(os.path.join(output_dir, "run.trec"), run, tag=method)
         write_json_atomic(os.path.join(output_dir, "report.json"), report)
     return report
+
+
+def _check_evaluation_request(method, model, k, measures, search):
+    """Refuses a request `evaluate_retrieval` cannot answer before any encoding starts."""
+    if method not in ("dense", "bm25"):
+        raise ValueError(f"`method` must be 'dense' or 'bm25'; got {method!r}.")
+    deepest = max(parse_measure(m)[1] for m in measures)
+    if k < deepest:
+        raise ValueError(f"`k`={k} is smaller than the deepest cut-off in {list(measures)} ({deepest}).")
+    if search not in SEARCH_METHODS:
+        raise ValueError(f"`search` must be one of {list(SEARCH_METHODS)}; got {search!r}.")
+    if method == "dense" and model is None:
+        raise ValueError("method='dense' needs a `model`.")
+
+
+def _bm25_run(dataset, *, k, ignore_identical_ids, title_separator):
+    from tf_dualenc.evaluation.bm25_baseline import bm25_run
+
+    doc_ids = list(dataset.corpus)
+    run = bm25_run(
+        doc_ids,
+        [dataset.document_text(d, title_separator) for d in doc_ids],
+        list(dataset.queries),
+        list(dataset.queries.values()),
+        # One extra hit per query so dropping the query's own id still leaves k.
+        k=k + int(ignore_identical_ids),
+    )
+    return _drop_identical(run) if ignore_identical_ids else run
+
+
+def _dataset_summary(dataset):
+    return {
+        "path": os.path.abspath(dataset.path),
+        "split": dataset.split,
+        "documents": len(dataset.corpus),
+        "queries": len(dataset.queries),
+        "qrels": sum(len(v) for v in dataset.qrels.values()),
+        "skipped": dict(dataset.skipped),
+    }
+
+
+def _machine_summary():
+    return {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+            "available_cpus": available_cpus(), "threads": tensorflow_threads()}
