@@ -130,6 +130,23 @@ def test_evaluate_reports_and_warns_about_texts_cut_at_the_token_budget(tmp_path
     assert "WARNING" not in capsys.readouterr().err
 
 
+def test_evaluate_shows_encoding_progress_on_stderr_unless_quiet(tmp_path, t5_vocabulary, capsys):
+    from tf_dualenc.models import build_t5_dual_encoder
+
+    path = tmp_path / "m.keras"
+    build_t5_dual_encoder("tiny", vocabulary=t5_vocabulary, query_sequence_length=8, document_sequence_length=16).save(path)
+    data = write_beir(tmp_path / "data")
+    argv = ["evaluate", "--model", str(path), "--data", str(data), "--depth", "3", "--measures", "P@1", "--batch-size", "2"]
+    assert cli.main([*argv, "--output-dir", str(tmp_path / "out")]) == 0
+    out, err = capsys.readouterr()
+    # The corpus (3 documents) and the queries with qrels (2), each done in under the interval between lines: the last
+    # line only.
+    assert "encoding documents: 3/3 (100.0%), " in err and " documents/s, took 0:00:" in err
+    assert "encoding queries: 2/2 (100.0%), " in err and "encoding documents:" not in out
+    assert cli.main([*argv, "--output-dir", str(tmp_path / "quiet"), "--quiet"]) == 0
+    assert "encoding documents:" not in capsys.readouterr().err
+
+
 def test_bm25_logs_nothing_below_warning_even_under_a_debug_root_handler(caplog):
     import logging
 

@@ -131,6 +131,20 @@ def test_beam_job_embeds_a_corpus_and_search_answers(tmp_path, tiny_export, mode
     assert line["hits"][0]["text"].startswith("Title ")
 
 
+def test_build_index_shows_encoding_progress_unless_quiet(tmp_path, tiny_export, capsys):
+    from test_models import DOCUMENTS
+
+    _, export = tiny_export
+    corpus = write_corpus(tmp_path / "corpus.jsonl", DOCUMENTS)
+    argv = ["build-index", "--corpus", corpus, "--model", export, "--min-batch-size", "2", "--max-batch-size", "2"]
+    assert cli.main([*argv, "--output-dir", str(tmp_path / "index")]) == 0
+    # DirectRunner's one in-process worker encodes the whole corpus: its last line counts against it.
+    err = capsys.readouterr().err
+    assert f"encoding documents: {len(DOCUMENTS)}/{len(DOCUMENTS)} (100.0%), " in err and " documents/s, took " in err
+    assert cli.main([*argv, "--output-dir", str(tmp_path / "quiet"), "--quiet"]) == 0
+    assert "encoding documents" not in capsys.readouterr().err
+
+
 def test_beam_job_reads_tfrecord_corpora_and_checks_input(tmp_path, tiny_export, capsys):
     import tensorflow as tf
 

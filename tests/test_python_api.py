@@ -76,13 +76,14 @@ def test_fit_and_evaluate_read_query_document_tuples(t5_vocabulary):
 
 def test_encode_shows_progress_only_when_asked(tiny_model, capsys):
     quiet = tiny_model.encode_documents(DOCUMENTS * 3, batch_size=4)
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr() == ("", "")
     loud = tiny_model.encode_documents(DOCUMENTS * 3, batch_size=4, verbose=1)
-    out = capsys.readouterr().out
-    assert "12/12" in out and "documents/s" in out
+    out, err = capsys.readouterr()
+    # On stderr (stdout stays the caller's): the last line, written when the last batch is done.
+    assert out == "" and "encoding documents: 12/12 (100.0%)" in err and "documents/s, took " in err
     np.testing.assert_allclose(loud, quiet, atol=1e-6)
     tiny_model.encode_queries(QUERIES, verbose=1)
-    assert "queries/s" in capsys.readouterr().out
+    assert "queries/s" in capsys.readouterr().err
 
 
 def test_save_to_preset_writes_a_folder_that_from_preset_loads(tiny_model, tmp_path):
@@ -139,7 +140,7 @@ def test_python_api_page_runs_as_written(t5_vocabulary, tmp_path, monkeypatch, c
     np.testing.assert_allclose(namespace["served_vectors"], namespace["model"].encode_queries(namespace["queries"]), atol=1e-5)
     assert [len(hits) for hits in namespace["hits"]] == [2]
     assert namespace["top"]["document_ids"].shape == (1, 2)
-    assert "documents/s" in capsys.readouterr().out
+    assert "documents/s" in capsys.readouterr().err
 
 
 def test_python_api_page_explains_the_keras_environment_and_is_linked():

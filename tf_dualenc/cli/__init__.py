@@ -19,7 +19,7 @@ THREADS_HELP = ("TensorFlow's intra-op and inter-op threads (default: the CPUs t
                 "a cgroup CPU quota; TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS win over that default)")
 VERBOSE_HELP = ("show TensorFlow's C++ log lines, INFO and up (default: none, not even its ERROR-level notices, unless "
                 "TF_CPP_MIN_LOG_LEVEL is set)")
-QUIET_HELP = "no progress bars"
+QUIET_HELP = "no progress output (training's progress bar, the progress lines of corpus encodings on stderr)"
 
 
 def build_parser():

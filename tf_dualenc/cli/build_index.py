@@ -13,5 +13,5 @@ def run(args):
     require("apache_beam", feature="tf-dualenc build-index")
     from tf_dualenc.indexing import build_index_pipeline
 
-    build_index_pipeline.run(args.pipeline_args)
+    build_index_pipeline.run(args.pipeline_args, progress=not args.quiet)
     return 0

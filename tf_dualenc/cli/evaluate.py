@@ -83,6 +83,7 @@ def run(args):
         output_dir=args.output_dir,
         search=args.search,
         model_description=args.model,
+        progress=not args.quiet,
     )
     print(f"{args.model} on {args.data} ({args.split}: {report['dataset']['queries']} queries, {report['dataset']['documents']} documents)")
     for name, value in report["metrics"].items():

@@ -25,7 +25,7 @@ def run(args, dataset, model, measures):
                              "--hybrid-weight (and --skip-rerank-check).")
     report = evaluate_hybrid(dataset, model=model, fusion=args.hybrid, validation=validation, weight=args.hybrid_weight, k=args.depth,
                              measures=measures, batch_size=args.batch_size, scorer=scorer, rerank_k=args.rerank_k,
-                             rerank_weight=weight, rerank_check=not args.skip_rerank_check)
+                             rerank_weight=weight, rerank_check=not args.skip_rerank_check, progress=not args.quiet)
     run = report.pop("run")
     report.update(model=args.model, precision=args.precision, dataset={"path": os.path.abspath(args.data), "split": args.split, "queries": len(dataset.queries)})
     os.makedirs(args.output_dir, exist_ok=True)

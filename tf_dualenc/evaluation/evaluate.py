@@ -16,12 +16,14 @@ def _drop_identical(run):
 
 
 def dense_run(model, dataset, *, k=100, batch_size=64, ignore_identical_ids=False, title_separator=" ", search="exact",
-              on_documents=None):
+              on_documents=None, progress=False):
     """Encodes the corpus and the split's queries with `model` and returns ({qid: {doc: score}}, timings).
 
     search: "exact" (chunked NumPy matmul, any corpus size) or "brute_force" (tfrs BruteForce, in memory).
     on_documents: called with ([(id, text)], [N, D] embeddings) once the corpus is encoded, so a caller can keep the
         vectors (the pipeline's indexer reuses them) instead of encoding the corpus again.
+    progress: progress lines on stderr while the corpus and the queries are encoded (the model's `verbose=1`,
+        `tf_dualenc.progress`); off, a model need not take `verbose`.
     """
     if search not in SEARCH_METHODS:
         raise ValueError(f"`search` must be one of {list(SEARCH_METHODS)}; got {search!r}.")
@@ -30,13 +32,14 @@ def dense_run(model, dataset, *, k=100, batch_size=64, ignore_identical_ids=Fals
     timings = {}
     start = time.perf_counter()
     texts = [dataset.document_text(d, title_separator) for d in doc_ids]
-    documents = model.encode_documents(texts, batch_size=batch_size)
+    verbose = {"verbose": 1} if progress else {}
+    documents = model.encode_documents(texts, batch_size=batch_size, **verbose)
     timings["encode_corpus_seconds"] = time.perf_counter() - start
     if on_documents is not None:
         on_documents(list(zip(doc_ids, texts)), documents)
     timings["documents_per_second"] = len(doc_ids) / max(timings["encode_corpus_seconds"], 1e-9)
     start = time.perf_counter()
-    queries = model.encode_queries([dataset.queries[q] for q in query_ids], batch_size=batch_size)
+    queries = model.encode_queries([dataset.queries[q] for q in query_ids], batch_size=batch_size, **verbose)
     timings["encode_queries_seconds"] = time.perf_counter() - start
     start = time.perf_counter()
     # One extra hit per query so dropping the query's own id still leaves k.
@@ -65,6 +68,7 @@ def evaluate_retrieval(
     model_description=None,
     title_separator=" ",
     search="exact",
+    progress=False,
 ):
     """Runs one retriever on a `BeirDataset` split and scores it.
 
@@ -78,6 +82,7 @@ def evaluate_retrieval(
         output_dir: when given, writes `report.json` and `run.trec` there.
         model_description: what to record as the model in the report.
         search: "exact" or "brute_force" (see `dense_run`).
+        progress: progress lines on stderr while a dense model encodes (see `dense_run`).
 
     Returns:
         The report dict (metrics, dataset, model, config, timings, truncation, machine).
@@ -89,7 +94,7 @@ def evaluate_retrieval(
     else:
         run, timings = dense_run(
             model, dataset, k=k, batch_size=batch_size, ignore_identical_ids=ignore_identical_ids, title_separator=title_separator,
-            search=search,
+            search=search, progress=progress,
         )
     scores = evaluate_run(dataset.qrels, run, measures=measures)
     timings["total_seconds"] = time.perf_counter() - start

@@ -70,7 +70,7 @@ def choose_rerank_weight(qrels, run, cross_scores, metric="NDCG@10", weights=RER
 
 
 def evaluate_reranking(dataset, *, model, scorer, k=100, rerank_k=100, measures=DEFAULT_MEASURES, batch_size=64, title_separator=" ",
-                       output_dir=None, description=None, max_queries=None, weight=1.0):
+                       output_dir=None, description=None, max_queries=None, weight=1.0, progress=False):
     """Dual-encoder retrieval then cross-encoder re-ranking on a `BeirDataset` split.
 
     Args:
@@ -79,6 +79,7 @@ def evaluate_reranking(dataset, *, model, scorer, k=100, rerank_k=100, measures=
         k: first-stage depth; rerank_k: how many of those are re-ranked (<= k).
         weight: the cross-encoder's share of the final score (`combine_reranking`; 1 = the cross-encoder alone).
         max_queries: evaluate the first N queries only (re-ranking costs one forward pass per pair).
+        progress: progress lines on stderr while the corpus and queries are encoded (`tf_dualenc.progress`).
 
     Returns:
         {"retrieval": metrics, "reranked": metrics, "latency_ms_per_query": {"retrieval", "rerank"}, ...}; with
@@ -92,7 +93,7 @@ def evaluate_reranking(dataset, *, model, scorer, k=100, rerank_k=100, measures=
         kept = list(dataset.queries)[:max_queries]
         dataset = dataclasses.replace(dataset, queries={q: dataset.queries[q] for q in kept},
                                       qrels={q: dataset.qrels[q] for q in kept if q in dataset.qrels})
-    run, timings = dense_run(model, dataset, k=k, batch_size=batch_size, title_separator=title_separator)
+    run, timings = dense_run(model, dataset, k=k, batch_size=batch_size, title_separator=title_separator, progress=progress)
     queries = len(dataset.queries)
     start = time.perf_counter()
     reranked = rerank_run(run, dataset.queries, lambda d: dataset.document_text(d, title_separator), scorer, rerank_k, weight=weight)
@@ -122,7 +123,7 @@ class RerankerRegression(ValueError):
 
 
 def check_reranker(validation, *, model, scorer, k=100, rerank_k=100, metric="NDCG@10", weight=1.0, max_queries=200, batch_size=64,
-                   title_separator=" "):
+                   title_separator=" ", progress=False):
     """Re-ranks `model`'s run on a validation split and refuses a re-ranker that makes it worse.
 
     Re-ranking can hurt: an under-trained cross-encoder lowered SciFact NDCG@10 from 0.67 to 0.46 here. This is the
@@ -133,6 +134,7 @@ def check_reranker(validation, *, model, scorer, k=100, rerank_k=100, metric="ND
         weight: the cross-encoder's share of the final score, or "auto": the share (0, 0.1, ..., 1) that scores best
             on this validation split (`choose_rerank_weight`).
         max_queries: validation queries used (re-ranking costs one cross-encoder pass per pair).
+        progress: progress lines on stderr while the validation corpus is encoded (`tf_dualenc.progress`).
 
     Returns:
         {"metric", "retrieval", "reranked", "weight", "queries", "split"[, "weight_curve"]} when re-ranking does not
@@ -148,7 +150,7 @@ def check_reranker(validation, *, model, scorer, k=100, rerank_k=100, metric="ND
     kept = list(validation.queries)[:max_queries]
     validation = dataclasses.replace(validation, queries={q: validation.queries[q] for q in kept},
                                      qrels={q: validation.qrels[q] for q in kept if q in validation.qrels})
-    run, _ = dense_run(model, validation, k=k, batch_size=batch_size, title_separator=title_separator)
+    run, _ = dense_run(model, validation, k=k, batch_size=batch_size, title_separator=title_separator, progress=progress)
     cross = cross_encoder_scores(run, validation.queries, lambda d: validation.document_text(d, title_separator), scorer, rerank_k)
     result = {"metric": metric, "queries": len(validation.queries), "split": validation.split,
               "retrieval": evaluate_run(validation.qrels, run, measures=(metric,))["aggregate"][metric]}

@@ -31,8 +31,10 @@ class ExportedDualEncoder:
         self.embedding_dim = int(self.manifest["embedding_dim"])
         self.precision = export_precision(self.manifest)
 
-    def _encode(self, signature, texts, batch_size):
+    def _encode(self, signature, texts, batch_size, verbose=0):
         import tensorflow as tf
+
+        from tf_dualenc.progress import Progress
 
         texts = list(texts)
         if batch_size < 1:
@@ -40,18 +42,20 @@ class ExportedDualEncoder:
         function = self._loaded.signatures[signature]
         output = np.zeros((len(texts), self.embedding_dim), np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")
+        progress = Progress(len(texts), "queries" if signature == "encode_query" else "documents", enabled=bool(verbose))
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
             output[rows] = function(text=tf.constant([texts[i] for i in rows]))["embedding"].numpy()
+            progress.update(len(rows))
         return output
 
-    def encode_queries(self, texts, batch_size=64):
-        """texts → [N, D] float32 query embeddings."""
-        return self._encode("encode_query", texts, batch_size)
+    def encode_queries(self, texts, batch_size=64, verbose=0):
+        """texts → [N, D] float32 query embeddings; `verbose=1` shows progress on stderr, as `DualEncoder.encode_queries`."""
+        return self._encode("encode_query", texts, batch_size, verbose)
 
-    def encode_documents(self, texts, batch_size=64):
-        """texts → [N, D] float32 document embeddings."""
-        return self._encode("encode_document", texts, batch_size)
+    def encode_documents(self, texts, batch_size=64, verbose=0):
+        """texts → [N, D] float32 document embeddings; `verbose=1` shows progress on stderr, as `DualEncoder.encode_documents`."""
+        return self._encode("encode_document", texts, batch_size, verbose)
 
     def __repr__(self):
         return f"ExportedDualEncoder({self.export_dir!r}, version={self.manifest.get('version')})"

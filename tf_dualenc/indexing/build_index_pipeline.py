@@ -38,7 +38,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from tf_dualenc.data.beir import describe_json_error, document_text, read_query_texts
 from tf_dualenc.index_config import INDEX_METHODS
 from tf_dualenc.indexing import dask_build
-from tf_dualenc.indexing.saved_model_encoder_handler import SavedModelEncoderHandler
+from tf_dualenc.indexing.saved_model_encoder_handler import SavedModelEncoderHandler, encodes_in_this_process
 from tf_dualenc.precision import PRECISIONS
 
 CORPUS_FORMATS = ("auto", "jsonl", "tfrecord")
@@ -230,12 +230,15 @@ class EncodeDocuments(beam.PTransform):
 
     With `group_by_length` (default), documents are grouped into length buckets first: a batch is padded to its
     longest text, so batches of similar lengths waste less compute (the in-process `encode_documents` sorts the same
-    way). Batches are still formed by `BatchElements` inside RunInference.
+    way). Batches are still formed by `BatchElements` inside RunInference. With `progress`, each worker writes progress
+    lines to stderr, against `total` documents when one worker encodes them all.
     """
 
-    def __init__(self, saved_model_dir, min_batch_size=8, max_batch_size=64, signature="encode_document", group_by_length=True):
+    def __init__(self, saved_model_dir, min_batch_size=8, max_batch_size=64, signature="encode_document", group_by_length=True, *,
+                 progress=False, total=None):
         super().__init__()
-        self._handler = KeyedModelHandler(SavedModelEncoderHandler(saved_model_dir, signature, min_batch_size, max_batch_size))
+        self._handler = KeyedModelHandler(SavedModelEncoderHandler(saved_model_dir, signature, min_batch_size, max_batch_size,
+                                                                   progress=progress, total=total))
         self._group_by_length = group_by_length
 
     def expand(self, documents):
@@ -338,7 +341,7 @@ def parse_args(argv=None):
 
 def index_corpus(model, corpus, output, *, pipeline_options=None, make_pipeline=None, corpus_format="auto", title_separator=" ",
                  embeddings=None, num_shards=0, min_batch_size=8, max_batch_size=64, method="auto", brute_force_below=20_000,
-                 queries=None, overwrite=False, precision=None, print_fn=print):
+                 queries=None, overwrite=False, precision=None, print_fn=print, progress=False):
     """Encodes `corpus` with an encoder export in a Beam job, then builds the index folder `output`.
 
     Args:
@@ -349,6 +352,9 @@ def index_corpus(model, corpus, output, *, pipeline_options=None, make_pipeline=
         embeddings: shard prefix for the embeddings (default `<output>-embeddings/part`).
         queries: texts for the build-time recall@10 check against exact search.
         precision: "float32" or "bfloat16": fail unless the export computes in it (None: whatever it computes in).
+        progress: progress lines on stderr while the corpus is encoded (`tf_dualenc.progress`): documents done of the
+            corpus's, documents/s and time left on a runner whose one worker encodes in this process (DirectRunner's
+            default), each worker's own count elsewhere.
     Returns:
         The index manifest.
     """
@@ -356,7 +362,7 @@ def index_corpus(model, corpus, output, *, pipeline_options=None, make_pipeline=
     output = _output_folder(output, overwrite)
     corpus = [corpus] if isinstance(corpus, str) else list(corpus)
     reader = ReadCorpus(corpus, corpus_format, title_separator)
-    check_corpus(corpus, corpus_format, title_separator)
+    count = check_corpus(corpus, corpus_format, title_separator)
     prefix = embeddings or os.path.join(f"{output}-embeddings", "part")
     shard_dir = os.path.dirname(prefix)
     local_shards = "://" not in prefix
@@ -369,11 +375,12 @@ def index_corpus(model, corpus, output, *, pipeline_options=None, make_pipeline=
         with dask_build.dask_cluster(pipeline), pipeline:
             if dask_build.is_dask_runner(pipeline.runner):  # the same records, in a shape Beam's DaskRunner runs
                 dask_build.build(pipeline, reader.files(), model_dir=model_dir, prefix=prefix, num_shards=num_shards,
-                                 max_batch_size=max_batch_size, title_separator=title_separator)
+                                 max_batch_size=max_batch_size, title_separator=title_separator, progress=progress)
             else:
+                total = count if encodes_in_this_process(pipeline) else None
                 _ = (pipeline
                      | "ReadCorpus" >> reader
-                     | "EncodeDocuments" >> EncodeDocuments(model_dir, min_batch_size, max_batch_size)
+                     | "EncodeDocuments" >> EncodeDocuments(model_dir, min_batch_size, max_batch_size, progress=progress, total=total)
                      | "WriteEmbeddings" >> WriteEmbeddings(prefix, num_shards))
         records, count, dimension = read_embedding_shards(f"{prefix}-*.tfrecord")
         if not count:
@@ -471,8 +478,8 @@ def _remove_shards(prefix):
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def run(argv=None, print_fn=print):
-    """Runs the encoding pipeline, then builds the index; returns the index manifest."""
+def run(argv=None, print_fn=print, progress=True):
+    """Runs the encoding pipeline, then builds the index; returns the index manifest. `progress`: see `index_corpus`."""
     args, pipeline_args = parse_args(argv)
     if args.dask_address:
         pipeline_args = [*pipeline_args, "--dask_client_address", args.dask_address]
@@ -481,7 +488,7 @@ def run(argv=None, print_fn=print):
         title_separator=args.title_separator, embeddings=args.embeddings, num_shards=args.num_shards,
         min_batch_size=args.min_batch_size, max_batch_size=args.max_batch_size, method=args.method,
         brute_force_below=args.brute_force_below, queries=read_query_texts(args.queries) if args.queries else None,
-        overwrite=args.overwrite, precision=args.precision, print_fn=print_fn,
+        overwrite=args.overwrite, precision=args.precision, print_fn=print_fn, progress=progress,
     )
 
 

@@ -84,31 +84,33 @@ _ENCODERS = {}
 _ENCODERS_LOCK = threading.Lock()
 
 
-def process_encoder(saved_model_dir, signature):
-    """The export's signature, loaded once per process (a dask worker runs every bundle's DoFn setup anew)."""
-    from tf_dualenc.indexing.saved_model_encoder_handler import _LoadedSignature
+def process_encoder(saved_model_dir, signature, progress=False):
+    """The export's signature, loaded once per process (a dask worker runs every bundle's DoFn setup anew); with
+    `progress`, the process writes progress lines (what it encodes: no total, no ETA)."""
+    from tf_dualenc.indexing.saved_model_encoder_handler import _LoadedSignature, worker_progress
 
     with _ENCODERS_LOCK:
-        key = (saved_model_dir, signature)
+        key = (saved_model_dir, signature, progress)
         if key not in _ENCODERS:
-            _ENCODERS[key] = _LoadedSignature(saved_model_dir, signature)
+            _ENCODERS[key] = _LoadedSignature(saved_model_dir, signature, worker_progress(signature, progress))
         return _ENCODERS[key]
 
 
 class EncodeBuckets(beam.DoFn):
     """(bucket, [(id, text)]) → (id, text, embedding), the bucket's documents shortest first, `max_batch_size` a batch."""
 
-    def __init__(self, saved_model_dir, max_batch_size=64, signature="encode_document"):
+    def __init__(self, saved_model_dir, max_batch_size=64, signature="encode_document", progress=False):
         super().__init__()
         self._saved_model_dir = saved_model_dir
         self._max_batch_size = max_batch_size
         self._signature = signature
+        self._progress = progress
 
     def process(self, bucket_and_documents):
         from tf_dualenc.indexing.build_index_pipeline import ordered_by_length
 
         documents = ordered_by_length(bucket_and_documents)
-        encode = process_encoder(self._saved_model_dir, self._signature)
+        encode = process_encoder(self._saved_model_dir, self._signature, self._progress)
         for start in range(0, len(documents), self._max_batch_size):
             batch = documents[start:start + self._max_batch_size]
             for (doc_id, text), vector in zip(batch, encode([text for _, text in batch])):
@@ -140,8 +142,9 @@ def write_shard(shard_and_records, prefix, num_shards):
     return final
 
 
-def build(pipeline, files, *, model_dir, prefix, num_shards=0, max_batch_size=64, title_separator=" "):
-    """Adds the Dask-shaped job to `pipeline` (whose runner is a DaskRunner); `files` are (path, format) pairs."""
+def build(pipeline, files, *, model_dir, prefix, num_shards=0, max_batch_size=64, title_separator=" ", progress=False):
+    """Adds the Dask-shaped job to `pipeline` (whose runner is a DaskRunner); `files` are (path, format) pairs. With
+    `progress`, each worker process writes progress lines for what it encodes."""
     from apache_beam.runners.dask.dask_runner import DaskOptions
 
     from tf_dualenc.indexing.build_index_pipeline import length_bucket
@@ -156,7 +159,7 @@ def build(pipeline, files, *, model_dir, prefix, num_shards=0, max_batch_size=64
          | "ReadShares" >> beam.FlatMap(read_share, title_separator)
          | "KeyByLength" >> beam.WithKeys(length_bucket)
          | "GroupByLength" >> beam.GroupByKey()
-         | "EncodeBuckets" >> beam.ParDo(EncodeBuckets(model_dir, max_batch_size))
+         | "EncodeBuckets" >> beam.ParDo(EncodeBuckets(model_dir, max_batch_size, progress=progress))
          | "KeyByShard" >> beam.WithKeys(lambda record: shard_of(record, num_shards))
          | "GroupByShard" >> beam.GroupByKey()
          | "WriteShards" >> beam.Map(write_shard, prefix, num_shards))

@@ -1,10 +1,10 @@
 """The dual-encoder task model: preprocessors, query/document towers, projection, L2 normalisation."""
 
-import time
-
 import keras
 import numpy as np
 import tensorflow as tf
+
+from tf_dualenc.progress import Progress
 
 ARCHITECTURES = ("sde", "ade", "ade_spl")
 
@@ -307,15 +307,11 @@ class DualEncoder(keras.Model):
         # batch costs its longest text, so sorting saves most of the padding of a mixed-length corpus.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i])) if self.trim_padding else list(range(len(texts)))
         ordered = [texts[i] for i in order]
-        rate = "queries/s" if side == "query" else "documents/s"
-        bar = keras.utils.Progbar(len(ordered), unit_name=side, stateful_metrics=[rate]) if verbose else None
-        started = time.perf_counter()
+        progress = Progress(len(ordered), "queries" if side == "query" else "documents", enabled=bool(verbose))
         batches = []
         for i in range(0, len(ordered), batch_size):
             batches.append(fn(tf.constant(ordered[i : i + batch_size], tf.string)).numpy())
-            if bar is not None:
-                done = i + len(batches[-1])
-                bar.update(done, values=[(rate, done / max(time.perf_counter() - started, 1e-9))])
+            progress.update(len(batches[-1]))
         out = np.concatenate(batches, axis=0)
         result = np.empty_like(out)
         result[np.asarray(order)] = out
@@ -327,7 +323,8 @@ class DualEncoder(keras.Model):
         Args:
             texts: a list of strings.
             batch_size: texts per forward pass.
-            verbose: 1 shows a progress bar with queries per second (for long lists); 0 is silent.
+            verbose: 1 shows progress on stderr, a line every few seconds with queries done, queries per second and time
+                left (`tf_dualenc.progress`); 0 is silent.
         """
         return self._encode("query", texts, batch_size, verbose)
 
@@ -337,7 +334,8 @@ class DualEncoder(keras.Model):
         Args:
             texts: a list of strings.
             batch_size: texts per forward pass.
-            verbose: 1 shows a progress bar with documents per second (a corpus takes minutes); 0 is silent.
+            verbose: 1 shows progress on stderr (a corpus takes minutes), a line every few seconds with documents done,
+                documents per second and time left (`tf_dualenc.progress`); 0 is silent.
         """
         return self._encode("document", texts, batch_size, verbose)
 
