@@ -29,11 +29,11 @@ def train_config_from_fn_args(fn_args):
 
 def run_fn(fn_args):
     """Trains, then writes `Format-Serving` (encoder SavedModel with op audit) and `Format-Keras/model.keras`."""
-    from tf_dualenc.tfx.components.component_error import ComponentError
     from tf_dualenc.export import export_encoder
+    from tf_dualenc.tfx.components.shared import reported_as
     from tf_dualenc.training import train
 
-    try:
+    with reported_as("Trainer", (ValueError, OSError, FloatingPointError)):
         config = train_config_from_fn_args(fn_args)
         _, model = train(config, progress=False)
         staging = os.path.join(fn_args.model_run_dir, "export")
@@ -45,5 +45,3 @@ def run_fn(fn_args):
         keras_dir = os.path.join(os.path.dirname(fn_args.serving_model_dir.rstrip("/")), "Format-Keras")
         os.makedirs(keras_dir, exist_ok=True)
         shutil.copy2(os.path.join(config.output_dir, "model.keras"), os.path.join(keras_dir, "model.keras"))
-    except (ValueError, OSError, FloatingPointError) as error:
-        raise ComponentError("Trainer", error) from error

@@ -23,16 +23,12 @@ from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import Channel, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
+from tf_dualenc.atomic_write import write_json_atomic
 from tf_dualenc.tfx.artifacts import CorpusEmbeddings, RetrievalDataset, RetrievalEvaluation
-from tf_dualenc.tfx.components.component_error import ComponentError
+from tf_dualenc.tfx.components.shared import reported_as, serving_dir
 
 COMPONENT = "RetrievalEvaluator"
 REFERENCES = ("starting_model", "bm25")
-
-
-def serving_dir(model_artifact):
-    """The encoder export of a TFX Model artifact (`<uri>/Format-Serving`)."""
-    return os.path.join(model_artifact.uri, "Format-Serving")
 
 
 def blessing_decision(value, threshold, baseline_value=None, metric="metric", references=None):
@@ -112,7 +108,7 @@ class Executor(base_executor.BaseExecutor):
         measures = tuple(json.loads(exec_properties["measures"]))
         bless_against = json.loads(exec_properties["bless_against"])
         k, batch_size = int(exec_properties["k"]), int(exec_properties["batch_size"])
-        try:
+        with reported_as(COMPONENT):
             if metric not in measures:
                 raise ValueError(f"metric {metric!r} is not among the computed measures {list(measures)}")
             unknown = sorted(set(bless_against) - set(REFERENCES))
@@ -138,8 +134,6 @@ class Executor(base_executor.BaseExecutor):
                                                              measures, k, batch_size, title_separator)
             reference_metrics["bm25"] = {name: evaluate_run(split.qrels, lexical_run(split, k=k, title_separator=title_separator),
                                                             measures=measures)["aggregate"] for name, split in splits.items()}
-        except (ValueError, OSError) as error:
-            raise ComponentError(COMPONENT, error) from error
         value = float(scores["validation"][metric])
         baseline_value = float(baseline_metrics[metric]) if baseline_metrics else None
         references = {name: float(reference_metrics[name]["validation"][metric]) for name in bless_against
@@ -153,9 +147,7 @@ class Executor(base_executor.BaseExecutor):
             "baseline_metrics": baseline_metrics, "reference_metrics": reference_metrics,
             "model": model.uri, "baseline_model": baseline.uri if baseline is not None else None,
         }
-        with open(os.path.join(evaluation.uri, "evaluation.json"), "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2)
-            f.write("\n")
+        write_json_atomic(os.path.join(evaluation.uri, "evaluation.json"), summary)
         for name, score in scores["validation"].items():
             evaluation.set_float_custom_property(name, float(score))
         for name, score in (scores.get("test") or {}).items():
@@ -177,10 +169,8 @@ class Executor(base_executor.BaseExecutor):
         blessing.set_float_custom_property("value", value)
         blessing.set_float_custom_property("threshold", threshold)
         blessing.set_string_custom_property("reason", reason)
-        try:
+        with reported_as(COMPONENT, OSError):
             _save_corpus_embeddings(corpus_embeddings, model, encoded.get("test"), blessed)
-        except OSError as error:
-            raise ComponentError(COMPONENT, error) from error
 
 
 class RetrievalEvaluatorSpec(ComponentSpec):

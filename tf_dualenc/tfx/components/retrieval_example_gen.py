@@ -15,7 +15,7 @@ from tfx.types import Channel, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from tf_dualenc.tfx.artifacts import RetrievalDataset
-from tf_dualenc.tfx.components.component_error import ComponentError
+from tf_dualenc.tfx.components.shared import reported_as
 
 COMPONENT = "RetrievalExampleGen"
 
@@ -65,7 +65,7 @@ class Executor(base_executor.BaseExecutor):
         examples = artifact_utils.get_single_instance(output_dict["examples"])
         eval_dataset = artifact_utils.get_single_instance(output_dict["eval_dataset"])
         validation_artifact = artifact_utils.get_single_instance(output_dict["validation_dataset"])
-        try:
+        with reported_as(COMPONENT):
             validation = load_validation(exec_properties["validation_data"], fraction=float(exec_properties["validation_fraction"]),
                                          split=exec_properties["split"], lenient=bool(exec_properties["lenient"]))
             pairs, records = _training_records(exec_properties, set(validation.qrels))
@@ -87,8 +87,6 @@ class Executor(base_executor.BaseExecutor):
                                  "qrels rows with score > 0")
             # The validation split's pairs, as the Trainer's "eval" split (TFX's Trainer expects one); never the test split.
             write_pair_tfrecords(eval_pairs, os.path.join(examples.uri, "Split-eval", "pairs"), num_shards=1)
-        except (ValueError, OSError) as error:  # DataError is a ValueError; both name the file and line
-            raise ComponentError(COMPONENT, error) from error
         examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
         examples.set_int_custom_property("num_pairs", len(counted))
         examples.set_string_custom_property("source", pairs.source)

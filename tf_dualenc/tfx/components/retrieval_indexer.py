@@ -20,21 +20,9 @@ from tfx.types import Channel, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from tf_dualenc.tfx.artifacts import CorpusEmbeddings, RetrievalDataset, RetrievalIndex
-from tf_dualenc.tfx.components.component_error import ComponentError
-from tf_dualenc.tfx.components.retrieval_evaluator import serving_dir
+from tf_dualenc.tfx.components.shared import INDEX_FOLDER, is_blessed, record_unblessed, reported_as, serving_dir
 
 COMPONENT = "RetrievalIndexer"
-INDEX_FOLDER = "index"
-
-
-def is_blessed(blessing):
-    return blessing.get_int_custom_property("blessed") == 1
-
-
-def record_unblessed(blessing, output, flag, value):
-    """Marks `output` as not produced for an unblessed model (`flag` = `value`, and the evaluator's reason)."""
-    output.set_int_custom_property(flag, value)
-    output.set_string_custom_property("reason", "model not blessed: " + blessing.get_string_custom_property("reason"))
 
 
 def _saved_embeddings(input_dict, model, corpus, title_separator):
@@ -68,7 +56,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         title_separator = exec_properties["title_separator"]
         build = dict(method=exec_properties["method"], brute_force_below=int(exec_properties["brute_force_below"]),
                      overwrite=True, print_fn=lambda *a: None)
-        try:
+        with reported_as(COMPONENT):
             build["queries"] = list(read_queries(os.path.join(dataset.uri, "queries.jsonl")).values())
             documents, embeddings, why = _saved_embeddings(input_dict, model, corpus, title_separator)
             if embeddings is not None:
@@ -82,8 +70,6 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                     serving_dir(model), corpus, os.path.join(index.uri, INDEX_FOLDER), make_pipeline=self._make_beam_pipeline,
                     title_separator=title_separator, max_batch_size=int(exec_properties["batch_size"]), **build)
                 source = f"encoded: {why}"
-        except (ValueError, OSError) as error:
-            raise ComponentError(COMPONENT, error) from error
         index.set_string_custom_property("embeddings", source)
         index.set_int_custom_property("skipped", 0)
         index.set_int_custom_property("count", int(manifest["count"]))

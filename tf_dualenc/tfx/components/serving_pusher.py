@@ -20,9 +20,7 @@ from tfx.types import Channel, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from tf_dualenc.tfx.artifacts import RetrievalIndex
-from tf_dualenc.tfx.components.component_error import ComponentError
-from tf_dualenc.tfx.components.retrieval_evaluator import serving_dir
-from tf_dualenc.tfx.components.retrieval_indexer import INDEX_FOLDER, is_blessed, record_unblessed
+from tf_dualenc.tfx.components.shared import INDEX_FOLDER, is_blessed, record_unblessed, reported_as, serving_dir
 from tf_dualenc.atomic_write import write_json_atomic, write_text_atomic
 from tf_dualenc.export.layout import check_model_name, model_versions
 
@@ -119,19 +117,15 @@ class Executor(base_executor.BaseExecutor):
         if not is_blessed(blessing):
             record_unblessed(blessing, pushed, "pushed", 0)
             return
-        try:
+        with reported_as(COMPONENT):
             result = push(model.uri, serving_dir(model), os.path.join(index.uri, INDEX_FOLDER), exec_properties["serving_dir"],
                           exec_properties["model_name"])
-        except (ValueError, OSError) as error:
-            raise ComponentError(COMPONENT, error) from error
         pushed.set_int_custom_property("pushed", 1)
         pushed.set_string_custom_property("pushed_destination", result["model_dir"])
         pushed.set_int_custom_property("pushed_version", result["version"])
         pushed.set_string_custom_property("index_destination", result["index_dir"])
         pushed.set_int_custom_property("new_version", int(result["new"]))
-        with open(os.path.join(pushed.uri, "push.json"), "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
+        write_json_atomic(os.path.join(pushed.uri, "push.json"), result)
 
 
 class ServingPusherSpec(ComponentSpec):

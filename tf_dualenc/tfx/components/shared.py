@@ -1,0 +1,41 @@
+"""What the custom executors share: where a Model artifact's export and an index artifact's folder are, the blessing
+check, and the one way a component's failure is reported (`ComponentError`).
+
+The evaluator, indexer and pusher each read what another wrote; keeping these here means none of them imports
+another component's module to find it.
+"""
+
+import contextlib
+import os
+
+from tf_dualenc.tfx.components.component_error import ComponentError
+
+INDEX_FOLDER = "index"  # the index folder inside a RetrievalIndex artifact
+
+
+def serving_dir(model_artifact):
+    """The encoder export of a TFX Model artifact (`<uri>/Format-Serving`)."""
+    return os.path.join(model_artifact.uri, "Format-Serving")
+
+
+def is_blessed(blessing):
+    return blessing.get_int_custom_property("blessed") == 1
+
+
+def record_unblessed(blessing, output, flag, value):
+    """Marks `output` as not produced for an unblessed model (`flag` = `value`, and the evaluator's reason)."""
+    output.set_int_custom_property(flag, value)
+    output.set_string_custom_property("reason", "model not blessed: " + blessing.get_string_custom_property("reason"))
+
+
+@contextlib.contextmanager
+def reported_as(component, errors=(ValueError, OSError)):
+    """Re-raises any of `errors` as a `ComponentError` naming `component`.
+
+    Bad data (`DataError` and the other ValueErrors name the file and line) and file trouble are the user's to fix,
+    so the run reports them in one line; any other exception propagates unchanged, traceback and all.
+    """
+    try:
+        yield
+    except errors as error:
+        raise ComponentError(component, error) from error
