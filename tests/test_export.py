@@ -80,6 +80,17 @@ def test_encoder_export_reloads_in_a_fresh_process_with_identical_outputs(tiny_a
     assert folder_bytes(os.path.join(result.path, "variables")) < 1.2 * variable_bytes(model)
 
 
+def test_an_export_counts_the_texts_its_budgets_cut_as_its_model_does(tiny_ade_spl, tmp_path):
+    from tf_dualenc.export import ExportedDualEncoder
+    from tf_dualenc.models.token_budget import truncation_report
+
+    exported = ExportedDualEncoder(export_encoder(tiny_ade_spl, str(tmp_path / "models"), "tiny").path)
+    texts = TEXTS + [" ".join(DOCUMENTS)]  # the last is longer than either budget
+    report = truncation_report(exported, texts, texts)
+    assert report == truncation_report(tiny_ade_spl, texts, texts)
+    assert report["query"]["budget"] == 12 and report["document"]["budget"] == 20 and report["document"]["cut"] >= 1
+
+
 def test_versions_are_new_folders_and_never_overwritten(tiny_ade_spl, tmp_path):
     base = str(tmp_path / "models")
     assert export_encoder(tiny_ade_spl, base, "m").version == 1
@@ -194,4 +205,6 @@ def test_export_cli_loads_a_keras_file_in_a_fresh_process(tiny_ade_spl, tmp_path
                              "--export-base", str(tmp_path / "exports"), "--model-name", "m"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "exported" in result.stdout and "stock TF Serving: can serve it" in result.stdout
+    # The budgets it bakes in, which cut every longer text at serving time.
+    assert "token budgets baked in: queries 12 tokens, documents 20 tokens" in result.stdout
     assert (tmp_path / "exports" / "m" / "1" / "saved_model.pb").exists()

@@ -131,16 +131,26 @@ def test_beam_job_embeds_a_corpus_and_search_answers(tmp_path, tiny_export, mode
     assert line["hits"][0]["text"].startswith("Title ")
 
 
-def test_build_index_shows_encoding_progress_unless_quiet(tmp_path, tiny_export, capsys):
+def test_build_index_shows_progress_unless_quiet_and_reports_the_documents_cut(tmp_path, tiny_export, capsys):
     from test_models import DOCUMENTS
+    from tf_dualenc.indexing.build_index_pipeline import read_documents
+    from tf_dualenc.models.token_budget import count_at_budget
 
-    _, export = tiny_export
-    corpus = write_corpus(tmp_path / "corpus.jsonl", DOCUMENTS)
+    model, export = tiny_export
+    texts = DOCUMENTS + [" ".join(DOCUMENTS)]  # the last is far longer than the export's 20-token document budget
+    corpus = write_corpus(tmp_path / "corpus.jsonl", texts)
     argv = ["build-index", "--corpus", corpus, "--model", export, "--min-batch-size", "2", "--max-batch-size", "2"]
     assert cli.main([*argv, "--output-dir", str(tmp_path / "index")]) == 0
     # DirectRunner's one in-process worker encodes the whole corpus: its last line counts against it.
-    err = capsys.readouterr().err
-    assert f"encoding documents: {len(DOCUMENTS)}/{len(DOCUMENTS)} (100.0%), " in err and " documents/s, took " in err
+    out, err = capsys.readouterr()
+    assert f"encoding documents: {len(texts)}/{len(texts)} (100.0%), " in err and " documents/s, took " in err
+    # The export's document budget cuts what the model's own would.
+    cut, budget = count_at_budget(model.document_preprocessor, [text for _, text in read_documents(corpus)])
+    assert budget == 20 and 0 < cut < len(texts)
+    assert f"cut at the token budget: {cut}/{len(texts)} documents at 20 tokens" in out
+    assert "WARNING" in err and "export the model again with --document-length" in err  # more than 5% cut
+    truncation = RetrievalIndex.load(str(tmp_path / "index")).manifest["model"]["truncation"]
+    assert truncation == {"document": {"texts": len(texts), "cut": cut, "fraction": round(cut / len(texts), 4), "budget": 20}}
     assert cli.main([*argv, "--output-dir", str(tmp_path / "quiet"), "--quiet"]) == 0
     assert "encoding documents" not in capsys.readouterr().err
 

@@ -1,7 +1,5 @@
 """`tf-dualenc evaluate`: a retriever's metrics on a BEIR split; `--rerank` and `--hybrid` hand over to their modules."""
 
-import sys
-
 from tf_dualenc.cli._flags import add_renamed
 from tf_dualenc.loading import load_retrieval_model
 from tf_dualenc.precision import PRECISIONS
@@ -90,13 +88,8 @@ def run(args):
         print(f"  {name:<12} {value:.4f}")
     if "documents_per_second" in report["timings"]:
         print(f"  encoded {report['timings']['documents_per_second']:.1f} documents/s")
-    if report["truncation"]:
-        from tf_dualenc.models.token_budget import PLURAL, truncation_warnings
+    from tf_dualenc.models.token_budget import print_truncation
 
-        cut = report["truncation"]
-        print("  cut at the token budget: " + ", ".join(f"{e['cut']}/{e['texts']} {PLURAL[side]} at {e['budget']} tokens"
-                                                          for side, e in cut.items()))
-        for warning in truncation_warnings(cut):
-            print(warning, file=sys.stderr)
+    print_truncation(report["truncation"])
     print(f"wrote {args.output_dir}/report.json and run.trec")
     return 0

@@ -89,8 +89,13 @@ def run(args):
         else:
             result = export_encoder(model, args.output_dir, args.model_name or "dual_encoder", args.version,
                                     stock_compatible=not args.allow_custom_ops, source=args.model)
+    from tf_dualenc.models.token_budget import budget_summary, export_budgets
+
     audit = result.op_audit
     print(f"exported {result.path} (signatures: {', '.join(result.manifest['signatures'])}); model card {MODEL_CARD_PATH}")
+    budgets = export_budgets(result.manifest)
+    print(f"  {budget_summary(budgets)}; longer " + ("pairs are cut" if "pair" in budgets else
+                                                     "texts are cut (--query-length / --document-length set them)"))
     for provider, ops in audit["non_core_ops"].items():
         print(f"  non-core ops from {provider}: {', '.join(ops)}")
     print("  stock TF Serving: " + ("can serve it" if audit["stock_tf_serving_compatible"]

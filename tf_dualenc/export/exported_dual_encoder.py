@@ -4,6 +4,17 @@
 import numpy as np
 
 
+class _ExportedPreprocessor:
+    """What `token_budget.count_at_budget` reads of a preprocessor, from an export's `<side>_padding_mask` function."""
+
+    def __init__(self, function, sequence_length):
+        self._function = function
+        self.sequence_length = int(sequence_length)
+
+    def __call__(self, texts):
+        return {"padding_mask": self._function(texts)}
+
+
 class ExportedDualEncoder:
     """Wraps an encoder export (`export_encoder`) so evaluation and indexing run on exactly what is served.
 
@@ -30,6 +41,12 @@ class ExportedDualEncoder:
         self._loaded = load_export(export_dir)
         self.embedding_dim = int(self.manifest["embedding_dim"])
         self.precision = export_precision(self.manifest)
+        # Each side's token budget, for `tf_dualenc.models.token_budget.truncation_report` (None: an export written
+        # before exports carried their preprocessors' padding masks).
+        for side in ("query", "document"):
+            function = getattr(self._loaded, f"{side}_padding_mask", None)
+            setattr(self, f"{side}_preprocessor",
+                    None if function is None else _ExportedPreprocessor(function, self.manifest[f"{side}_sequence_length"]))
 
     def _encode(self, signature, texts, batch_size, verbose=0):
         import tensorflow as tf

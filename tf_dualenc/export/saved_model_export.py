@@ -139,6 +139,11 @@ def export_encoder(model, export_base, model_name="dual_encoder", version=None, 
     module.model = model
     module.encode_query = tf.function(lambda text: {"embedding": model.embed_queries(text)}, input_signature=[_string_spec()])
     module.encode_document = tf.function(lambda text: {"embedding": model.embed_documents(text)}, input_signature=[_string_spec()])
+    # Not signatures (TF Serving does not see them): each side's padding mask, so that whoever encodes with the export
+    # can count the texts its token budgets cut (`ExportedDualEncoder.<side>_preprocessor`, `token_budget`).
+    module.query_padding_mask = tf.function(lambda text: model.query_preprocessor(text)["padding_mask"], input_signature=[_string_spec()])
+    module.document_padding_mask = tf.function(lambda text: model.document_preprocessor(text)["padding_mask"],
+                                               input_signature=[_string_spec()])
     signatures = {
         "serving_default": module.encode_query.get_concrete_function(),
         "encode_query": module.encode_query.get_concrete_function(),

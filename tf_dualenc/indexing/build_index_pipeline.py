@@ -386,7 +386,8 @@ def index_corpus(model, corpus, output, *, pipeline_options=None, make_pipeline=
         if not count:
             raise CorpusRecordError(f"The corpus has no documents: {', '.join(corpus)}.")
         return _write_index(model_dir, export_manifest, records(), count, dimension, output, method=method,
-                            brute_force_below=brute_force_below, queries=queries, overwrite=overwrite, print_fn=print_fn)
+                            brute_force_below=brute_force_below, queries=queries, overwrite=overwrite, print_fn=print_fn,
+                            texts=[text for _, text, _ in records()])
     except BaseException:
         # Shards of a failed build are useless to a re-run (it removes them first), so none are left behind.
         if local_shards:
@@ -418,21 +419,23 @@ def _output_folder(output, overwrite):
 
 
 def _write_index(model_dir, export_manifest, records, count, dimension, output, *, method, brute_force_below, queries,
-                 overwrite, print_fn):
-    """The one way both builds (encoded here, or precomputed) turn (id, text, embedding) records into an index folder."""
-    from tf_dualenc.export import export_precision
+                 overwrite, print_fn, texts):
+    """The one way both builds (encoded here, or precomputed) turn (id, text, embedding) records into an index folder.
+    `texts`: the documents' texts, whose count cut at the export's token budget is reported and recorded."""
+    from tf_dualenc.export import ExportedDualEncoder, export_precision
     from tf_dualenc.indexing.retrieval_index import build_index
+    from tf_dualenc.models.token_budget import print_truncation, truncation_report
 
     if dimension != export_manifest["embedding_dim"]:
         raise ValueError(f"Embeddings of size {dimension}; the export says {export_manifest['embedding_dim']}.")
-    recall_queries = None
-    if queries:
-        from tf_dualenc.indexing.query_encoders import local_query_encoder
-
-        recall_queries = local_query_encoder(model_dir)(list(queries)[:1000])
+    encoder = ExportedDualEncoder(model_dir)
+    # None for an export written before exports carried their padding masks: it cannot tell.
+    truncation = truncation_report(encoder, None, texts)
+    print_truncation(truncation, indent="", print_fn=print_fn, remedy="export the model again with --{side}-length")
+    recall_queries = encoder.encode_queries(list(queries)[:1000], batch_size=256) if queries else None
     model_info = {"export": os.path.abspath(model_dir), "model_name": export_manifest.get("model_name"),
                   "version": export_manifest.get("version"), "architecture": export_manifest.get("architecture"),
-                  "precision": export_precision(export_manifest)}
+                  "precision": export_precision(export_manifest), "truncation": truncation}
     return build_index(records, output, dimension=dimension, count=count, model_info=model_info, method=method,
                        brute_force_below=brute_force_below, recall_queries=recall_queries, overwrite=overwrite, print_fn=print_fn)
 
@@ -465,7 +468,8 @@ def index_embeddings(model, documents, embeddings, output, *, method="auto", bru
         raise ValueError(f"{len(documents)} documents but embeddings of shape {embeddings.shape}.")
     records = ((doc_id, text, vector) for (doc_id, text), vector in zip(documents, embeddings))
     return _write_index(model_dir, export_manifest, records, len(documents), embeddings.shape[1], output, method=method,
-                        brute_force_below=brute_force_below, queries=queries, overwrite=overwrite, print_fn=print_fn)
+                        brute_force_below=brute_force_below, queries=queries, overwrite=overwrite, print_fn=print_fn,
+                        texts=[text for _, text in documents])
 
 
 def _remove_shards(prefix):
