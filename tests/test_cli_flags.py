@@ -3,6 +3,7 @@ help text and shows its default, and one flag name has one meaning across comman
 a folder, `--top-k` the hits shown or returned, `--depth` the run depth. Old spellings stay as hidden aliases."""
 
 import argparse
+import json
 
 import pytest
 
@@ -131,20 +132,23 @@ def test_the_docs_use_the_new_spellings():
     assert old == []
 
 
+class _Config:
+    """A stand-in for TrainConfig: the command line's `train` without a model."""
+
+    def with_overrides(self, overrides):
+        return self
+
+    def validate(self):
+        return self
+
+
 @pytest.mark.parametrize("argv,progress", [(["train"], True), (["train", "--quiet"], False), (["--quiet", "train"], False)])
 def test_quiet_turns_the_training_progress_bar_off(argv, progress, monkeypatch):
     import tf_dualenc.training
 
-    class Config:
-        def with_overrides(self, overrides):
-            return self
-
-        def validate(self):
-            return self
-
     calls = []
-    monkeypatch.setattr(tf_dualenc.training, "TrainConfig", Config)
-    monkeypatch.setattr(tf_dualenc.training, "train", lambda config, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(tf_dualenc.training, "TrainConfig", _Config)
+    monkeypatch.setattr(tf_dualenc.training, "train", lambda config, **kwargs: (calls.append(kwargs) or {}, None))
     assert cli.main(argv) == 0
     assert calls == [{"stop_after_steps": None, "progress": progress}]
 
@@ -156,3 +160,127 @@ def test_verbose_and_quiet_are_taken_before_and_after_the_command():
         assert parser.parse_args(argv).verbose is True
     assert parser.parse_args(["pipeline", "run"]).verbose is False
     assert parser.parse_args(["search", "--index", "i", "--query", "q", "--quiet"]).quiet is True
+
+
+# --json (tf_dualenc/cli/_flags.add_json): every command that prints a result takes it, with the one help text.
+JSON_COMMANDS = {"evaluate", "search", "build-index", "export", "train", "mine-negatives", "analyze", "train-reranker", "train-joint",
+                 "train-vocab", "pipeline run"}
+
+
+def test_every_command_that_prints_a_result_takes_json():
+    helps = {command.removeprefix("tf-dualenc "): action.help for command, action in _walk(cli.build_parser(), ["tf-dualenc"])
+             if "--json" in action.option_strings}
+    assert set(helps) == JSON_COMMANDS
+    for command, text in helps.items():
+        assert text.startswith("print ") and " on stdout as " in text and "JSON" in text and "instead of the text" in text, command
+
+
+def _json_output(argv, capsys):
+    """Runs a command with --json: stdout must hold JSON alone, one object a line; returns (the objects, stderr)."""
+    assert cli.main([*argv, "--json"]) == 0
+    out, err = capsys.readouterr()
+    return [json.loads(line) for line in out.splitlines()], err
+
+
+def test_evaluate_mine_negatives_and_search_print_json(tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    from test_beir import write_beir
+    from tf_dualenc.cli import search
+    from tf_dualenc.indexing import build_index
+
+    data = write_beir(tmp_path / "data")
+    [report], err = _json_output(["evaluate", "--model", "bm25", "--data", str(data), "--output-dir", str(tmp_path / "out"),
+                                  "--depth", "3", "--measures", "P@1,MRR@3"], capsys)
+    assert report["metrics"] == {"P@1": 1.0, "MRR@3": 1.0} and report == json.loads((tmp_path / "out" / "report.json").read_text())
+    assert "P@1" in err and "wrote" in err  # the text, on stderr
+    corpus = [{"_id": "d1", "text": "Paris is the capital of France."}, {"_id": "d2", "text": "Water boils at 100 degrees."},
+              {"_id": "d3", "text": "Lyon is a city of France, not its capital."},
+              {"_id": "d4", "text": "The boiling point of water falls with altitude."}]
+    mining = write_beir(tmp_path / "mining", corpus=corpus, queries=[{"_id": "q1", "text": "capital of france"},
+                                                                    {"_id": "q2", "text": "boiling point of water"}],
+                        qrels=["query-id\tcorpus-id\tscore", "q1\td1\t1", "q2\td2\t1"])
+    [mined], _ = _json_output(["mine-negatives", "--data", str(mining), "--split", "test", "--output", str(tmp_path / "lists.jsonl"),
+                               "--depth", "3"], capsys)
+    assert mined["output"] == str(tmp_path / "lists.jsonl") and mined["lists"] >= 1 and mined["retriever"] == "bm25"
+    vectors = np.eye(3, 4, dtype=np.float32)
+    build_index(((f"d{i}", f"text {i}", v) for i, v in enumerate(vectors)), tmp_path / "index", dimension=4, count=3,
+                print_fn=lambda *_: None)
+    monkeypatch.setattr(search, "_query_encoder", lambda args, index, client: lambda texts: vectors[: len(texts)])
+    lines, _ = _json_output(["search", "--index", str(tmp_path / "index"), "--query", "a", "--query", "b", "--top-k", "2"], capsys)
+    assert [(line["query"], [hit["id"] for hit in line["hits"]][0]) for line in lines] == [("a", "d0"), ("b", "d1")]
+
+
+class _Saved:
+    def save(self, path):
+        with open(path, "w") as f:
+            f.write("model")
+
+
+def test_training_commands_print_json_and_send_their_logs_to_stderr(tmp_path, capsys, monkeypatch):
+    import tf_dualenc.models
+    import tf_dualenc.training
+    import tf_dualenc.vocabulary
+    from tf_dualenc.cli import train_joint, train_reranker
+    from tf_dualenc.reranking import listwise_training
+
+    def fake_train(config, **kwargs):
+        print("step 1/1 loss 0.5")  # the trainer's log: stdout without --json
+        return {"finished": True, "last_loss": 0.5}, None
+
+    monkeypatch.setattr(tf_dualenc.training, "TrainConfig", _Config)
+    monkeypatch.setattr(tf_dualenc.training, "train", fake_train)
+    [summary], err = _json_output(["train", "--quiet"], capsys)
+    assert summary == {"finished": True, "last_loss": 0.5} and "step 1/1 loss 0.5" in err
+    monkeypatch.setattr(tf_dualenc.vocabulary, "train_sentencepiece_vocabulary", lambda inputs, output, **kwargs: output)
+    [vocabulary], _ = _json_output(["train-vocab", "--input", "c.jsonl", "--output", str(tmp_path / "v.model")], capsys)
+    assert vocabulary == {"vocabulary": str(tmp_path / "v.model")}
+    for module in (train_reranker, train_joint):
+        monkeypatch.setattr(module, "training_lists", lambda args: ([["list"]] * 3, None))
+    monkeypatch.setattr(tf_dualenc.models, "build_bert_cross_encoder", lambda *args, **kwargs: _Saved())
+    monkeypatch.setattr(listwise_training, "train_cross_encoder", lambda model, lists, **kwargs: {"loss": [0.7, 0.6]})
+    [reranker], _ = _json_output(["train-reranker", "--data", "lists.jsonl", "--output-dir", str(tmp_path / "reranker")], capsys)
+    assert reranker["model"] == str(tmp_path / "reranker" / "reranker.keras") and reranker["lists"] == 3 and reranker["loss"] == [0.7, 0.6]
+    monkeypatch.setattr(train_joint, "load_retrieval_model", lambda *args: _Saved())
+    monkeypatch.setattr(train_joint, "load_cross_encoder", lambda path: _Saved())
+    monkeypatch.setattr(listwise_training, "train_jointly", lambda dual_encoder, reranker, lists, **kwargs: {"kl": [0.1]})
+    [joint], _ = _json_output(["train-joint", "--data", "lists.jsonl", "--output-dir", str(tmp_path / "joint"), "--dual-encoder",
+                               "d.keras", "--reranker", "r.keras"], capsys)
+    assert joint["models"] == {"dual_encoder": str(tmp_path / "joint" / "dual_encoder.keras"),
+                               "reranker": str(tmp_path / "joint" / "reranker.keras")} and joint["kl"] == [0.1]
+
+
+def test_analyze_export_and_build_index_print_json(tmp_path, capsys, monkeypatch):
+    import tf_dualenc.analysis
+    import tf_dualenc.export
+    from test_beir import write_beir
+    from tf_dualenc.cli import analyze, export
+    from tf_dualenc.export import ExportResult
+    from tf_dualenc.indexing import build_index_pipeline
+
+    monkeypatch.setattr(analyze, "load_retrieval_model", lambda *args: None)
+    monkeypatch.setattr(tf_dualenc.analysis, "analyze_model",
+                        lambda name, model, dataset, **kwargs: argparse.Namespace(name=name, summary={"top1_cosine_mean": 0.25}))
+    monkeypatch.setattr(tf_dualenc.analysis, "write_report", lambda analyses, output_dir, **kwargs: {"report": "r.html", "images": []})
+    [analysis], _ = _json_output(["analyze", "--model", "m=m.keras", "--data", str(write_beir(tmp_path / "data")), "--output-dir",
+                                  str(tmp_path / "analysis")], capsys)
+    assert analysis["models"] == {"m": {"top1_cosine_mean": 0.25}} and analysis["report"] == "r.html"
+    manifest = {"kind": "encoder", "signatures": ["encode_document", "encode_query", "serving_default"], "query_sequence_length": 64,
+                "document_sequence_length": 256, "op_audit": {"non_core_ops": {}, "stock_tf_serving_compatible": True}}
+    monkeypatch.setattr(export, "load_retrieval_model", lambda *args: None)
+    monkeypatch.setattr(tf_dualenc.export, "export_encoder", lambda model, base, name, version, **kwargs: ExportResult(
+        f"{base}/{name}/1", 1, manifest))
+    [exported], err = _json_output(["export", "--model", "m", "--output-dir", str(tmp_path / "exports")], capsys)
+    assert exported == {"path": f"{tmp_path}/exports/dual_encoder/1", "version": 1, "manifest": manifest}
+    assert "token budgets baked in: queries 64 tokens, documents 256 tokens" in err
+    calls = []
+
+    def fake_build(argv, progress):
+        calls.append((argv, progress))
+        print("index: built")  # the job's own line: stdout without --json
+        return {"count": 3, "dimension": 4}
+
+    monkeypatch.setattr(build_index_pipeline, "run", fake_build)
+    [manifest], err = _json_output(["build-index", "--corpus", "c.jsonl", "--model", "e", "--output-dir", "i", "--quiet"], capsys)
+    assert manifest == {"count": 3, "dimension": 4} and "index: built" in err
+    assert calls == [(["--corpus", "c.jsonl", "--model", "e", "--output-dir", "i"], False)]  # --json and --quiet are the command line's

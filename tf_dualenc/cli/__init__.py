@@ -1,10 +1,13 @@
 """The `tf-dualenc` command line. Heavy modules load inside each command, so `--help` stays instant.
 
-One module per command, each with `add_parser(subparsers)` and `run(args)`: it parses arguments, calls the library and
-prints. Models load through `tf_dualenc.loading`, never from here.
+One module per command, each with `add_parser(subparsers)` and `run(args)`: it parses arguments, calls the library,
+prints, and returns its result (a dict, which `--json` prints instead of the text: `_flags.add_json`) or an exit code.
+Models load through `tf_dualenc.loading`, never from here.
 """
 
 import argparse
+import contextlib
+import json
 import sys
 
 from tf_dualenc.cli import (analyze, build_index, demo, doctor, evaluate, export, mine_negatives, pipeline, search, serve,
@@ -73,9 +76,28 @@ def main(argv=None):
 
     try:
         configure_threads(args.threads)  # before the command runs any TensorFlow op: pools are sized once
-        return args.func(args)
+        if not getattr(args, "json", False):
+            outcome = args.func(args)
+            return 0 if isinstance(outcome, (dict, list)) else outcome
+        # --json: stdout holds the result alone; what the command and the library print meanwhile goes to stderr.
+        stdout = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            outcome = args.func(args)
+        if not isinstance(outcome, (dict, list)):
+            return outcome
+        for item in outcome if isinstance(outcome, list) else [outcome]:
+            print(json.dumps(item, ensure_ascii=False, default=_json_value), file=stdout, flush=True)
+        return 0
     except (ValueError, FileNotFoundError, FileExistsError, ImportError, FloatingPointError, ServingError) as error:
         # An optional module missing where no entry point asked for it first still names its extra.
         error = explain_missing_module(error, feature=f"tf-dualenc {args.command}")
         print(f"tf-dualenc {args.command}: error: {error}", file=sys.stderr)
         return 2
+
+
+def _json_value(value):
+    """What `--json` prints for a value JSON has no type for: NumPy scalars and arrays as numbers, anything else
+    (paths, ...) as its text."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)

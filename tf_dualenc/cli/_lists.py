@@ -29,6 +29,7 @@ def training_lists(args):
 
 def write_training_record(output_dir, inputs, settings, lists, history):
     """training.json: where the models and lists came from (`inputs`), exactly the settings the training function
-    was called with (`settings`), the list count and the history — enough to repeat the run."""
-    write_json_atomic(os.path.join(output_dir, "training.json"),
-                      {"inputs": inputs, "settings": settings, "lists": len(lists), **history})
+    was called with (`settings`), the list count and the history — enough to repeat the run. Returns the record."""
+    record = {"inputs": inputs, "settings": settings, "lists": len(lists), **history}
+    write_json_atomic(os.path.join(output_dir, "training.json"), record)
+    return record

@@ -1,5 +1,6 @@
 """`tf-dualenc analyze`: the embedding-space analysis of one or more models (PNGs + an HTML report)."""
 
+from tf_dualenc.cli._flags import add_json
 from tf_dualenc.loading import load_retrieval_model
 
 
@@ -14,6 +15,7 @@ def add_parser(subparsers):
     p.add_argument("--seed", type=int, default=0, help="seed of the query and document samples (default: %(default)s)")
     p.add_argument("--query-length", type=int, default=None, help="query token budget (default: the model's)")
     p.add_argument("--document-length", type=int, default=None, help="document token budget (default: the model's)")
+    add_json(p, "each model's summary and the files written")
     p.set_defaults(func=run)
 
 
@@ -37,4 +39,4 @@ def run(args):
                "sampled queries": args.queries, "sampled documents": args.documents}
     paths = write_report(analyses, args.output_dir, context=context)
     print(f"wrote {paths['report']} and {len(paths['images'])} PNGs")
-    return 0
+    return {"models": {analysis.name: analysis.summary for analysis in analyses}, "context": context, **paths}

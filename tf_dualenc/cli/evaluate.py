@@ -1,6 +1,6 @@
 """`tf-dualenc evaluate`: a retriever's metrics on a BEIR split; `--rerank` and `--hybrid` hand over to their modules."""
 
-from tf_dualenc.cli._flags import add_renamed
+from tf_dualenc.cli._flags import add_json, add_renamed
 from tf_dualenc.loading import load_retrieval_model
 from tf_dualenc.precision import PRECISIONS
 
@@ -42,6 +42,7 @@ def add_parser(subparsers):
                    help="its split to carve the validation queries from (a folder's dev split is used when it has one; default: %(default)s)")
     p.add_argument("--validation-fraction", type=float, default=0.2,
                    help="share of those queries held out as validation, as `train --set validation_fraction` (default: %(default)s)")
+    add_json(p, "the report (as report.json holds it)")
     p.set_defaults(func=run)
 
 
@@ -92,4 +93,4 @@ def run(args):
 
     print_truncation(report["truncation"])
     print(f"wrote {args.output_dir}/report.json and run.trec")
-    return 0
+    return report

@@ -43,4 +43,4 @@ def run(args, dataset, model, measures):
     for name, value in report["metrics"].items():
         print(f"  {name:<12} " + " ".join(f"{report['components'][c][name]:>9.4f}" for c in columns) + f" {value:>9.4f}")
     print(f"wrote {args.output_dir}/report.json and run.trec")
-    return 0
+    return report

@@ -62,4 +62,4 @@ def run(args, dataset, model, measures):
     latency = report["latency_ms_per_query"]
     print(f"  latency per query: retrieval {latency['retrieval']:.1f} ms, re-ranking top {args.rerank_k} {latency['rerank']:.1f} ms")
     print(f"wrote {args.output_dir}/report.json, run.retrieval.trec and run.reranked.trec")
-    return 0
+    return report

@@ -3,7 +3,7 @@ model card; with `--index`, the retrieval model (query text → top-k document i
 
 import sys
 
-from tf_dualenc.cli._flags import add_renamed
+from tf_dualenc.cli._flags import add_json, add_renamed
 from tf_dualenc.index_config import INDEX_TYPES
 from tf_dualenc.loading import load_model, load_retrieval_model
 from tf_dualenc.precision import PRECISIONS
@@ -31,6 +31,7 @@ def add_parser(subparsers):
                         "the signatures stay string in, float32 embedding out; recorded in the manifest and model card "
                         "(default: %(default)s)")
     p.add_argument("--allow-custom-ops", action="store_true", help="do not fail when stock TF Serving lacks an op of the graph")
+    add_json(p, "the export's path, version and manifest (token budgets and op audit included)")
     p.set_defaults(func=run)
 
 
@@ -100,4 +101,4 @@ def run(args):
         print(f"  non-core ops from {provider}: {', '.join(ops)}")
     print("  stock TF Serving: " + ("can serve it" if audit["stock_tf_serving_compatible"]
                                     else f"CANNOT serve it (missing {', '.join(audit['not_in_stock_tf_serving'])}); see docs/serving.md"))
-    return 0
+    return {"path": result.path, "version": result.version, "manifest": result.manifest}

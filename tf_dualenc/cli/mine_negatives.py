@@ -2,6 +2,7 @@
 
 import os
 
+from tf_dualenc.cli._flags import add_json
 from tf_dualenc.loading import load_reranker, load_retrieval_model
 
 
@@ -24,6 +25,7 @@ def add_parser(subparsers):
     p.add_argument("--query-length", type=int, default=None, help="query token budget (default: the model's)")
     p.add_argument("--document-length", type=int, default=None, help="document token budget (default: the model's)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    add_json(p, "what was mined and written")
     p.set_defaults(func=run)
 
 
@@ -59,4 +61,4 @@ def run(args):
           + (f"; denoising dropped {stats['dropped_by_denoising']} (threshold {args.threshold})" if scorer else "")
           + (f"; {stats['queries_without_negatives']} queries left without a negative" if stats["queries_without_negatives"] else ""))
     print(f"wrote {len(lists)} training lists to {args.output} (train with --set num_negatives=N, or tf-dualenc train-reranker)")
-    return 0
+    return {"output": args.output, "retriever": args.retriever, "depth": args.depth, **stats}  # stats: queries, lists, negatives_mined, ...

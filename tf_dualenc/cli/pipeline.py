@@ -8,7 +8,7 @@ import sys
 def add_parser(subparsers):
     import argparse
 
-    from tf_dualenc.cli._flags import add_renamed
+    from tf_dualenc.cli._flags import add_json, add_renamed
 
     p = subparsers.add_parser("pipeline", help="the TFX pipeline: ingest → train → evaluate/bless → index → push (run or compile)",
                               description="The TFX pipeline: `run` runs it here, `compile` writes it for Kubeflow V2 / Vertex AI.")
@@ -25,7 +25,7 @@ def add_parser(subparsers):
     run_p.add_argument("--query", default=None, help="the query answered from the pushed model (default: the config's, else the "
                        "first evaluation query)")
     add_renamed(run_p, "--top-k", "--k", type=int, default=5, metavar="K", help="hits shown for the query (default: %(default)s)")
-    run_p.add_argument("--json", action="store_true", help="also print the outputs and hits as one JSON line")
+    add_json(run_p, "the components' outputs, the query and its hits")
     # SUPPRESS: `tf-dualenc --verbose pipeline run` counts too (the command line's --verbose: TensorFlow's C++ lines).
     run_p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                        help="keep TFX's and Beam's INFO logging and TensorFlow's C++ log lines")
@@ -56,7 +56,6 @@ def compile_(args):
 
 
 def run(args):
-    import json
     import logging
 
     config_path, config = _config(args)
@@ -88,9 +87,7 @@ def run(args):
     for rank, hit in enumerate(hits, 1):
         text = hit.get("text", "")
         print(f"  {rank}. {hit['id']}  {hit['score']:.4f}  {text[:100]}{'...' if len(text) > 100 else ''}")
-    if args.json:
-        print(json.dumps({"outputs": outputs, "query": query, "hits": hits}, default=str))
-    return 0
+    return {"outputs": outputs, "query": query, "hits": hits}
 
 
 def _print_outputs(outputs, config):

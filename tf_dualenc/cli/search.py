@@ -3,7 +3,7 @@ retrieval export (`tf-dualenc export --index`), which searches on the server."""
 
 import sys
 
-from tf_dualenc.cli._flags import add_renamed
+from tf_dualenc.cli._flags import add_json, add_renamed
 from tf_dualenc.loading import load_reranker
 
 
@@ -21,7 +21,7 @@ def add_parser(subparsers):
                         "a retrieval export (export --index) searches by itself")
     p.add_argument("--model-name", default=None, help="served model name with --server (default: the index's)")
     p.add_argument("--exact", action="store_true", help="exact search instead of ScaNN")
-    p.add_argument("--json", action="store_true", help="one JSON line per query")
+    add_json(p, "each query with its hits", form="JSON lines (one object a query)")
     p.add_argument("--skip-checksums", action="store_true", help="do not verify file checksums on load")
     p.add_argument("--rerank", default=None, help="re-rank with a cross-encoder (export folder or .keras); --top-k hits are kept")
     p.add_argument("--rerank-model-name", default=None, help="re-rank with the cross-encoder served under this name at --server")
@@ -115,8 +115,7 @@ def run(args):
     client, kind = _served_kind(args, index) if args.server else (None, None)
     if kind == "retrieval":
         results = _served_search(args, client, index, texts)
-        _print_hits(args, texts, results)
-        return 0
+        return _print_hits(args, texts, results)
     if args.server and kind != "encoder":
         raise ValueError(f"{client.model_name} at {args.server} is {f'a {kind} export' if kind else 'not a tf_dualenc export'}: "
                          "--server needs an encoder export (with --index) or a retrieval export (`tf-dualenc export --index`).")
@@ -134,17 +133,14 @@ def run(args):
         results = index.search_hybrid(texts, encoder, k=args.top_k, fusion=args.hybrid, weight=args.hybrid_weight, exact=args.exact)
     else:
         results = index.search(texts, encoder, k=args.top_k, exact=args.exact)
-    _print_hits(args, texts, results)
-    return 0
+    return _print_hits(args, texts, results)
 
 
 def _print_hits(args, texts, results):
-    import json
-
-    for text, hits in zip(texts, results):
-        if args.json:
-            print(json.dumps({"query": text, "hits": hits}, ensure_ascii=False))
-            continue
-        print(f"query: {text}")
-        for rank, hit in enumerate(hits, 1):
-            print(f"  {rank:>3}. {hit['score']:.4f}  {hit['id']}  {hit.get('text', '')[:100]}")
+    """Prints the hits (unless --json) and returns the result, one {"query", "hits"} per query."""
+    if not args.json:
+        for text, hits in zip(texts, results):
+            print(f"query: {text}")
+            for rank, hit in enumerate(hits, 1):
+                print(f"  {rank:>3}. {hit['score']:.4f}  {hit['id']}  {hit.get('text', '')[:100]}")
+    return [{"query": text, "hits": hits} for text, hits in zip(texts, results)]

@@ -2,6 +2,7 @@
 
 import os
 
+from tf_dualenc.cli._flags import add_json
 from tf_dualenc.cli._lists import add_list_arguments, training_lists, write_training_record
 from tf_dualenc.cli._output import new_output_dir
 from tf_dualenc.loading import load_cross_encoder, load_retrieval_model
@@ -17,6 +18,7 @@ def add_parser(subparsers):
     p.add_argument("--retriever-temperature", type=float, default=0.05, help="τ of the retriever's softmax over each list (default: %(default)s)")
     p.add_argument("--query-length", type=int, default=None, help="query token budget (default: the model's)")
     p.add_argument("--document-length", type=int, default=None, help="document token budget (default: the model's)")
+    add_json(p, "the models written and their training record (as training.json holds it)")
     p.set_defaults(func=run)
 
 
@@ -31,10 +33,11 @@ def run(args):
                 "reranker_learning_rate": args.reranker_learning_rate, "warmup_steps": args.warmup_steps,
                 "retriever_temperature": args.retriever_temperature, "seed": args.seed, "log_every": args.log_every}
     history = train_jointly(dual_encoder, reranker, lists, **settings)
-    dual_encoder.save(os.path.join(args.output_dir, "dual_encoder.keras"))
-    reranker.save(os.path.join(args.output_dir, "reranker.keras"))
+    models = {name: os.path.join(args.output_dir, f"{name}.keras") for name in ("dual_encoder", "reranker")}
+    dual_encoder.save(models["dual_encoder"])
+    reranker.save(models["reranker"])
     inputs = {"data": args.data, "list_size": args.list_size, "lenient": args.lenient, "dual_encoder": args.dual_encoder,
               "reranker": args.reranker, "query_length": args.query_length, "document_length": args.document_length}
-    write_training_record(args.output_dir, inputs, settings, lists, history)
-    print(f"wrote {args.output_dir}/dual_encoder.keras and {args.output_dir}/reranker.keras")
-    return 0
+    record = write_training_record(args.output_dir, inputs, settings, lists, history)
+    print(f"wrote {models['dual_encoder']} and {models['reranker']}")
+    return {"models": models, **record}

@@ -2,6 +2,7 @@
 
 import os
 
+from tf_dualenc.cli._flags import add_json
 from tf_dualenc.cli._lists import add_list_arguments, training_lists, write_training_record
 from tf_dualenc.cli._output import new_output_dir
 
@@ -19,6 +20,7 @@ def add_parser(subparsers):
     p.add_argument("--pointwise-weight", type=float, default=0.5, help="weight of the calibrating BCE term (0: listwise only; default: %(default)s)")
     p.add_argument("--validation-data", default=None, help="held-out lists (JSONL) scored during training")
     p.add_argument("--validate-every", type=int, default=None, help="validation interval in steps (default: at the end)")
+    add_json(p, "the model written and its training record (as training.json holds it)")
     p.set_defaults(func=run)
 
 
@@ -43,6 +45,6 @@ def run(args):
     inputs = {"data": args.data, "validation_data": args.validation_data, "list_size": args.list_size, "lenient": args.lenient,
               "tower": args.tower, "preset": args.preset, "size": args.size, "vocabulary": args.vocabulary,
               "pair_length": args.pair_length}
-    write_training_record(args.output_dir, inputs, settings, lists, history)
+    record = write_training_record(args.output_dir, inputs, settings, lists, history)
     print(f"wrote {path} (export it with `tf-dualenc export --model {path} --output-dir DIR --model-name reranker`)")
-    return 0
+    return {"model": path, **record}

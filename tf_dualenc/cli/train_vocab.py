@@ -1,5 +1,7 @@
 """`tf-dualenc train-vocab`."""
 
+from tf_dualenc.cli._flags import add_json
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser("train-vocab", help="train a T5-compatible SentencePiece vocabulary on a corpus")
@@ -7,6 +9,7 @@ def add_parser(subparsers):
     p.add_argument("--output", required=True, metavar="FILE", help="the SentencePiece .model file to write")
     p.add_argument("--vocabulary-size", type=int, default=32000, help="pieces in the vocabulary (default: %(default)s)")
     p.add_argument("--fields", default="title,text", help="JSONL fields to read, comma-separated (default: %(default)s)")
+    add_json(p, "the vocabulary written")
     p.set_defaults(func=run)
 
 
@@ -17,4 +20,4 @@ def run(args):
         args.input, args.output, vocabulary_size=args.vocabulary_size, text_fields=tuple(args.fields.split(","))
     )
     print(f"wrote {path}")
-    return 0
+    return {"vocabulary": path}
