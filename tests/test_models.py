@@ -51,6 +51,24 @@ def test_masked_mean_pooling_matches_numpy():
     np.testing.assert_array_equal(got[2], np.zeros(4))
 
 
+def test_exact_gelu_is_kerass_in_float32_and_computed_in_float32_under_bfloat16():
+    import math
+
+    from tf_dualenc.models.activations import gelu_exact
+
+    x = np.linspace(-6, 6, 101).astype(np.float32)
+    want = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x.astype(np.float64)])
+    got32 = keras.ops.convert_to_numpy(gelu_exact(x))
+    np.testing.assert_array_equal(got32, keras.ops.convert_to_numpy(keras.activations.gelu(x, approximate=False)))
+    np.testing.assert_allclose(got32, want, rtol=1e-6, atol=1e-6)
+    bf16 = keras.ops.cast(x, "bfloat16")
+    got16 = gelu_exact(bf16)
+    assert got16.dtype == "bfloat16"
+    # The float32 GELU of the bfloat16 input, rounded once to bfloat16 (its 8 significant bits).
+    exact_of_input = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in keras.ops.convert_to_numpy(keras.ops.cast(bf16, "float32"))])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.ops.cast(got16, "float32")), exact_of_input, rtol=2**-8, atol=1e-6)
+
+
 def test_t5_tower_configs_are_the_public_t5_1_1_shapes():
     small = t5_tower_config("t5_1.1_small")
     assert (small["num_layers"], small["hidden_dim"], small["intermediate_dim"], small["num_heads"]) == (8, 512, 1024, 6)

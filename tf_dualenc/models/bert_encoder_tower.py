@@ -3,10 +3,10 @@
 import keras
 import keras_hub
 
-from tf_dualenc.models.activations import gelu_approximate
+from tf_dualenc.models.activations import gelu_approximate, gelu_exact
 from tf_dualenc.models.masked_mean_pooling import MaskedMeanPooling
 
-_ACTIVATIONS = {"gelu": lambda x: keras.activations.gelu(x, approximate=False), "gelu_approximate": gelu_approximate}
+_ACTIVATIONS = {"gelu": gelu_exact, "gelu_approximate": gelu_approximate}
 
 
 @keras.saving.register_keras_serializable(package="tf_dualenc")
