@@ -141,7 +141,8 @@ def summary_table(dataset, recipe, measure="NDCG@10"):
 
 def ablation_table(dataset, architecture, loss, base="strong", measure="NDCG@10", method="dense"):
     """Markdown: each recipe that changes one piece of `base`, against `base` on the same seeds, per split: its
-    mean, the paired difference over queries (per-query scores averaged over the shared seeds) and its p-values."""
+    mean (± sample std over seeds when there are several), the paired difference over queries (per-query scores
+    averaged over the shared seeds) and its p-values."""
     runs = {}
     for path in sorted(RESULTS.glob(f"{dataset}_*_{architecture}_{loss}_seed*.json")):
         result = json.loads(path.read_text())
@@ -159,12 +160,13 @@ def ablation_table(dataset, architecture, loss, base="strong", measure="NDCG@10"
             if split not in cells[seeds[0]]["metrics"]:
                 row += ["—", "—"]
                 continue
-            value = np.mean([cells[s]["metrics"][split][method][measure] for s in seeds])
+            values = [cells[s]["metrics"][split][method][measure] for s in seeds]
+            value = f"{np.mean(values):.4f}" + (f" ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else "")
             queries = sorted(base_runs[seeds[0]]["per_query"][split][method][measure])
             per_query = [np.mean([[r[s]["per_query"][split][method][measure][q] for q in queries] for s in seeds], axis=0)
                          for r in (cells, base_runs)]
             test = paired_tests(*per_query)
-            row += [f"{value:.4f}", f"{test['mean_difference']:+.4f} (t p={test['t_test_p']:.3f}, bootstrap p={test['bootstrap_p']:.3f})"]
+            row += [value, f"{test['mean_difference']:+.4f} (t p={test['t_test_p']:.3f}, bootstrap p={test['bootstrap_p']:.3f})"]
         lines.append(f"| {' | '.join(row)} |")
     return "\n".join(lines)
 
