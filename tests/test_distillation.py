@@ -81,7 +81,7 @@ def test_distillation_config_is_checked_before_training(tmp_path):
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("")
     base = dict(data=str(pairs), model="bert", preset="all-MiniLM-L6-v2")
-    with pytest.raises(ValueError, match=r"distillation='/nope.keras' does not exist.*distillation needs hard_negatives"):
+    with pytest.raises(ValueError, match=r"distillation='/nope.keras' does not exist.*distillation needs hard negatives"):
         TrainConfig(**base, distillation="/nope.keras").validate()
     with pytest.raises(ValueError, match=r"distillation_weight=0 \(must be > 0\).*distillation_temperature=-1 \(must be > 0\)"):
         TrainConfig(**base, distillation_weight=0, distillation_temperature=-1).validate()
@@ -163,7 +163,7 @@ def test_training_distils_from_a_saved_cross_encoder_and_caches_its_scores(tmp_p
                          checkpoint_every=2)
     summary, _ = train(config, progress=False, print_fn=lines.append)
     assert summary["finished"]
-    (scored,) = (tmp_path / "cache").glob("*-teacher-*.jsonl")
+    (scored,) = (tmp_path / "cache").glob("teacher_scores-*.jsonl")
     records = [json.loads(line) for line in scored.read_text().splitlines()]
     assert len(records) == len(PAIRS)
     # The cached scores are the cross-encoder's own, positive first.
@@ -177,3 +177,23 @@ def test_training_distils_from_a_saved_cross_encoder_and_caches_its_scores(tmp_p
                       distillation=str(teacher_path), hard_negatives_cache=str(tmp_path / "cache"), steps=1,
                       checkpoint_every=1, seed=1), progress=False, print_fn=lines.append)
     assert any(line.startswith("teacher scores: cached") for line in lines)
+
+
+def test_training_distils_on_pair_files_that_have_negatives(tmp_path, negatives_file, t5_vocabulary):
+    """Without mining: the pair files' own negatives are scored (what benchmarks/quality.py trains on)."""
+    from test_training import tiny_config
+
+    from tf_dualenc.models import build_t5_cross_encoder
+    from tf_dualenc.training import train
+
+    teacher_path = tmp_path / "teacher.keras"
+    build_t5_cross_encoder("tiny", vocabulary=t5_vocabulary, sequence_length=32, dropout=0.0).save(teacher_path)
+    lines = []
+    config = tiny_config(negatives_file, tmp_path / "run", t5_vocabulary, num_negatives=1, distillation=str(teacher_path),
+                         steps=1, checkpoint_every=1)
+    summary, _ = train(config, progress=False, print_fn=lines.append)
+    assert summary["finished"]
+    (scored,) = (tmp_path / "run").glob("teacher_scores-*.jsonl")
+    assert all(len(json.loads(line)["teacher_scores"]) == 2 for line in scored.read_text().splitlines())
+    with pytest.raises(ValueError, match=r"distillation needs hard negatives, num_negatives >= 1"):
+        tiny_config(negatives_file, tmp_path / "run2", t5_vocabulary, distillation=str(teacher_path)).validate()

@@ -1,11 +1,11 @@
 """Teacher scores for distillation (`TrainConfig.distillation`): a trained cross-encoder scores every training pair's
-positive and hard negatives once, before training, and the scores are cached as a pair file (the hard-negative pair
-file with `teacher_scores` added to each record).
+positive and hard negatives once, before training, and the scores are cached as a pair file (the training pairs,
+mined or given, with `teacher_scores` added to each record).
 
 Scoring once is what makes distillation affordable on a CPU: the cross-encoder reads every (query, candidate) pair
 at its full length, so scoring the lists inside the training step would cost more than the step itself. The cache
-key is the pair file and the cross-encoder file as they are on disk (path, size, modification time), so the seeds of
-one experiment share one scored file and a retrained cross-encoder is scored again.
+key is the pair files and the cross-encoder as they are on disk (path, size, modification time), so the seeds of one
+experiment share one scored file and a retrained cross-encoder is scored again.
 """
 
 import hashlib
@@ -26,32 +26,42 @@ def _identity(path):
             for root, _, names in sorted(os.walk(path)) for name in sorted(names)]
 
 
-def cache_path(config, pair_file):
-    """Where the scored copy of `pair_file` for `config.distillation` is cached: next to `pair_file`."""
-    key = {"pairs": _identity(pair_file), "teacher": _identity(config.distillation), "num_negatives": config.num_negatives}
+def cache_path(config, files):
+    """Where the scored copy of the pair `files` for `config.distillation` is cached: `teacher_scores-<key>.jsonl` in
+    `hard_negatives_cache` (default: the output folder), beside the mined negatives."""
+    key = {"pairs": [_identity(f) for f in files], "teacher": _identity(config.distillation),
+           "num_negatives": config.num_negatives, "lenient": config.lenient}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()[:16]
-    stem = os.path.splitext(os.path.basename(pair_file))[0]
-    return os.path.join(os.path.dirname(os.path.abspath(pair_file)), f"{stem}-teacher-{digest}.jsonl")
+    return os.path.join(config.hard_negatives_cache or config.output_dir, f"teacher_scores-{digest}.jsonl")
 
 
-def prepare_teacher_scores(config, pair_file, print_fn=print, batch_size=32):
-    """Returns the path of `pair_file` with `teacher_scores` (the cross-encoder's logits of the positive, then of each
-    of the first `num_negatives` negatives) on every record, scoring only when the cache has no such file yet.
+def prepare_teacher_scores(config, data, data_format="auto", print_fn=print, batch_size=32):
+    """Returns the path of a JSONL pair file holding the pairs of `data` with `teacher_scores` (the cross-encoder's
+    logits of the positive, then of each of the first `num_negatives` negatives) on every record, scoring only when
+    the cache has no such file yet.
 
     Args:
         config: a validated `TrainConfig` with `distillation` (a cross-encoder `.keras` file or export) set.
-        pair_file: a JSONL pair file with at least `num_negatives` negatives per record (what
-            `prepare_hard_negative_pairs` returns).
+        data, data_format: pair files with at least `num_negatives` negatives per record, as `TrainConfig.data`
+            takes them (a path, comma list or glob; what `prepare_hard_negative_pairs` returns).
     """
-    path = cache_path(config, pair_file)
+    import collections
+
+    from tf_dualenc.data.pair_records import iter_pair_records, resolve_pair_files
+
+    files = resolve_pair_files(data)
+    path = cache_path(config, files)
     if os.path.isfile(path):
         print_fn(f"teacher scores: cached {path}")
         return path
-    from tf_dualenc.data.pair_records import iter_pair_records
     from tf_dualenc.loading import load_reranker
 
-    # Validated as training reads it, so a bad record fails here with its file and line, before any scoring.
-    records = list(iter_pair_records([pair_file], "jsonl", num_negatives=config.num_negatives))
+    # Validated as training reads them, so a bad record fails here with its file and line, before any scoring.
+    skipped = collections.Counter()
+    records = list(iter_pair_records(files, data_format, lenient=config.lenient, skipped=skipped,
+                                     num_negatives=config.num_negatives))
+    if not records:
+        raise ValueError(f"{data}: no training pairs to score for distillation ({dict(skipped)} skipped).")
     lists = [[record.document, *record.negatives] for record in records]
     score_pairs = load_reranker(config.distillation)
     start = time.perf_counter()
@@ -66,5 +76,5 @@ def prepare_teacher_scores(config, pair_file, print_fn=print, batch_size=32):
                                 "teacher_scores": [round(float(s), 6) for s in flat[i * width : (i + 1) * width]]},
                                ensure_ascii=False) + "\n")
     print_fn(f"teacher scores ({config.distillation}): {len(records)} lists of {width} scored in "
-             f"{time.perf_counter() - start:.1f} s; cached in {path}")
+             f"{time.perf_counter() - start:.1f} s" + (f" ({dict(skipped)} skipped)" if skipped else "") + f"; cached in {path}")
     return path

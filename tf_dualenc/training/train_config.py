@@ -47,7 +47,8 @@ class TrainConfig:
         distillation: a trained cross-encoder (`tf-dualenc train-reranker`'s .keras) to distil from: before training
             it scores every pair's positive and hard negatives once (cached beside the mined negatives), and the
             loss adds `distillation_weight` × the listwise KL from its distribution over each query's list to the
-            dual encoder's (`tf_dualenc.losses.listwise_distillation_loss`; RocketQAv2). Needs `hard_negatives`.
+            dual encoder's (`tf_dualenc.losses.listwise_distillation_loss`; RocketQAv2). Needs num_negatives >= 1
+            (mined by `hard_negatives`, or read from pair files).
         distillation_weight: weight of that term (> 0).
         distillation_temperature: temperature of the cross-encoder's logits (> 0).
     Model:
@@ -263,9 +264,9 @@ class TrainConfig:
             if not os.path.exists(str(self.distillation)):
                 errors.append(f"distillation={self.distillation!r} does not exist (a trained cross-encoder: the .keras file "
                               "`tf-dualenc train-reranker` writes)")
-            if not self.hard_negatives:
-                errors.append("distillation needs hard_negatives (bm25, dense or a pair file): the cross-encoder scores each "
-                              "query's positive and hard negatives")
+            if not (isinstance(self.num_negatives, int) and self.num_negatives >= 1):
+                errors.append("distillation needs hard negatives, num_negatives >= 1 (mined with hard_negatives, or from "
+                              "pair files that have them): the cross-encoder scores each query's positive and hard negatives")
         if self.hard_negatives is None:
             return
         if self.hard_negatives not in HARD_NEGATIVE_MINERS and not os.path.isfile(str(self.hard_negatives)):

@@ -251,7 +251,7 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
         # A run that failed before its first training step (and before mining negatives worth keeping) leaves nothing
         # to resume or debug: remove the folder it created. Once a step ran, its logs and models stay.
         if created and not steps_run and os.path.isdir(config.output_dir) and not any(
-                name.startswith("hard_negatives-") for name in os.listdir(config.output_dir)):
+                name.startswith(("hard_negatives-", "teacher_scores-")) for name in os.listdir(config.output_dir)):
             import shutil
 
             shutil.rmtree(config.output_dir, ignore_errors=True)
@@ -264,7 +264,6 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
     import numpy as np
     import tensorflow as tf
 
-    from tf_dualenc.data.pairs import load_training_pairs
     from tf_dualenc.training.input_pipeline import make_dataset
 
     os.makedirs(config.output_dir, exist_ok=True)
@@ -277,18 +276,13 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
         from tf_dualenc.loading import load_model
 
         return previous_summary, load_model(previous_summary["model"])
-    pairs = None
-    if not config.hard_negatives:
-        pairs = _load_pairs(config, load_training_pairs, print_fn)
+    # Pairs without mining or teacher scores are read (and checked) before any model is built; mining needs the model.
+    pairs = None if config.hard_negatives or config.distillation else _load_pairs(config, print_fn)
     validation = _validation_tracker(config, previous_summary)
 
     strategy = make_strategy(config.strategy)
     replicas = strategy.num_replicas_in_sync
-    if config.batch_size % replicas:
-        raise ValueError(f"batch_size={config.batch_size} must be a multiple of the {replicas} replicas of strategy={config.strategy!r}.")
-    if 0 < config.mini_batch_size < config.batch_size // replicas and (config.batch_size // replicas) % config.mini_batch_size:
-        raise ValueError(f"mini_batch_size={config.mini_batch_size} must divide each of the {replicas} replicas' "
-                         f"{config.batch_size // replicas} pairs (batch_size={config.batch_size}).")
+    _check_replicas(config, replicas)
     chief = _is_chief(strategy)
     if chief:
         write_json_atomic(os.path.join(config.output_dir, CONFIG_FILE), config.to_dict())
@@ -302,28 +296,9 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
         optimizer.build(model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     if pairs is None:
-        from tf_dualenc.data.pairs import open_pair_stream
-        from tf_dualenc.training.hard_negative_pairs import prepare_hard_negative_pairs
-
-        # Mined in float32 whatever the training precision: the mined lists are cached across runs.
-        with float32_compute(model):
-            pair_file = prepare_hard_negative_pairs(config, model, print_fn)
-        if config.distillation:
-            from tf_dualenc.training.teacher_scores import prepare_teacher_scores
-
-            pair_file = prepare_teacher_scores(config, pair_file, print_fn)
-        pairs = open_pair_stream(pair_file, data_format="jsonl", shuffle_buffer=config.shuffle_buffer,
-                                 num_negatives=config.num_negatives, teacher_scores=bool(config.distillation))
-    streamed = not hasattr(pairs, "__len__")
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
-    # Every worker must take part in a save; only the chief's copy is kept.
-    checkpoint_dir = os.path.join(config.output_dir, "checkpoints")
-    if not chief:
-        checkpoint_dir = os.path.join(config.output_dir, f".worker_{strategy.cluster_resolver.task_id}_checkpoints")
-    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=config.keep_checkpoints)
-    latest = restore_latest_checkpoint(checkpoint, os.path.join(config.output_dir, "checkpoints"), print_fn)
-    if latest:
-        print_fn(f"resumed from {latest} at step {int(step.numpy())}")
+        pairs = _prepared_pairs(config, model, print_fn)
+    checkpoint_dir, manager = _restore_checkpoint(config, strategy, chief, tf.train.Checkpoint(model=model, optimizer=optimizer, step=step),
+                                                  print_fn)
     start_step = int(step.numpy())
     train_step = make_train_step(strategy, model, optimizer, make_loss(config), config.batch_size, config.jit_compile,
                                  config.mini_batch_size, make_distillation(config))
@@ -384,14 +359,65 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
         import shutil
 
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    seconds = time.perf_counter() - begin
-    done = int(step.numpy())
+    summary = _summary(config, pairs, int(step.numpy()), start_step, losses, accuracies, time.perf_counter() - begin,
+                       first_step_seconds, manager.latest_checkpoint, replicas, validation)
+    if chief:
+        _save_run(config, summary, model, print_fn)
+    return summary, model
+
+
+def _check_replicas(config, replicas):
+    if config.batch_size % replicas:
+        raise ValueError(f"batch_size={config.batch_size} must be a multiple of the {replicas} replicas of strategy={config.strategy!r}.")
+    if 0 < config.mini_batch_size < config.batch_size // replicas and (config.batch_size // replicas) % config.mini_batch_size:
+        raise ValueError(f"mini_batch_size={config.mini_batch_size} must divide each of the {replicas} replicas' "
+                         f"{config.batch_size // replicas} pairs (batch_size={config.batch_size}).")
+
+
+def _prepared_pairs(config, model, print_fn):
+    """The pair stream with `config.num_negatives` hard negatives per pair, mined first when `hard_negatives` says
+    so, and with the cross-encoder's scores of each list when distilling (both cached across runs)."""
+    from tf_dualenc.data.pairs import open_pair_stream
+    from tf_dualenc.training.hard_negative_pairs import prepare_hard_negative_pairs
+    from tf_dualenc.training.precision import float32_compute
+
+    data, data_format = config.data, config.data_format
+    if config.hard_negatives:
+        # Mined in float32 whatever the training precision: the mined lists are cached across runs.
+        with float32_compute(model):
+            data, data_format = prepare_hard_negative_pairs(config, model, print_fn), "jsonl"
+    if config.distillation:
+        from tf_dualenc.training.teacher_scores import prepare_teacher_scores
+
+        data, data_format = prepare_teacher_scores(config, data, data_format, print_fn), "jsonl"
+    return open_pair_stream(data, data_format=data_format, shuffle_buffer=config.shuffle_buffer,
+                            num_negatives=config.num_negatives, lenient=config.lenient, teacher_scores=bool(config.distillation))
+
+
+def _restore_checkpoint(config, strategy, chief, checkpoint, print_fn):
+    """(this worker's checkpoint folder, its CheckpointManager), after restoring the latest checkpoint if any."""
+    import tensorflow as tf
+
+    # Every worker must take part in a save; only the chief's copy is kept.
+    checkpoint_dir = os.path.join(config.output_dir, "checkpoints")
+    if not chief:
+        checkpoint_dir = os.path.join(config.output_dir, f".worker_{strategy.cluster_resolver.task_id}_checkpoints")
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=config.keep_checkpoints)
+    latest = restore_latest_checkpoint(checkpoint, os.path.join(config.output_dir, "checkpoints"), print_fn)
+    if latest:
+        print_fn(f"resumed from {latest} at step {int(checkpoint.step.numpy())}")
+    return checkpoint_dir, manager
+
+
+def _summary(config, pairs, done, start_step, losses, accuracies, seconds, first_step_seconds, checkpoint, replicas, validation):
+    import numpy as np
+
     summary = {
         "steps_done": done,
         "steps_total": config.steps,
         "finished": done >= config.steps,
         "resumed_from_step": start_step,
-        "train_pairs": None if streamed else len(pairs),
+        "train_pairs": len(pairs) if hasattr(pairs, "__len__") else None,
         "skipped_records": dict(pairs.skipped),
         "data": pairs.source,
         "last_loss": losses[-1] if losses else None,
@@ -401,15 +427,18 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
         "first_step_seconds": round(first_step_seconds, 2) if first_step_seconds else None,
         "pairs_per_second": round(len(losses) * config.batch_size / seconds, 3) if losses and seconds > 0 else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "checkpoint": manager.latest_checkpoint,
+        "checkpoint": checkpoint,
         "strategy": config.strategy,
         "replicas": replicas,
     }
     if validation is not None:
         summary["validation"] = validation.summary()
         summary["best_model"] = summary["validation"]["best_model"]
-    if not chief:
-        return summary, model
+    return summary
+
+
+def _save_run(config, summary, model, print_fn):
+    """The chief's last word: the finished model (written under a temporary name, then renamed) and summary.json."""
     if summary["finished"]:
         model_path = os.path.join(config.output_dir, "model.keras")
         tmp = os.path.join(config.output_dir, "model.tmp.keras")
@@ -418,13 +447,12 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
         summary["model"] = model_path
     write_json_atomic(os.path.join(config.output_dir, "summary.json"), summary)
     print_fn(
-        f"\n{'finished' if summary['finished'] else 'stopped'} at step {done}/{config.steps}; "
+        f"\n{'finished' if summary['finished'] else 'stopped'} at step {summary['steps_done']}/{config.steps}; "
         f"last loss {summary['last_loss']}; {summary['pairs_per_second']} pairs/s; peak RSS {summary['peak_rss_mb']} MB"
     )
     if summary["finished"]:
         print_fn(f"model: {summary['model']}")
     print_fn(f"checkpoints: {os.path.join(config.output_dir, 'checkpoints')}; TensorBoard: {os.path.join(config.output_dir, 'logs')}")
-    return summary, model
 
 
 def _read_summary(output_dir):
@@ -435,7 +463,9 @@ def _read_summary(output_dir):
         return json.load(f)
 
 
-def _load_pairs(config, load_training_pairs, print_fn):
+def _load_pairs(config, print_fn):
+    from tf_dualenc.data.pairs import load_training_pairs
+
     pairs = load_training_pairs(
         config.data, data_format=config.data_format, split=config.split, title_separator=config.title_separator,
         lenient=config.lenient, shuffle_buffer=config.shuffle_buffer, num_negatives=config.num_negatives,
