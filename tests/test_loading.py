@@ -15,10 +15,13 @@ def test_a_compiled_model_with_a_tf_dualenc_loss_loads_everywhere(tmp_path, t5_v
     demo.run(output_dir=tmp_path / "demo", steps=2, vocabulary=t5_vocabulary, print_fn=lambda *_: None)
     path = tmp_path / "demo" / "model.keras"
     program = ("import tf_dualenc; m = tf_dualenc.load_model(%r); "
-               "print(type(m).__name__, m.encode_queries(['a question']).shape)") % str(path)
+               "print(type(m).__name__, m.encode_queries(['a question']).shape, type(m.loss).__name__)") % str(path)
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "DualEncoder (1, " in result.stdout
+    # Loaded compiled, as saved, and without Keras' "compile() was not called as part of model loading" warning.
+    assert result.stdout.split()[-1] == "SamToNeLoss"
+    assert "compile()" not in result.stderr, result.stderr[-3000:]
     assert cli.main(["export", "--model", str(path), "--export-base", str(tmp_path / "exports"), "--model-name", "m"]) == 0
     assert (tmp_path / "exports" / "m" / "1" / "saved_model.pb").is_file()
 

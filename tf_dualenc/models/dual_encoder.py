@@ -260,6 +260,14 @@ class DualEncoder(keras.Model):
                 loss = losses.get(loss)
         return super().compile(optimizer, loss, *args, **kwargs)
 
+    def compile_from_config(self, config):
+        """Compiles a loaded model as it was saved (optimizer, loss, metrics), as Keras' own `compile_from_config`
+        does. Keras skips that step, with a warning, for any model that overrides `compile`; this one only adds loss
+        names, which the saved config never holds (it stores the loss object), so the base behaviour is right here."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         """`keras.Model.fit`, whose `x` may also be (query, document[, negatives]) texts: see `as_keras_data`.
 
