@@ -171,7 +171,7 @@ class _KeywordEncoder:
 
     WORDS = ("alpha", "beta", "gamma", "delta")
 
-    def _encode(self, texts, batch_size=64):
+    def _encode(self, texts, batch_size=64, verbose=0):
         vectors = np.array([[t.count(w) for w in self.WORDS] for t in texts], np.float32) + 1e-3
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
@@ -278,7 +278,7 @@ class _OracleEncoder:
             self.index[query] = self.index[document] = i
         self.size = len(self.index)
 
-    def _encode(self, texts, batch_size=64):
+    def _encode(self, texts, batch_size=64, verbose=0):
         vectors = np.zeros((len(texts), self.size), np.float32)
         vectors[np.arange(len(texts)), [self.index[t] for t in texts]] = 1.0
         return vectors
