@@ -197,3 +197,30 @@ def test_training_distils_on_pair_files_that_have_negatives(tmp_path, negatives_
     assert all(len(json.loads(line)["teacher_scores"]) == 2 for line in scored.read_text().splitlines())
     with pytest.raises(ValueError, match=r"distillation needs hard negatives, num_negatives >= 1"):
         tiny_config(negatives_file, tmp_path / "run2", t5_vocabulary, distillation=str(teacher_path)).validate()
+
+
+def test_the_teacher_score_cache_key_follows_the_pair_files_the_cross_encoder_and_the_list_width(tmp_path):
+    import os
+    import types
+
+    from tf_dualenc.training.teacher_scores import cache_path
+
+    pairs, teacher = tmp_path / "pairs.jsonl", tmp_path / "export"
+    pairs.write_text('{"query": "q", "document": "d", "negatives": ["n"]}\n')
+    (teacher / "1").mkdir(parents=True)  # an exported cross-encoder is a folder: every file in it counts
+    (teacher / "1" / "saved_model.pb").write_bytes(b"v1")
+
+    def key(**changes):
+        config = types.SimpleNamespace(distillation=str(teacher), num_negatives=1, lenient=False,
+                                       hard_negatives_cache=str(tmp_path / "cache"), output_dir=str(tmp_path))
+        vars(config).update(changes)
+        return cache_path(config, [str(pairs)])
+
+    first = key()
+    assert first == key() and os.path.dirname(first) == str(tmp_path / "cache")
+    assert key(num_negatives=2) != first and key(lenient=True) != first
+    (teacher / "1" / "saved_model.pb").write_bytes(b"v2 retrained")
+    retrained = key()
+    assert retrained != first
+    pairs.write_text(pairs.read_text() * 2)
+    assert key() not in (first, retrained)

@@ -14,22 +14,13 @@ import os
 import time
 
 from tf_dualenc.atomic_write import atomic_writer
-
-
-def _identity(path):
-    """(absolute path, size, mtime) of a file, or of every file under a folder (an exported cross-encoder)."""
-    path = os.path.abspath(path)
-    if os.path.isfile(path):
-        stat = os.stat(path)
-        return [path, stat.st_size, stat.st_mtime_ns]
-    return [[os.path.join(root, name), os.stat(os.path.join(root, name)).st_size, os.stat(os.path.join(root, name)).st_mtime_ns]
-            for root, _, names in sorted(os.walk(path)) for name in sorted(names)]
+from tf_dualenc.data.fingerprint import fingerprint_inputs
 
 
 def cache_path(config, files):
     """Where the scored copy of the pair `files` for `config.distillation` is cached: `teacher_scores-<key>.jsonl` in
     `hard_negatives_cache` (default: the output folder), beside the mined negatives."""
-    key = {"pairs": [_identity(f) for f in files], "teacher": _identity(config.distillation),
+    key = {"pairs": fingerprint_inputs(*files), "teacher": fingerprint_inputs(config.distillation),
            "num_negatives": config.num_negatives, "lenient": config.lenient}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()[:16]
     return os.path.join(config.hard_negatives_cache or config.output_dir, f"teacher_scores-{digest}.jsonl")
