@@ -106,5 +106,12 @@ def test_analyze_cli_compares_models(tmp_path, t5_vocabulary, capsys):
     assert cli.main(["analyze", "--model", f"SDE={tmp_path / 'sde.keras'}", "--model", f"ADE-SPL={tmp_path / 'ade_spl.keras'}",
                      "--data", str(data), "--output-dir", str(tmp_path / "report")]) == 0
     assert (tmp_path / "report" / "report.html").exists() and (tmp_path / "report" / "tsne_ADE-SPL.png").exists()
+    # Each model encodes the sampled queries (the 2 with a positive) and documents (all 3), with progress on stderr.
+    err = capsys.readouterr().err
+    assert err.count("encoding queries: 2/2 (100.0%), ") == 2 and err.count("encoding documents: 3/3 (100.0%), ") == 2
+    assert cli.main(["analyze", "--model", f"SDE={tmp_path / 'sde.keras'}", "--data", str(data), "--output-dir",
+                     str(tmp_path / "quiet"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "encoding queries:" not in err and "encoding documents:" not in err
     assert cli.main(["analyze", "--model", "nameonly", "--data", str(data), "--output-dir", str(tmp_path / "r")]) == 2
     assert "--model expects NAME=PATH" in capsys.readouterr().err

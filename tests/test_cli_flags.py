@@ -1,9 +1,10 @@
-"""Every flag of every `tf-dualenc` command (and of the parsers `build-index` and `serve` hand their options to) has
-help text and shows its default, and one flag name has one meaning across commands: `--output` a file, `--output-dir`
+"""Every flag of every `tf-dualenc` command has help text and shows its default, `build-index --help` and `serve --help`
+list their own flags beside the Beam job's and the local server's, and one flag name has one meaning across commands: `--output` a file, `--output-dir`
 a folder, `--top-k` the hits shown or returned, `--depth` the run depth. Old spellings stay as hidden aliases."""
 
 import argparse
 import json
+import re
 
 import pytest
 
@@ -23,11 +24,9 @@ def _walk(parser, path):
 
 
 def _parsers():
-    from tf_dualenc.indexing.build_index_pipeline import build_parser as build_index_parser
-    from tf_dualenc.serving.local_server import build_parser as server_parser
-
-    return [(cli.build_parser(), ["tf-dualenc"]), (build_index_parser(), ["tf-dualenc", "build-index"]),
-            (server_parser(), ["tf-dualenc", "serve"])]
+    # build-index's and serve's parsers hold the Beam job's and the local server's options themselves
+    # (test_build_index_and_serve_help_list_their_own_flags_and_the_jobs).
+    return [(cli.build_parser(), ["tf-dualenc"])]
 
 
 def _options():
@@ -113,6 +112,32 @@ def test_existing_scripts_keep_working_and_both_spellings_at_once_are_refused(ol
     assert "not allowed with" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command,job_parser,shown_helps", [
+    ("build-index", "tf_dualenc.indexing.build_index_pipeline", ("most documents RunInference batches (default: 64)",
+                                                                 "documents (default: 20000)", "Beam pipeline option",
+                                                                 "how to read --corpus; auto: by file name (default: auto)")),
+    ("serve", "tf_dualenc.serving.local_server", ("REST API port; 0 picks a free one (default: 8501)",
+                                                  "more is INVALID_ARGUMENT (default: 512)")),
+])
+def test_build_index_and_serve_help_list_their_own_flags_and_the_jobs(command, job_parser, shown_helps, capsys):
+    """`tf-dualenc build-index --help` and `serve --help` used to print the Beam job's and the local server's help alone:
+    without the command line's flags (--json, --quiet, --threads, --verbose), once the job's heavy modules had loaded."""
+    import importlib
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main([command, "--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: tf-dualenc {command} ")
+    shown = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", text))
+    job = {flag for action in importlib.import_module(job_parser).build_parser()._actions if action.help is not argparse.SUPPRESS
+           for flag in action.option_strings}
+    assert job - {"-h"} <= shown and {"--json", "--quiet", "--threads", "--verbose", "--help"} <= shown, sorted(shown)
+    words = " ".join(text.split())
+    for shown_help in (*shown_helps, "on stdout as one JSON object"):
+        assert shown_help in words
+
+
 def test_build_index_takes_output_dir_and_its_old_spelling(capsys):
     from tf_dualenc.indexing.build_index_pipeline import parse_args
 
@@ -164,7 +189,7 @@ def test_verbose_and_quiet_are_taken_before_and_after_the_command():
 
 # --json (tf_dualenc/cli/_flags.add_json): every command that prints a result takes it, with the one help text.
 JSON_COMMANDS = {"evaluate", "search", "build-index", "export", "train", "mine-negatives", "analyze", "train-reranker", "train-joint",
-                 "train-vocab", "pipeline run"}
+                 "train-vocab", "pipeline run", "pipeline compile", "demo", "doctor", "serve"}
 
 
 def test_every_command_that_prints_a_result_takes_json():
@@ -275,12 +300,43 @@ def test_analyze_export_and_build_index_print_json(tmp_path, capsys, monkeypatch
     assert "token budgets baked in: queries 64 tokens, documents 256 tokens" in err
     calls = []
 
-    def fake_build(argv, progress):
-        calls.append((argv, progress))
+    def fake_build(args, pipeline_args, progress):
+        calls.append(((args.corpus, args.model, args.output_dir, args.method), pipeline_args, progress))
         print("index: built")  # the job's own line: stdout without --json
         return {"count": 3, "dimension": 4}
 
-    monkeypatch.setattr(build_index_pipeline, "run", fake_build)
-    [manifest], err = _json_output(["build-index", "--corpus", "c.jsonl", "--model", "e", "--output-dir", "i", "--quiet"], capsys)
+    monkeypatch.setattr(build_index_pipeline, "run_parsed", fake_build)
+    [manifest], err = _json_output(["build-index", "--corpus", "c.jsonl", "--model", "e", "--output-dir", "i", "--quiet",
+                                    "--runner", "DirectRunner"], capsys)
     assert manifest == {"count": 3, "dimension": 4} and "index: built" in err
-    assert calls == [(["--corpus", "c.jsonl", "--model", "e", "--output-dir", "i"], False)]  # --json and --quiet are the command line's
+    # The job's options parsed by the command; Beam's handed over as given; --json and --quiet are the command line's.
+    assert calls == [((["c.jsonl"], "e", "i", "auto"), ["--runner", "DirectRunner"], False)]
+
+
+def test_demo_and_doctor_print_json(tmp_path, capsys, monkeypatch):
+    import tf_dualenc.demo
+    from tf_dualenc import doctor
+
+    def fake_demo(output_dir, steps, seed, vocabulary):
+        print("trained 2 steps")  # the demo's text: stdout without --json
+        return {"model": {"path": f"{output_dir}/model.keras"}, "training": {"steps": steps}, "reload_max_abs_diff": 0.0}
+
+    monkeypatch.setattr(tf_dualenc.demo, "run", fake_demo)
+    [report], err = _json_output(["demo", "--output-dir", str(tmp_path / "demo"), "--steps", "2"], capsys)
+    assert report == {"model": {"path": f"{tmp_path}/demo/model.keras"}, "training": {"steps": 2}, "reload_max_abs_diff": 0.0}
+    assert "trained 2 steps" in err
+    # doctor: every pin, the environment, every check; a failing check is in the JSON and still exits 1.
+    monkeypatch.setattr(doctor, "PINNED", {"numpy": doctor.installed_version("numpy")[1]})
+    monkeypatch.setattr(doctor, "CHECKS", (("fine", lambda: "loads"), ("broken", lambda: 1 / 0)))
+    assert cli.main(["doctor", "--json"]) == 1
+    out, err = capsys.readouterr()
+    [report] = [json.loads(line) for line in out.splitlines()]
+    assert report["ok"] is False and report["packages"] == [{"name": "numpy", "installed": doctor.PINNED["numpy"],
+                                                            "pinned": doctor.PINNED["numpy"], "status": "ok"}]
+    assert set(report["environment"]) == set(doctor.ENVIRONMENT_NOTES)
+    assert [(c["name"], c["status"], c["detail"]) for c in report["checks"]] == [
+        ("fine", "ok", "loads"), ("broken", "FAILED", "ZeroDivisionError: division by zero")]
+    assert "Some checks FAILED" in err
+    monkeypatch.setattr(doctor, "CHECKS", (("fine", lambda: "loads"),))
+    [report], _ = _json_output(["doctor"], capsys)
+    assert report["ok"] is True

@@ -56,7 +56,7 @@ def test_a_module_that_fails_on_a_missing_import_of_its_own_is_not_reported_as_a
 
 
 @pytest.mark.parametrize("argv,module,extra", [
-    (["build-index", "--corpus", "c.jsonl"], "apache_beam", "index"),
+    (["build-index", "--corpus", "c.jsonl", "--model", "m", "--output-dir", "i"], "apache_beam", "index"),
     (["pipeline", "run"], "tfx", "tfx"),
     (["serve", "--model", "m=exports/m"], "grpc", "serving"),
 ])

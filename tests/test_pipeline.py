@@ -213,7 +213,7 @@ def _index_by_id(folder):
     return {doc_id: (index.document(row)["text"], np.asarray(index.embeddings[row])) for row, doc_id in enumerate(index.ids)}
 
 
-def test_indexer_builds_from_the_evaluators_embeddings_the_index_encoding_would_build(tmp_path, t5_vocabulary):
+def test_indexer_builds_from_the_evaluators_embeddings_the_index_encoding_would_build(tmp_path, t5_vocabulary, capsys, monkeypatch):
     from test_models import tiny
     from tfx.types import standard_artifacts
 
@@ -239,6 +239,9 @@ def test_indexer_builds_from_the_evaluators_embeddings_the_index_encoding_would_
         "bless_against": "[]", "starting_model": "{}", "title_separator": " "})
     saved = outputs["corpus_embeddings"][0]
     assert saved.get_int_custom_property("count") == 64 and saved.get_string_custom_property("model") == model.uri
+    # Its encodings show progress on stderr: the corpus the two splits share, once per model, and each model's queries.
+    err = capsys.readouterr().err
+    assert err.count("encoding documents: 64/64 (100.0%), ") == 2 and "encoding queries: " in err
 
     def index_with(model_artifact, name):
         index = _artifact(RetrievalIndex, tmp_path / name)
@@ -248,8 +251,15 @@ def test_indexer_builds_from_the_evaluators_embeddings_the_index_encoding_would_
             {"corpus": "", "method": "auto", "brute_force_below": 20_000, "batch_size": 8, "title_separator": " "})
         return index.get_string_custom_property("embeddings"), _index_by_id(tmp_path / name / "index")
 
+    capsys.readouterr()
     reused_source, reused = index_with(model, "reused")
+    assert "encoding documents:" not in capsys.readouterr().err  # nothing encoded
     encoded_source, encoded = index_with(other_model, "encoded")
+    # The Beam job's one in-process worker encodes the whole corpus: its last line counts against it.
+    assert "encoding documents: 64/64 (100.0%), " in capsys.readouterr().err
+    monkeypatch.setenv("TF_DUALENC_PROGRESS", "0")  # what `tf-dualenc pipeline run --quiet` sets for its run
+    index_with(other_model, "encoded_quietly")
+    assert "encoding documents:" not in capsys.readouterr().err
     assert reused_source == "reused from the evaluator"
     assert encoded_source.startswith("encoded: the saved embeddings are of another model")
     # Row order is the Beam job's (length buckets); the index is the same document by document.
@@ -560,6 +570,49 @@ def test_the_shipped_vertex_config_compiles_as_it_is(tmp_path):
     assert {"RetrievalExampleGen", "Trainer", "RetrievalEvaluator", "RetrievalIndexer", "ServingPusher"} <= set(spec["root"]["dag"]["tasks"])
 
 
+def test_pipeline_run_quiet_turns_the_components_progress_off_for_its_run(monkeypatch, capsys):
+    """TFX runs the evaluator and indexer: `--quiet` reaches them through the environment (`tf_dualenc.progress`),
+    for the run only."""
+    from tf_dualenc import cli
+    from tf_dualenc.progress import PROGRESS_VARIABLE, components_show_progress
+    from tf_dualenc.tfx import run_pipeline as run_module
+
+    seen = []
+
+    def fake_run(config):
+        seen.append(components_show_progress())
+        raise run_module.PipelineError("stopped after the progress check")
+
+    import logging
+
+    from absl import logging as absl_logging
+
+    monkeypatch.setattr(run_module, "run_pipeline", fake_run)
+    monkeypatch.delenv(PROGRESS_VARIABLE, raising=False)
+    # `pipeline run` quiets the root logger and absl for its run; put them back for the next tests.
+    monkeypatch.setattr(logging.getLogger(), "level", logging.getLogger().level)
+    verbosity = absl_logging.get_verbosity()
+    try:
+        for argv in (["pipeline", "run"], ["pipeline", "run", "--quiet"], ["--quiet", "pipeline", "run"]):
+            assert cli.main(argv) == 1
+    finally:
+        absl_logging.set_verbosity(verbosity)
+    assert seen == [True, False, False] and PROGRESS_VARIABLE not in os.environ
+    assert "stopped after the progress check" in capsys.readouterr().err
+
+
+def test_pipeline_compile_prints_the_file_it_wrote_as_json(tmp_path, capsys):
+    from tf_dualenc import cli
+
+    output = tmp_path / "out" / "pipeline.json"
+    assert cli.main(["pipeline", "compile", "--config", "vertex", "--output", str(output), "--json"]) == 0
+    out, err = capsys.readouterr()
+    [compiled] = [json.loads(line) for line in out.splitlines()]
+    assert compiled["output"] == str(output) and output.is_file() and compiled["config"].endswith("vertex.yaml")
+    assert compiled["runner"] == "kubeflow_v2" and compiled["pipeline_name"] == PipelineConfig.from_file("vertex").pipeline_name
+    assert f"pipeline JSON: {output}" in err  # the text, on stderr
+
+
 def _pipeline_parse(argv):
     from tf_dualenc import cli
 
@@ -576,13 +629,14 @@ def test_run_and_compile_are_subcommands_each_with_only_its_own_flags(capsys):
     compiled = _pipeline_parse(["compile", "--config", "vertex", "--set", "image=I", "--output", "p.json"])
     assert (compiled.action, compiled.config, compiled.set, compiled.output) == ("compile", "vertex", ["image=I"], "p.json")
     assert compiled.func is not run.func
+    assert _pipeline_parse(["compile", "--json"]).json is True
     for argv in (["run", "--output", "p.json"], ["compile", "--runner", "beam"], ["compile", "--query", "q"],
-                 ["compile", "--top-k", "3"], ["compile", "--json"], ["run", "compile"], []):
+                 ["compile", "--top-k", "3"], ["run", "compile"], []):
         with pytest.raises(SystemExit):
             _pipeline_parse(argv)
     capsys.readouterr()
     for action, own, others in (("run", {"--runner", "--query", "--top-k", "--json", "--verbose"}, {"--output"}),
-                                ("compile", {"--output"}, {"--runner", "--query", "--top-k", "--json"})):  # --verbose: every command's
+                                ("compile", {"--output", "--json"}, {"--runner", "--query", "--top-k"})):  # --verbose: every command's
         with pytest.raises(SystemExit):
             _pipeline_parse([action, "--help"])
         shown = set(re.findall(r"--[a-z-]+", capsys.readouterr().out))

@@ -1,8 +1,10 @@
 """The progress lines of a long encoding (`tf_dualenc.progress`), with a fake clock: no TensorFlow here."""
 
 import io
+import os
 
-from tf_dualenc.progress import Progress, format_duration
+from tf_dualenc.progress import (PROGRESS_VARIABLE, Progress, components_progress, components_show_progress, encoder_options,
+                                  format_duration)
 
 
 class Clock:
@@ -50,3 +52,23 @@ def test_disabled_progress_writes_nothing_and_an_unknown_total_has_no_eta():
 
 def test_durations_read_as_hours_minutes_seconds():
     assert [format_duration(s) for s in (0, 9.4, 61, 3723, -1)] == ["0:00:00", "0:00:09", "0:01:01", "1:02:03", "0:00:00"]
+
+
+def test_a_callers_progress_flag_becomes_the_encoders_verbose_and_off_passes_nothing():
+    assert encoder_options(True) == {"verbose": 1} and encoder_options(False) == {}
+
+
+def test_the_tfx_components_show_progress_unless_the_environment_or_a_quiet_run_says_not(monkeypatch):
+    monkeypatch.delenv(PROGRESS_VARIABLE, raising=False)
+    assert components_show_progress()
+    with components_progress(False):
+        assert not components_show_progress()
+    assert components_show_progress() and PROGRESS_VARIABLE not in os.environ
+    monkeypatch.setenv(PROGRESS_VARIABLE, "0")  # the user's own setting holds, and is kept
+    with components_progress(True):
+        assert not components_show_progress()
+    assert not components_show_progress()
+    monkeypatch.setenv(PROGRESS_VARIABLE, "1")
+    with components_progress(False):
+        assert not components_show_progress()
+    assert components_show_progress()

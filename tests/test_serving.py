@@ -139,6 +139,35 @@ def test_a_model_config_whose_folders_are_not_here_is_one_clear_error(capsys):
     assert "serving/models.local.config" in err and "--model NAME=FOLDER" in err
 
 
+def test_serve_prints_what_it_serves_as_json_once_it_is_up(served, capsys, monkeypatch):
+    """`tf-dualenc serve --json`: the addresses and each model's version, signatures and folder, as one JSON line on
+    stdout while the server runs (the server's text lines go to stderr)."""
+    import os
+
+    from tf_dualenc import cli
+
+    _, _, server = served
+    base = os.path.dirname(server.registry.models["tiny"].path)
+    running = {}
+
+    def wait(self):  # instead of serving until interrupted: ask the running server for its metadata, then stop
+        out, running["err"] = capsys.readouterr()  # printed before the server waits: a client can read it and connect
+        running["summary"] = json.loads(out)
+        with urllib.request.urlopen(f"{running['summary']['rest']}/v1/models/tiny", timeout=30) as response:
+            running["status"] = json.loads(response.read())
+        self.stop()
+
+    monkeypatch.setattr(LocalModelServer, "wait", wait)
+    assert cli.main(["serve", "--model", f"tiny={base}", "--grpc-port", "0", "--rest-port", "0", "--json"]) == 0
+    summary = running["summary"]
+    assert summary["grpc"].startswith("127.0.0.1:") and summary["rest"].startswith("http://127.0.0.1:")
+    assert summary["models"] == {"tiny": {"version": 2, "signatures": ["encode_document", "encode_query", "serving_default"],
+                                          "path": os.path.join(base, "2")}}
+    assert running["status"]["model_version_status"][0]["version"] == "2"
+    assert "serving tiny version 2" in running["err"] and f"gRPC {summary['grpc']}  REST {summary['rest']}" in running["err"]
+    assert capsys.readouterr().out == ""  # the one line, once
+
+
 def test_the_local_model_config_points_at_the_docs_exports(tmp_path):
     from conftest import REPO
     from tf_dualenc.serving.local_server import check_model_folders

@@ -116,28 +116,39 @@ CHECKS = (
 )
 
 
-def run(print_fn=print):
-    """Prints the report; returns 0 when every pin matches and every check passes, else 1."""
-    ok = True
+def check(print_fn=print):
+    """Prints the report as it goes (a check can take seconds) and returns it: {"ok", "packages" (name, installed,
+    pinned, status), "environment" ({variable: value or None}), "checks" (name, status, detail, seconds)}; "ok" when
+    every pin matches and every check passes."""
+    report = {"ok": True, "packages": [], "environment": {}, "checks": []}
     print_fn("tf_dualenc doctor")
     print_fn("\nPinned stack (requirements/lock.txt):")
     for package, want in PINNED.items():
         name, have = installed_version(package)
         status = "ok" if have == want else ("MISSING" if have is None else f"MISMATCH (want {want})")
-        ok &= status == "ok"
+        report["ok"] &= status == "ok"
+        report["packages"].append({"name": name, "installed": have, "pinned": want, "status": status.split(" ")[0]})
         print_fn(f"  {name:<28} {have or '-':<12} {status}")
     print_fn("\nEnvironment (set by `import tf_dualenc` unless already set; see docs/python_api.md):")
     for name, why in ENVIRONMENT_NOTES.items():
+        report["environment"][name] = os.environ.get(name)
         print_fn(f"  {name + '=' + os.environ.get(name, '(unset)'):<28} {why}")
     print_fn("\nImports and ops:")
-    for label, check in CHECKS:
+    for label, check_part in CHECKS:
         start = time.perf_counter()
         try:
-            detail = check()
+            detail = check_part()
             status = "ok"
         except Exception as error:  # noqa: BLE001 — doctor reports every failure instead of stopping at one
             detail, status = f"{type(error).__name__}: {error}", "FAILED"
-            ok = False
-        print_fn(f"  {label:<26} {status:<7} {detail} ({time.perf_counter() - start:.1f}s)")
-    print_fn("\nAll checks passed." if ok else "\nSome checks FAILED: see above. Re-run `make setup`.")
-    return 0 if ok else 1
+            report["ok"] = False
+        seconds = time.perf_counter() - start
+        report["checks"].append({"name": label, "status": status, "detail": detail, "seconds": round(seconds, 1)})
+        print_fn(f"  {label:<26} {status:<7} {detail} ({seconds:.1f}s)")
+    print_fn("\nAll checks passed." if report["ok"] else "\nSome checks FAILED: see above. Re-run `make setup`.")
+    return report
+
+
+def run(print_fn=print):
+    """Prints the report; returns 0 when every pin matches and every check passes, else 1."""
+    return 0 if check(print_fn)["ok"] else 1

@@ -1,8 +1,10 @@
 """The progress of a long encoding, as lines on stderr: texts done / total, texts per second, time left.
 
 The one home of the progress lines of every corpus encoding: `DualEncoder.encode_queries` / `encode_documents` and
-`ExportedDualEncoder`'s with `verbose=1`, `evaluate_retrieval(progress=True)`, and build-index's encoder workers. The
-command line shows them unless `--quiet`; in Python they are off unless asked for.
+`ExportedDualEncoder`'s with `verbose=1` (`encoder_options` turns that on for a caller's `progress`),
+`evaluate_retrieval(progress=True)`, `analyze_model(progress=True)`, build-index's encoder workers, and the TFX
+pipeline's evaluator and indexer (`components_show_progress`). The command line shows them unless `--quiet`; in Python
+they are off unless asked for.
 
 A line at a time rather than a redrawn bar: it reads the same in a terminal, a log file and a CI job's output. It
 goes to stderr, so a command's stdout (its result, or its `--json` object) stays clean:
@@ -11,12 +13,47 @@ goes to stderr, so a command's stdout (its result, or its `--json` object) stays
     encoding documents: 5,183/5,183 (100.0%), 405.1 documents/s, took 0:00:13
 """
 
+import contextlib
+import os
 import sys
 import threading
 import time
 
 # Seconds between two lines; the last line comes when the last text is done, however soon.
 INTERVAL_SECONDS = 5.0
+
+# "0" turns off the progress lines of the TFX components' encodings (`components_show_progress`).
+PROGRESS_VARIABLE = "TF_DUALENC_PROGRESS"
+
+
+def encoder_options(progress):
+    """The keyword arguments of `encode_queries` / `encode_documents` for a caller's `progress` flag: `verbose=1` when
+    on; none when off, so a stand-in model need not take `verbose`."""
+    return {"verbose": 1} if progress else {}
+
+
+def components_show_progress():
+    """Whether the TFX pipeline's evaluator and indexer show the progress of their encodings: yes unless the
+    environment sets TF_DUALENC_PROGRESS=0 (`tf-dualenc pipeline run --quiet` does, for its run; on Vertex AI, set it in
+    the container image's environment). TFX runs their executors, so no caller can pass them `progress`; and an execution parameter
+    would be part of TFX's cache key, so toggling --quiet would re-run the components."""
+    return os.environ.get(PROGRESS_VARIABLE, "1").strip() != "0"
+
+
+@contextlib.contextmanager
+def components_progress(enabled):
+    """Within the block, the TFX components show no progress unless `enabled` (`components_show_progress`; a
+    TF_DUALENC_PROGRESS=0 of the environment holds either way); the environment is restored after it."""
+    before = os.environ.get(PROGRESS_VARIABLE)
+    if not enabled:
+        os.environ[PROGRESS_VARIABLE] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PROGRESS_VARIABLE, None)
+        else:
+            os.environ[PROGRESS_VARIABLE] = before
 
 
 def format_duration(seconds):

@@ -14,6 +14,8 @@ import dataclasses
 
 import numpy as np
 
+from tf_dualenc.progress import encoder_options
+
 
 class AnalysisError(ValueError):
     pass
@@ -117,9 +119,13 @@ def sample_evaluation_set(dataset, *, num_queries=300, num_documents=2000, seed=
     return query_ids, document_ids
 
 
-def analyze_model(name, model, dataset, *, num_queries=300, num_documents=2000, seed=0, batch_size=64, title_separator=" ", **kwargs):
-    """Samples `dataset` (a BeirDataset), embeds with `model` (a DualEncoder) and runs `analyze_embeddings`."""
+def analyze_model(name, model, dataset, *, num_queries=300, num_documents=2000, seed=0, batch_size=64, title_separator=" ",
+                  progress=False, **kwargs):
+    """Samples `dataset` (a BeirDataset), embeds with `model` (a DualEncoder) and runs `analyze_embeddings`.
+    `progress`: progress lines on stderr while the samples are encoded (`tf_dualenc.progress`)."""
     query_ids, document_ids = sample_evaluation_set(dataset, num_queries=num_queries, num_documents=num_documents, seed=seed)
-    queries = model.encode_queries([dataset.queries[q] for q in query_ids], batch_size=batch_size)
-    documents = model.encode_documents([dataset.document_text(d, title_separator) for d in document_ids], batch_size=batch_size)
+    verbose = encoder_options(progress)
+    queries = model.encode_queries([dataset.queries[q] for q in query_ids], batch_size=batch_size, **verbose)
+    documents = model.encode_documents([dataset.document_text(d, title_separator) for d in document_ids], batch_size=batch_size,
+                                       **verbose)
     return analyze_embeddings(name, query_ids, queries, document_ids, documents, dataset.qrels, seed=seed, **kwargs)

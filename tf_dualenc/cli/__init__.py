@@ -1,7 +1,8 @@
 """The `tf-dualenc` command line. Heavy modules load inside each command, so `--help` stays instant.
 
 One module per command, each with `add_parser(subparsers)` and `run(args)`: it parses arguments, calls the library,
-prints, and returns its result (a dict, which `--json` prints instead of the text: `_flags.add_json`) or an exit code.
+prints, and returns its result (a dict, which `--json` prints instead of the text: `_flags.add_json`), an exit code, or
+both as (result, exit code). A command that runs on (`serve`) prints its result when it has it, with `args.print_json`.
 Models load through `tf_dualenc.loading`, never from here.
 """
 
@@ -56,12 +57,10 @@ def _command_parsers(subparsers):
 
 def main(argv=None):
     parser = build_parser()
-    # build-index hands every option to the Beam job's own parser (its options and Beam's pipeline options).
+    # build-index hands the options it does not know to Beam (its pipeline options).
     args, extra = parser.parse_known_args(argv)
     if args.command == "build-index":
         args.pipeline_args = extra
-    elif args.command == "serve":
-        args.server_args = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     import tf_dualenc  # (environment shims before any TensorFlow import, warning filters)
@@ -77,22 +76,33 @@ def main(argv=None):
     try:
         configure_threads(args.threads)  # before the command runs any TensorFlow op: pools are sized once
         if not getattr(args, "json", False):
-            outcome = args.func(args)
-            return 0 if isinstance(outcome, (dict, list)) else outcome
+            return _result_and_code(args.func(args))[1]
         # --json: stdout holds the result alone; what the command and the library print meanwhile goes to stderr.
         stdout = sys.stdout
+        args.print_json = lambda result: _print_json(result, stdout)
         with contextlib.redirect_stdout(sys.stderr):
-            outcome = args.func(args)
-        if not isinstance(outcome, (dict, list)):
-            return outcome
-        for item in outcome if isinstance(outcome, list) else [outcome]:
-            print(json.dumps(item, ensure_ascii=False, default=_json_value), file=stdout, flush=True)
-        return 0
+            result, code = _result_and_code(args.func(args))
+        if result is not None:
+            args.print_json(result)
+        return code
     except (ValueError, FileNotFoundError, FileExistsError, ImportError, FloatingPointError, ServingError) as error:
         # An optional module missing where no entry point asked for it first still names its extra.
         error = explain_missing_module(error, feature=f"tf-dualenc {args.command}")
         print(f"tf-dualenc {args.command}: error: {error}", file=sys.stderr)
         return 2
+
+
+def _result_and_code(outcome):
+    """(result or None, exit code) of what a command's `run` returned: a result (exit code 0), an exit code, or both."""
+    if isinstance(outcome, tuple):
+        return outcome
+    return (outcome, 0) if isinstance(outcome, (dict, list)) else (None, outcome)
+
+
+def _print_json(result, stream):
+    """A dict as one JSON line; a list as one line per element (JSON lines)."""
+    for item in result if isinstance(result, list) else [result]:
+        print(json.dumps(item, ensure_ascii=False, default=_json_value), file=stream, flush=True)
 
 
 def _json_value(value):

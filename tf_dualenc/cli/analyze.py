@@ -33,7 +33,8 @@ def run(args):
     analyses = []
     for name, path in specs:
         model = load_retrieval_model(path, args.query_length, args.document_length)
-        analyses.append(analyze_model(name, model, dataset, num_queries=args.queries, num_documents=args.documents, seed=args.seed))
+        analyses.append(analyze_model(name, model, dataset, num_queries=args.queries, num_documents=args.documents, seed=args.seed,
+                                      progress=not args.quiet))
         print(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in analyses[-1].summary.items() if isinstance(v, float)))
     context = {"data": f"{args.data} ({args.split})", "models": dict(specs), "seed": args.seed,
                "sampled queries": args.queries, "sampled documents": args.documents}

@@ -1,5 +1,7 @@
 """`tf-dualenc demo`."""
 
+from tf_dualenc.cli._flags import add_json
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser("demo", help="train a tiny ADE-SPL T5 dual encoder with SamToNe on a built-in sample")
@@ -11,11 +13,11 @@ def add_parser(subparsers):
         default=None,
         help="SentencePiece model; default: ../shared/models/t5/spiece.model if present, else one trained on the sample",
     )
+    add_json(p, "the report (as report.json holds it)")
     p.set_defaults(func=run)
 
 
 def run(args):
     from tf_dualenc import demo
 
-    demo.run(output_dir=args.output_dir, steps=args.steps, seed=args.seed, vocabulary=args.vocabulary)
-    return 0
+    return demo.run(output_dir=args.output_dir, steps=args.steps, seed=args.seed, vocabulary=args.vocabulary)

@@ -1,12 +1,16 @@
 """`tf-dualenc doctor`."""
 
+from tf_dualenc.cli._flags import add_json
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser("doctor", help="report the installed stack and whether TF ops, tfrs and TFX load")
+    add_json(p, "the report (each pinned package, the environment, each check)")
     p.set_defaults(func=run)
 
 
 def run(args):
     from tf_dualenc import doctor
 
-    return doctor.run()
+    report = doctor.check()
+    return report, 0 if report["ok"] else 1

@@ -34,6 +34,7 @@ def add_parser(subparsers):
                                    description="Compile the TFX pipeline into a Kubeflow V2 / Vertex AI pipeline JSON.")
     compile_p.add_argument("--output", default="pipeline.json", metavar="FILE",
                            help="the pipeline JSON file to write (default: %(default)s)")
+    add_json(compile_p, "the file written and the config it was compiled from")
     compile_p.set_defaults(func=compile_)
 
 
@@ -50,15 +51,17 @@ def _config(args):
 def compile_(args):
     from tf_dualenc.tfx.run_pipeline import compile_pipeline
 
-    _, config = _config(args)
-    compile_pipeline(config, args.output)
-    return 0
+    config_path, config = _config(args)
+    path = compile_pipeline(config, args.output)
+    return {"output": path, "config": config_path, "runner": "kubeflow_v2", "pipeline_name": config.pipeline_name,
+            "pipeline_root": config.pipeline_root, "image": config.image}
 
 
 def run(args):
     import logging
 
     config_path, config = _config(args)
+    from tf_dualenc.progress import components_progress
     from tf_dualenc.tfx.run_pipeline import PipelineError, answer_query, run_pipeline
 
     if args.runner:
@@ -71,7 +74,9 @@ def run(args):
         absl_logging.set_verbosity(absl_logging.ERROR)
     print(f"config: {config_path}")
     try:
-        outputs = run_pipeline(config)
+        # The evaluator's and the indexer's encodings show progress unless --quiet (TFX runs them: no argument reaches them).
+        with components_progress(not args.quiet):
+            outputs = run_pipeline(config)
     except PipelineError as error:
         print(f"tf-dualenc pipeline: {error}", file=sys.stderr)
         return 1

@@ -1,9 +1,14 @@
-"""`tf-dualenc serve`: every option goes to the local server's own parser (`main` passes them as `server_args`)."""
+"""`tf-dualenc serve`: the local server's options (`server_options.add_server_arguments`) and the command line's own."""
+
+from tf_dualenc.cli._flags import add_json
+from tf_dualenc.serving.server_options import SERVER_DESCRIPTION, add_server_arguments
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("serve", add_help=False,
-                              help="local TF Serving-compatible gRPC/REST server over exports (--help for options)")
+    p = subparsers.add_parser("serve", help="local TF Serving-compatible gRPC/REST server over exports", description=SERVER_DESCRIPTION)
+    add_server_arguments(p)
+    add_json(p, "what is served once the server is up (its gRPC and REST addresses, each model's version, signatures and "
+                "folder)")
     p.set_defaults(func=run)
 
 
@@ -14,5 +19,6 @@ def run(args):
         require(module, feature="tf-dualenc serve")
     from tf_dualenc.serving import local_server
 
-    local_server.main(args.server_args, prog="tf-dualenc serve")
+    # The server runs until interrupted: its result is printed once it is up, not when the command returns.
+    local_server.serve(args, on_start=args.print_json if args.json else None)
     return 0

@@ -36,12 +36,9 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from tf_dualenc.data.beir import describe_json_error, document_text, read_query_texts
-from tf_dualenc.index_config import INDEX_METHODS
+from tf_dualenc.index_config import BUILD_EPILOG, CORPUS_FORMATS, add_build_arguments
 from tf_dualenc.indexing import dask_build
 from tf_dualenc.indexing.saved_model_encoder_handler import SavedModelEncoderHandler, encodes_in_this_process
-from tf_dualenc.precision import PRECISIONS
-
-CORPUS_FORMATS = ("auto", "jsonl", "tfrecord")
 
 
 class CorpusRecordError(ValueError):
@@ -300,43 +297,28 @@ def read_embedding_shards(pattern):
 
 
 def build_parser():
-    """The job's own options (`tf-dualenc build-index` hands it every option; Beam's pipeline options pass through)."""
-    parser = argparse.ArgumentParser(prog="tf-dualenc build-index", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", required=True, action="append", help="corpus file or glob (BEIR corpus.jsonl, JSONL, TFRecord shards); repeatable")
-    parser.add_argument("--corpus-format", default="auto", choices=CORPUS_FORMATS,
-                        help="how to read --corpus; auto: by file name (default: %(default)s)")
-    parser.add_argument("--model", required=True, help="an encoder export: a version folder, or a model folder (latest version)")
-    # --output-dir, as every command names a folder it writes; --output is its old spelling, hidden.
-    output = parser.add_mutually_exclusive_group(required=True)
-    output.add_argument("--output-dir", metavar="DIR", help="the index folder to create")
-    output.add_argument("--output", dest="output_dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    parser.add_argument("--embeddings", default=None, help="shard prefix for the embeddings (default: <output-dir>-embeddings/part)")
-    parser.add_argument("--num-shards", type=int, default=0, help="embedding shards (0: let the runner decide; default: %(default)s)")
-    parser.add_argument("--min-batch-size", type=int, default=8, help="fewest documents RunInference batches (default: %(default)s)")
-    parser.add_argument("--max-batch-size", type=int, default=64, help="most documents RunInference batches (default: %(default)s)")
-    parser.add_argument("--method", default="auto", choices=INDEX_METHODS,
-                        help="the index: brute_force (exact), scann, or auto: exact below --brute-force-below documents (default: %(default)s)")
-    parser.add_argument("--brute-force-below", type=int, default=20_000, help="'auto' uses exact search below this many documents (default: %(default)s)")
-    parser.add_argument("--queries", default=None, help="queries (JSONL with 'text', or one per line) for the build-time recall@10 check")
-    parser.add_argument("--title-separator", default=" ", help="between a document's title and text, as evaluate joins them (default: '%(default)s')")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing index folder")
-    parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help="the precision the encoder export computes in, checked against its manifest: an export computes in "
-                             "what it was exported with (`tf-dualenc export --precision`); recorded in the index's manifest "
-                             "(default: the export's)")
-    parser.add_argument("--dask-address", default=None, metavar="HOST:PORT",
-                        help="with --runner dask: a dask.distributed scheduler (default: a local cluster of 2 worker processes)")
-    return parser
+    """The job's own options (`index_config.add_build_arguments`, which `tf-dualenc build-index` lists too); Beam's
+    pipeline options pass through."""
+    parser = argparse.ArgumentParser(prog="python -m tf_dualenc.indexing.build_index_pipeline", description=__doc__.split("\n\n")[0],
+                                     epilog=BUILD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return add_build_arguments(parser)
 
 
 def parse_args(argv=None):
     parser = build_parser()
     args, pipeline_args = parser.parse_known_args(argv)
+    try:
+        return args, runner_args(args, pipeline_args)
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def runner_args(args, pipeline_args):
+    """Beam's options for the job of parsed `args` (`--runner dask` spelled as Beam's class path; `args.dask` set)."""
     pipeline_args, args.dask = dask_build.runner_args(pipeline_args)
     if args.dask_address and not args.dask:
-        parser.error("--dask-address needs --runner dask")
-    return args, pipeline_args
+        raise ValueError("--dask-address needs --runner dask")
+    return pipeline_args
 
 
 def index_corpus(model, corpus, output, *, pipeline_options=None, make_pipeline=None, corpus_format="auto", title_separator=" ",
@@ -484,7 +466,12 @@ def _remove_shards(prefix):
 
 def run(argv=None, print_fn=print, progress=True):
     """Runs the encoding pipeline, then builds the index; returns the index manifest. `progress`: see `index_corpus`."""
-    args, pipeline_args = parse_args(argv)
+    return run_parsed(*parse_args(argv), print_fn=print_fn, progress=progress)
+
+
+def run_parsed(args, pipeline_args, print_fn=print, progress=True):
+    """`run` with the job's options already parsed (`tf-dualenc build-index` parses them with its own) and Beam's
+    (`runner_args`)."""
     if args.dask_address:
         pipeline_args = [*pipeline_args, "--dask_client_address", args.dask_address]
     return index_corpus(

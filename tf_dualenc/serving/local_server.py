@@ -28,8 +28,8 @@ from concurrent import futures
 
 import numpy as np
 
-DEFAULT_MAX_BATCH_SIZE = 512
-DEFAULT_MAX_TEXT_BYTES = 64 * 1024
+from tf_dualenc.serving.server_options import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_TEXT_BYTES, add_server_arguments
+
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
 
@@ -97,7 +97,7 @@ class ServedModel:
             raise FileNotFoundError(f"Model {name!r}: no numeric version folder in {base_path}.")
         self.name = name
         self.version = versions[-1]
-        path = os.path.join(base_path, str(self.version))
+        self.path = path = os.path.abspath(os.path.join(base_path, str(self.version)))
         self.loaded = load_export(path)
         self.signatures = dict(self.loaded.signatures)
         with open(os.path.join(path, "saved_model.pb"), "rb") as f:
@@ -905,56 +905,55 @@ class LocalModelServer:
 
 def build_parser(prog="python -m tf_dualenc.serving.local_server"):
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", action="append", default=[], metavar="NAME=FOLDER", help="a model folder with numeric versions; repeatable")
-    parser.add_argument("--model-config-file", metavar="FILE",
-                        help="TF Serving model config (model_config_list text proto); a relative base_path is read from the "
-                             "file's folder (serving/models.local.config serves exports/scifact)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
-    parser.add_argument("--grpc-port", type=int, default=8500, help="gRPC PredictionService port; 0 picks a free one (default: %(default)s)")
-    parser.add_argument("--rest-port", type=int, default=8501, help="REST API port; 0 picks a free one (default: %(default)s)")
-    parser.add_argument("--max-batch-size", type=int, default=DEFAULT_MAX_BATCH_SIZE,
-                        help="texts per request; more is INVALID_ARGUMENT (default: %(default)s)")
-    parser.add_argument("--max-text-bytes", type=int, default=DEFAULT_MAX_TEXT_BYTES,
-                        help="UTF-8 bytes per text; more is INVALID_ARGUMENT (default: %(default)s)")
-    parser.add_argument("--max-workers", type=int, default=8, help="requests computed at once per protocol (default: %(default)s)")
-    parser.add_argument("--max-queued-requests", type=int, default=1024,
-                        help="requests that wait for a worker instead of being refused (default: %(default)s)")
-    parser.add_argument("--rest-timeout", type=float, default=30.0,
-                        help="seconds a REST client has to send its whole request, then 408 (default: %(default)s)")
-    parser.add_argument("--queue-timeout", type=float, default=30.0,
-                        help="seconds a REST request may wait for a worker, then 503 (default: %(default)s)")
-    parser.add_argument("--enable-batching", action="store_true",
-                        help="run requests that arrive together for one signature as one model call (as TF Serving's --enable_batching)")
-    return parser
+    return add_server_arguments(parser)
 
 
-def main(argv=None, prog="python -m tf_dualenc.serving.local_server"):
+def startup_summary(server, host):
+    """What a started server serves, and where: its addresses and each model's version, signatures and folder."""
+    return {"grpc": f"{host}:{server.grpc_port}", "rest": f"http://{host}:{server.rest_port}",
+            "models": {name: {"version": model.version, "signatures": sorted(model.signatures), "path": model.path}
+                       for name, model in server.registry.models.items()}}
+
+
+def main(argv=None, prog="python -m tf_dualenc.serving.local_server", on_start=None):
+    """Parses `argv`, then `serve`s; a model folder or config that is not there is one error line (exit 2)."""
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    import tf_dualenc  # noqa: F401  (environment shims)
-
     try:
-        configured = read_model_config(args.model_config_file) if args.model_config_file else {}
-        given = {}
-        for item in args.model:
-            name, sep, folder = item.partition("=")
-            if not sep or not name or not folder:
-                parser.error(f"--model expects NAME=FOLDER; got {item!r}")
-            given[name] = folder
-        models = {**configured, **given}
-        if not models:
-            parser.error("give --model NAME=FOLDER or --model-config-file")
-        check_model_folders({name: path for name, path in configured.items() if name not in given}, args.model_config_file)
-        check_model_folders(given)
-        server = LocalModelServer(models, args.host, args.grpc_port, args.rest_port, args.max_batch_size, args.max_text_bytes,
-                                  max_workers=args.max_workers, max_queued_requests=args.max_queued_requests,
-                                  rest_timeout=args.rest_timeout, queue_timeout=args.queue_timeout,
-                                  enable_batching=args.enable_batching).start()
+        serve(args, on_start=on_start)
     except (FileNotFoundError, ValueError) as error:  # a config or model folder that is not there: one line, no traceback
         parser.exit(2, f"{parser.prog}: error: {error}\n")
-    for name, model in server.registry.models.items():
-        print(f"serving {name} version {model.version}: signatures {sorted(model.signatures)}")
-    print(f"gRPC {args.host}:{server.grpc_port}  REST http://{args.host}:{server.rest_port}", flush=True)
+
+
+def serve(args, on_start=None):
+    """Starts the server of parsed options (`add_server_arguments`; `tf-dualenc serve` parses them with its own) and
+    serves until interrupted. Prints what it serves once it is up, and calls `on_start` with `startup_summary` then
+    (`tf-dualenc serve --json` prints it). FileNotFoundError / ValueError for models that cannot be served, before
+    anything loads."""
+    import tf_dualenc  # noqa: F401  (environment shims)
+
+    configured = read_model_config(args.model_config_file) if args.model_config_file else {}
+    given = {}
+    for item in args.model:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise ValueError(f"--model expects NAME=FOLDER; got {item!r}")
+        given[name] = folder
+    models = {**configured, **given}
+    if not models:
+        raise ValueError("give --model NAME=FOLDER or --model-config-file")
+    check_model_folders({name: path for name, path in configured.items() if name not in given}, args.model_config_file)
+    check_model_folders(given)
+    server = LocalModelServer(models, args.host, args.grpc_port, args.rest_port, args.max_batch_size, args.max_text_bytes,
+                              max_workers=args.max_workers, max_queued_requests=args.max_queued_requests,
+                              rest_timeout=args.rest_timeout, queue_timeout=args.queue_timeout,
+                              enable_batching=args.enable_batching).start()
+    started = startup_summary(server, args.host)
+    for name, model in started["models"].items():
+        print(f"serving {name} version {model['version']}: signatures {model['signatures']}")
+    print(f"gRPC {started['grpc']}  REST {started['rest']}", flush=True)
+    if on_start is not None:
+        on_start(started)
     try:
         server.wait()
     except KeyboardInterrupt:

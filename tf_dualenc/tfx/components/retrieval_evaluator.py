@@ -11,6 +11,9 @@ The blessing is a standard `ModelBlessing` (`BLESSED` / `NOT_BLESSED` file; cust
 `current_model_id`, `baseline_model_id` as TFX's Evaluator writes them), so `LatestBlessedModelStrategy` and
 TFX tools read it like any other. It also records the metric, its value, the threshold, the references and the reason.
 
+Encoding a corpus takes minutes: it shows progress lines on stderr (documents done, documents/s, time left) unless
+TF_DUALENC_PROGRESS=0 (`tf-dualenc pipeline run --quiet`; `tf_dualenc.progress.components_show_progress`).
+
 A blessed model's document embeddings of the test corpus, computed here anyway, are saved as `CorpusEmbeddings` (with
 a fingerprint of the encoded texts and the model's URI): the indexer builds its index from them instead of encoding the
 same corpus with the same model again.
@@ -61,10 +64,14 @@ def _starting_model(train_values):
 
 
 def _score(model, splits, folder, measures, k, batch_size, title_separator, on_documents=None):
+    """Each split's metrics with `model`, its run files written to `folder`; the encodings show progress on stderr
+    (`tf_dualenc.progress.components_show_progress`)."""
     from tf_dualenc.evaluation import evaluate_run, write_trec_run
     from tf_dualenc.evaluation.hybrid import dense_runs
+    from tf_dualenc.progress import components_show_progress
 
-    runs, _ = dense_runs(model, splits, k=k, batch_size=batch_size, title_separator=title_separator, on_documents=on_documents)
+    runs, _ = dense_runs(model, splits, k=k, batch_size=batch_size, title_separator=title_separator, on_documents=on_documents,
+                         progress=components_show_progress())
     os.makedirs(folder, exist_ok=True)
     metrics = {}
     for name, run in runs.items():

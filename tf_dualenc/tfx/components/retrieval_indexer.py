@@ -7,7 +7,8 @@ unblessed model is not indexed: the artifact is left empty with `skipped` = 1 an
 The evaluator has already encoded the test corpus with this model: given its `corpus_embeddings`, and when they are of
 the very (id, text) pairs to index and of this model, the index is built from them with no Beam job (the same index
 writer; the SciFact corpus took minutes to encode again on 2 cores). Otherwise the corpus is encoded, and the log and
-the artifact's `embeddings` property say why.
+the artifact's `embeddings` property say why; the encoding shows progress lines on stderr unless
+TF_DUALENC_PROGRESS=0 (`tf-dualenc pipeline run --quiet`; `tf_dualenc.progress.components_show_progress`).
 """
 
 import json
@@ -44,6 +45,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(self, input_dict, output_dict, exec_properties):
         from tf_dualenc.data import read_queries
         from tf_dualenc.indexing.build_index_pipeline import index_corpus, index_embeddings
+        from tf_dualenc.progress import components_show_progress
 
         model = artifact_utils.get_single_instance(input_dict["model"])
         blessing = artifact_utils.get_single_instance(input_dict["blessing"])
@@ -68,7 +70,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 logging.info("%s: encoding the corpus: %s", COMPONENT, why)
                 manifest = index_corpus(
                     serving_dir(model), corpus, os.path.join(index.uri, INDEX_FOLDER), make_pipeline=self._make_beam_pipeline,
-                    title_separator=title_separator, max_batch_size=int(exec_properties["batch_size"]), **build)
+                    title_separator=title_separator, max_batch_size=int(exec_properties["batch_size"]),
+                    progress=components_show_progress(), **build)
                 source = f"encoded: {why}"
         index.set_string_custom_property("embeddings", source)
         index.set_int_custom_property("skipped", 0)
