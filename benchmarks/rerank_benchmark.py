@@ -58,8 +58,7 @@ def main(argv=None):
     from tf_dualenc.data import load_beir
     from tf_dualenc.evaluation import evaluate_reranking
     from tf_dualenc.models import build_bert_cross_encoder
-    from tf_dualenc.reranking import build_candidate_lists, denoise_candidates, hybrid_negatives, mine_hard_negatives
-    from tf_dualenc.reranking.candidate_lists import write_candidate_lists
+    from tf_dualenc.reranking import build_candidate_lists, denoise_candidates, hybrid_negatives, mine_hard_negatives, write_candidate_lists
     from tf_dualenc.reranking.listwise_training import train_cross_encoder, train_jointly
     from tf_dualenc.training import TrainConfig, train
 

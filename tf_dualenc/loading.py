@@ -1,9 +1,9 @@
 """Loading models: the one place that turns a path or a name into a model, for the command line, the pipeline,
 the benchmarks and Python users alike.
 
-A `.keras` file names the classes it holds (towers, pooling, the dual encoder or cross-encoder) and, when it was saved
-after `model.compile(loss=SamToNeLoss(...))`, its loss; Keras finds them only once the modules that register them are
-imported, which `load_model` does.
+Reading a `.keras` file itself (registering the classes and the loss it names) is `tf_dualenc.models.model_file`'s,
+in `models` so that `from_preset` reads preset folders through it too; importing this module stays cheap (no
+TensorFlow until a model is loaded).
 """
 
 import os
@@ -20,22 +20,9 @@ def load_model(path):
     vectors = model.encode_queries(["what is samtone?"])
     ```
     """
-    import keras
+    from tf_dualenc.models.model_file import load_model_file
 
-    import tf_dualenc.losses  # noqa: F401  (registers the loss classes a compiled model's file names)
-    import tf_dualenc.models  # noqa: F401  (registers the model classes)
-
-    from tf_dualenc.models.presets import PRESET_MODEL_FILE, is_preset_folder
-
-    path = os.fspath(path)
-    if os.path.isdir(path) and is_preset_folder(path):
-        path = os.path.join(path, PRESET_MODEL_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Model file not found: {path}")
-    try:
-        return keras.saving.load_model(path)
-    except (ValueError, TypeError, OSError, KeyError) as error:
-        raise ValueError(f"{path}: cannot be loaded as a tf_dualenc model ({type(error).__name__}: {error})") from error
+    return load_model_file(path)
 
 
 def load_cross_encoder(path):

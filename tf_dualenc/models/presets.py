@@ -93,7 +93,7 @@ def _t5_sizes():
 
 
 def _load_preset_folder(cls, folder, **kwargs):
-    from tf_dualenc.loading import load_model
+    from tf_dualenc.models.model_file import load_model_file
 
     lengths = _LENGTH_ARGUMENTS[cls.__name__]
     unknown = set(kwargs) - set(lengths)
@@ -102,7 +102,7 @@ def _load_preset_folder(cls, folder, **kwargs):
             f"{cls.__name__}.from_preset({folder!r}) loads a saved model, whose shape is fixed: it takes only "
             f"{sorted(lengths)}; got {sorted(unknown)}."
         )
-    model = load_model(os.path.join(folder, PRESET_MODEL_FILE))
+    model = load_model_file(os.path.join(folder, PRESET_MODEL_FILE))
     if not isinstance(model, cls):
         raise ValueError(f"{folder} holds a {type(model).__name__}, not a {cls.__name__}.")
     for argument, preprocessor in lengths.items():

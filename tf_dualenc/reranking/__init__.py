@@ -1,8 +1,9 @@
 """Re-ranking: two-stage retrieval (dual encoder → cross-encoder), hard-negative mining and RocketQA's denoising,
 and RocketQAv2-style joint training of a retriever and a re-ranker."""
 
-from tf_dualenc.reranking.candidate_lists import CandidateList, build_candidate_lists, read_candidate_lists, write_candidate_lists
-from tf_dualenc.reranking.hard_negatives import denoise_candidates, hybrid_negatives, mine_candidate_lists, mine_hard_negatives
+# The miner and its lists live in `tf_dualenc.mining` (layer 3, so training mines with them too); re-exported here.
+from tf_dualenc.mining import (CandidateList, build_candidate_lists, denoise_candidates, hybrid_negatives, mine_candidate_lists,
+                               mine_hard_negatives, read_candidate_lists, write_candidate_lists)
 from tf_dualenc.reranking.serving_reranker import serving_reranker
 from tf_dualenc.reranking.two_stage import TwoStageRetriever, rerank_hits
 

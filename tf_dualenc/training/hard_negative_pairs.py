@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 
-from tf_dualenc.training.train_config import HARD_NEGATIVE_MINERS
+from tf_dualenc.mining import MINERS, build_candidate_lists, mine_hard_negatives, read_candidate_lists, write_candidate_lists
 
 _KEY_FIELDS = ("data", "split", "title_separator", "lenient", "validation_fraction", "hard_negatives", "hard_negatives_depth",
                "hard_negatives_skip_top", "num_negatives", "model", "preset", "size", "vocabulary", "architecture",
@@ -27,7 +27,7 @@ def cache_path(config):
     key["data_files"] = fingerprint_inputs(config.data)
     if config.hard_negatives == "dense" and not config.preset:
         key["seed"] = config.seed  # a randomly initialised miner differs per seed
-    if config.hard_negatives not in HARD_NEGATIVE_MINERS:
+    if config.hard_negatives not in MINERS:
         # A given file: its identity is its path, size and modification time.
         stat = os.stat(config.hard_negatives)
         key["file"] = [os.path.abspath(config.hard_negatives), stat.st_size, stat.st_mtime_ns]
@@ -50,7 +50,7 @@ def prepare_hard_negative_pairs(config, model, print_fn=print):
     if os.path.isfile(path):
         print_fn(f"hard negatives: cached {path}")
         return path
-    if config.hard_negatives in HARD_NEGATIVE_MINERS:
+    if config.hard_negatives in MINERS:
         lists, stats = _mine(config, model, load_training_split)
     else:
         # A folder with a dev split validates on it: no training query is held out then.
@@ -59,8 +59,6 @@ def prepare_hard_negative_pairs(config, model, print_fn=print):
     if not lists:
         raise ValueError(f"hard_negatives={config.hard_negatives!r} left no training pair with {config.num_negatives} "
                          f"negative(s) ({stats}); lower num_negatives or raise hard_negatives_depth.")
-    from tf_dualenc.reranking.candidate_lists import write_candidate_lists
-
     write_candidate_lists(lists, path)
     print_fn(f"hard negatives ({config.hard_negatives}): {len(lists)} training pairs with {config.num_negatives} each "
              f"({stats}); cached in {path}")
@@ -68,9 +66,6 @@ def prepare_hard_negative_pairs(config, model, print_fn=print):
 
 
 def _mine(config, model, load_training_split):
-    from tf_dualenc.reranking.candidate_lists import build_candidate_lists
-    from tf_dualenc.reranking.hard_negatives import mine_hard_negatives
-
     dataset = load_training_split(config.data, fraction=config.validation_fraction, split=config.split, lenient=config.lenient)
     positives = max(len(docs) for docs in dataset.qrels.values())
     mined = mine_hard_negatives(dataset, retriever=config.hard_negatives, model=model, title_separator=config.title_separator,
@@ -84,8 +79,6 @@ def _mine(config, model, load_training_split):
 
 
 def _from_file(config, validation_query_ids):
-    from tf_dualenc.reranking.candidate_lists import read_candidate_lists
-
     lists, skipped = read_candidate_lists(config.hard_negatives, config.num_negatives + 1, lenient=config.lenient)
     held_out = set()
     if validation_query_ids is not None:

@@ -6,6 +6,7 @@ import os
 import typing
 
 from tf_dualenc import losses
+from tf_dualenc.mining.hard_negatives import MINERS as HARD_NEGATIVE_MINERS  # the miner's own list of retrievers
 from tf_dualenc.models.dual_encoder import ARCHITECTURES
 from tf_dualenc.models.t5_tower_configs import T5_TOWER_CONFIGS
 from tf_dualenc.precision import PRECISIONS  # one list for training and inference
@@ -16,7 +17,6 @@ MODELS = ("t5", "bert")
 OPTIMIZERS = ("adafactor", "adam", "sgd")
 DATA_FORMATS = ("auto", "beir", "jsonl", "tsv", "tfrecord")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-HARD_NEGATIVE_MINERS = ("bm25", "dense")
 
 
 @dataclasses.dataclass

@@ -4,6 +4,8 @@ unlabelled positives are common in retrieval data (Qu et al. 2021)."""
 
 import numpy as np
 
+from tf_dualenc.mining.candidate_lists import CandidateList
+
 MINERS = ("bm25", "dense")
 
 
@@ -117,8 +119,6 @@ def mine_candidate_lists(dataset, *, retriever="bm25", model=None, depth=30, ski
         (lists, stats): `CandidateList`s (write them with `write_candidate_lists`) and counts — queries mined,
         negatives mined, dropped by denoising, and queries left with no negative (no list for them).
     """
-    from tf_dualenc.reranking.candidate_lists import CandidateList
-
     if not isinstance(negatives_per_query, int) or negatives_per_query < 1:
         raise ValueError(f"negatives_per_query={negatives_per_query!r} must be a positive integer.")
     if hybrid and scorer is None:
