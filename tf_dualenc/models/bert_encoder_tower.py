@@ -2,6 +2,7 @@
 
 import keras
 import keras_hub
+import tensorflow as tf
 
 from tf_dualenc.models.activations import gelu_approximate, gelu_exact
 from tf_dualenc.models.masked_mean_pooling import MaskedMeanPooling
@@ -61,6 +62,40 @@ class BertEncoderTower(keras.Model):
     def output_dim(self):
         return self.backbone.hidden_dim
 
+    def inference_call(self, inputs):
+        """The tower's output for inference (no dropout), from one graph of plain TensorFlow ops over the same
+        variables: what `DualEncoder` encodes and exports with. Equal to `tower(inputs, training=False)` (within
+        3e-7 in float32 on all-MiniLM-L6-v2) and faster on CPU, because TensorFlow's graph optimiser (grappler's
+        remapper, with oneDNN) fuses each `MatMul` + `BiasAdd` + GELU into one `_FusedMatMul`, which the Keras layers'
+        einsum / add / activation graph does not match. Also: one query-key-value product instead of three, the
+        1/√d scale folded into the query weights, and the padding mask added as a [B, 1, 1, T] bias instead of a
+        select over every [B, heads, T, T] score. Measured on 2 AMD EPYC vCPUs, 256 SciFact abstracts at batch 64:
+        55 docs/s against 41 in float32 and 85 against 55 in bfloat16, where the fused kernel also spares the
+        unvectorised bfloat16 `Erfc` (docs/benchmarks.md).
+
+        Args:
+            inputs: `{"token_ids", "segment_ids", "padding_mask"}`, [B, T] each.
+
+        Returns:
+            [B, hidden] mean-pooled token vectors in the backbone's compute dtype, as `__call__` gives.
+        """
+        backbone = self.backbone
+        dtype = backbone.compute_dtype
+        token_ids, padding_mask = inputs["token_ids"], inputs["padding_mask"]
+        segment_ids = inputs.get("segment_ids")
+        batch, length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+        # Embeddings and layer norms in float32, as Keras' mixed precision computes them.
+        x = tf.gather(tf.cast(backbone.token_embedding.embeddings, tf.float32), token_ids)
+        x += tf.cast(backbone.position_embedding.position_embeddings, tf.float32)[None, :length]
+        if segment_ids is None:
+            segment_ids = tf.zeros_like(token_ids)
+        x += tf.gather(tf.cast(backbone.segment_embedding.embeddings, tf.float32), segment_ids)
+        x = tf.cast(_layer_norm(x, backbone.embeddings_layer_norm), dtype)
+        mask_bias = tf.cast((1.0 - tf.cast(padding_mask, tf.float32))[:, None, None, :] * -1e9, dtype)
+        for layer in backbone.transformer_layers:
+            x = _encoder_layer(layer, x, mask_bias, batch, length, dtype, self.feedforward_activation)
+        return self.pooling(x, padding_mask)
+
     def get_config(self):
         return {
             "name": self.name,
@@ -77,3 +112,39 @@ class BertEncoderTower(keras.Model):
     def from_preset(cls, preset, **kwargs):
         """From a keras-hub BERT preset name or a local Hugging Face BERT-family folder (config.json + safetensors)."""
         return cls(keras_hub.models.BertBackbone.from_preset(preset), **kwargs)
+
+
+def _dense(x, kernel, bias, dtype):
+    """x [..., in] @ kernel [in, out] + bias, as MatMul + BiasAdd on a 2-D x: the pattern grappler fuses."""
+    return tf.nn.bias_add(tf.matmul(x, tf.cast(kernel, dtype)), tf.cast(bias, dtype))
+
+
+def _layer_norm(x, layer):
+    """`keras.layers.LayerNormalization` over the last axis, in float32."""
+    x = tf.cast(x, tf.float32)
+    mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+    return (x - mean) * tf.math.rsqrt(variance + layer.epsilon) * tf.cast(layer.gamma, tf.float32) + tf.cast(
+        layer.beta, tf.float32)
+
+
+def _encoder_layer(layer, x, mask_bias, batch, length, dtype, activation):
+    """One post-norm `keras_hub.layers.TransformerEncoder` (BERT's) at inference, on x [B, T, H]."""
+    attention = layer._self_attention_layer
+    query, key, value = attention._query_dense, attention._key_dense, attention._value_dense
+    hidden, heads, head_dim = query.kernel.shape
+    scale = 1.0 / float(head_dim) ** 0.5
+    kernel = tf.concat([tf.reshape(query.kernel, [hidden, -1]) * scale, tf.reshape(key.kernel, [hidden, -1]),
+                        tf.reshape(value.kernel, [hidden, -1])], axis=1)
+    bias = tf.concat([tf.reshape(query.bias, [-1]) * scale, tf.reshape(key.bias, [-1]), tf.reshape(value.bias, [-1])], 0)
+    flat = tf.reshape(x, [-1, hidden])
+    qkv = tf.transpose(tf.reshape(_dense(flat, kernel, bias, dtype), [batch, length, 3, heads, head_dim]), [2, 0, 3, 1, 4])
+    probabilities = tf.nn.softmax(tf.matmul(qkv[0], qkv[1], transpose_b=True) + mask_bias)
+    context = tf.reshape(tf.transpose(tf.matmul(probabilities, qkv[2]), [0, 2, 1, 3]), [-1, heads * head_dim])
+    output = attention._output_dense
+    attended = _dense(context, tf.reshape(output.kernel, [heads * head_dim, hidden]), output.bias, dtype)
+    x = tf.cast(_layer_norm(flat + attended, layer._self_attention_layer_norm), dtype)
+    inner = layer._feedforward_intermediate_dense
+    inner = tf.nn.gelu(_dense(x, inner.kernel, inner.bias, dtype), approximate=activation == "gelu_approximate")
+    out = layer._feedforward_output_dense
+    x = _layer_norm(x + _dense(inner, out.kernel, out.bias, dtype), layer._feedforward_layer_norm)
+    return tf.reshape(tf.cast(x, dtype), [batch, length, hidden])
