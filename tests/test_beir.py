@@ -103,6 +103,12 @@ def test_bad_query_line_names_file_and_line(tmp_path, line):
         read_query_texts(tmp_path / "queries.txt")
 
 
+def test_a_query_text_that_is_not_a_string_names_file_and_line(tmp_path):
+    (tmp_path / "queries.jsonl").write_text('{"text": "fine"}\n{"_id": "q2", "text": 5}\n')
+    with pytest.raises(DataError, match=r"queries\.jsonl:2: 'text' must be a string, got int$"):
+        read_query_texts(tmp_path / "queries.jsonl")
+
+
 def test_lenient_mode_counts_and_reports_skips(tmp_path):
     write_beir(
         tmp_path,

@@ -401,3 +401,33 @@ def test_a_build_killed_with_sigkill_leaves_nothing_once_rebuilt(tmp_path):
     build_index(records(unit_vectors(50, 8)), tmp_path / "index", dimension=8, count=50, print_fn=messages.append)
     assert sorted(os.listdir(tmp_path)) == ["index"]
     assert messages[0].startswith(f"removed {tmp_path}/index.tmp-{child.pid}-")
+
+
+def test_search_reads_queries_files_with_the_one_query_reader(tmp_path, capsys, monkeypatch):
+    from tf_dualenc.cli import search
+
+    vectors = np.eye(3, 4, dtype=np.float32)
+    build_index(((f"d{i}", f"text {i}", v) for i, v in enumerate(vectors)), tmp_path / "index", dimension=4, count=3,
+                print_fn=lambda *_: None)
+    monkeypatch.setattr(search, "_query_encoder", lambda args, index, client: lambda texts: np.tile(vectors[0], (len(texts), 1)))
+
+    def search_with(path):
+        code = cli.main(["search", "--index", str(tmp_path / "index"), "--query", "typed", "--queries-file", str(path),
+                         "--top-k", "1", "--json"])
+        out, err = capsys.readouterr()
+        return code, [json.loads(line)["query"] for line in out.splitlines()], err
+
+    # What search read before it used `read_query_texts`: one query per line, stripped, blank lines skipped, CRLF or LF.
+    (tmp_path / "questions.txt").write_bytes(b"  first query \r\n\nsecond\r\nthird\n\n")
+    assert search_with(tmp_path / "questions.txt")[:2] == (0, ["typed", "first query", "second", "third"])
+    # ... and what the reader adds: a BEIR queries.jsonl (its texts, not its lines).
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "from jsonl"}\n\n{"text": "no id needed"}\n')
+    assert search_with(tmp_path / "queries.jsonl")[:2] == (0, ["typed", "from jsonl", "no id needed"])
+    # A bad file: one error line naming the file (and the line), exit code 2, nothing searched.
+    (tmp_path / "bad.txt").write_bytes(b"fine\ncaf\xe9\n")
+    (tmp_path / "bad.jsonl").write_text('{"text": "fine"}\n{"_id": "q2"}\n')
+    for name, problem in [("bad.txt", ":2: invalid UTF-8 at byte 3"), ("bad.jsonl", ":2: expected a JSON object with 'text'"),
+                          ("missing.txt", "")]:
+        code, queries, err = search_with(tmp_path / name)
+        assert (code, queries) == (2, [])
+        assert err.startswith("tf-dualenc search: error: ") and f"{tmp_path / name}{problem}" in err, err

@@ -12,7 +12,7 @@ def add_parser(subparsers):
     p.add_argument("--index", default=None,
                    help="index folder written by build-index; optional when --server serves a retrieval export (then it adds the texts)")
     p.add_argument("--query", action="append", help="query text; repeatable")
-    p.add_argument("--queries-file", help="one query per line")
+    p.add_argument("--queries-file", help="queries: one per line, or JSONL with 'text' (a BEIR queries.jsonl)")
     add_renamed(p, "--top-k", "--k", type=int, default=None, metavar="K",
                 help="hits shown per query (default: 10; a served retrieval export: the k it was exported with)")
     p.add_argument("--model", default=None, help="encoder export (default: the one recorded in the index)")
@@ -103,15 +103,13 @@ def run(args):
         raise ValueError("--rerank-model-name re-ranks through --server; give --server and leave out --rerank (a local re-ranker).")
     if not args.index and not args.server:
         raise ValueError("Give --index DIR (an index folder), or --server with a served retrieval export (`tf-dualenc export --index`).")
+    from tf_dualenc.data import read_query_texts
     from tf_dualenc.indexing import RetrievalIndex
 
-    index = RetrievalIndex.load(args.index, verify_checksums=not args.skip_checksums) if args.index else None
-    texts = list(args.query or [])
-    if args.queries_file:
-        with open(args.queries_file, encoding="utf-8") as f:
-            texts += [line.strip() for line in f if line.strip()]
+    texts = list(args.query or []) + (read_query_texts(args.queries_file) if args.queries_file else [])
     if not texts:
         raise ValueError("Give --query TEXT (repeatable) or --queries-file.")
+    index = RetrievalIndex.load(args.index, verify_checksums=not args.skip_checksums) if args.index else None
     client, kind = _served_kind(args, index) if args.server else (None, None)
     if kind == "retrieval":
         results = _served_search(args, client, index, texts)

@@ -149,9 +149,11 @@ def read_queries(path, *, lenient=False, skipped=None):
 
 def read_query_texts(path):
     """Query texts in file order: from a `.jsonl` file, each line's "text" (a BEIR `queries.jsonl`, or any JSONL with
-    "text"; no id needed); from any other file, one query per line. Blank lines are skipped.
+    "text"; no id needed); from any other file, one query per line, stripped. Blank lines are skipped. A missing file,
+    invalid UTF-8 or a bad JSONL line is an error naming the file (and the line).
 
-    Unlike `read_queries`, ids are neither needed nor checked: the index build's recall check wants only texts.
+    Unlike `read_queries`, ids are neither needed nor checked: the index build's recall check and `tf-dualenc search
+    --queries-file` want only texts.
     """
     path = os.fspath(path)
     texts = []
@@ -162,9 +164,12 @@ def read_query_texts(path):
             continue
         if path.endswith(".jsonl"):
             try:
-                texts.append(json.loads(line)["text"])
+                text = json.loads(line)["text"]
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise DataError(f"{path}:{line_number}: expected a JSON object with 'text'") from None
+            if not isinstance(text, str):
+                raise DataError(f"{path}:{line_number}: 'text' must be a string, got {type(text).__name__}")
+            texts.append(text)
         else:
             texts.append(line.strip())
     return texts
