@@ -390,6 +390,24 @@ def test_two_stage_retriever_reranks_the_first_stage_hits(tmp_path, t5_vocabular
     np.testing.assert_allclose([h["score"] for h in printed["hits"]], [h["score"] for h in expected], atol=1e-5)
 
 
+def test_dense_mine_negatives_shows_encoding_progress_unless_quiet(tmp_path, t5_vocabulary, capsys):
+    from test_beir import write_beir
+    from tf_dualenc import cli
+    from tf_dualenc.models import build_t5_dual_encoder
+
+    path = tmp_path / "m.keras"
+    build_t5_dual_encoder("tiny", vocabulary=t5_vocabulary, query_sequence_length=8, document_sequence_length=16).save(path)
+    data = write_beir(tmp_path / "data")
+    argv = ["mine-negatives", "--data", str(data), "--split", "test", "--retriever", "dense", "--model", str(path), "--depth", "3"]
+    assert cli.main([*argv, "--output", str(tmp_path / "lists.jsonl")]) == 0
+    err = capsys.readouterr().err
+    # The corpus (3 documents) and the queries with a positive (2): the last line of each.
+    assert "encoding documents: 3/3 (100.0%), " in err and "encoding queries: 2/2 (100.0%), " in err
+    assert cli.main([*argv, "--output", str(tmp_path / "quiet.jsonl"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "encoding documents:" not in err and "encoding queries:" not in err
+
+
 @pytest.mark.slow
 def test_cli_mines_trains_exports_and_trains_jointly(tmp_path, t5_vocabulary, capsys):
     from tf_dualenc import cli

@@ -53,7 +53,7 @@ def run(args):
     scorer = load_reranker(args.denoise) if args.denoise else None
     lists, stats = mine_candidate_lists(dataset, retriever=args.retriever, model=model, depth=args.depth, skip_top=args.skip_top,
                                         negatives_per_query=args.negatives, scorer=scorer, threshold=args.threshold,
-                                        hybrid=args.hybrid, queries=queries)
+                                        hybrid=args.hybrid, queries=queries, progress=not args.quiet)
     if not lists:
         raise ValueError(f"no training lists: none of the {stats['queries']} queries of {args.data} ({args.split}) kept a negative.")
     write_candidate_lists(lists, args.output)

@@ -5,12 +5,13 @@ unlabelled positives are common in retrieval data (Qu et al. 2021)."""
 import numpy as np
 
 from tf_dualenc.mining.candidate_lists import CandidateList
+from tf_dualenc.progress import encoder_options
 
 MINERS = ("bm25", "dense")
 
 
 def mine_hard_negatives(dataset, *, retriever="bm25", model=None, depth=100, skip_top=0, title_separator=" ", batch_size=64,
-                        queries=None):
+                        queries=None, progress=False):
     """Top-ranked non-positive documents per query.
 
     Args:
@@ -19,6 +20,7 @@ def mine_hard_negatives(dataset, *, retriever="bm25", model=None, depth=100, ski
         depth: documents retrieved per query; negatives are what remains after removing positives.
         skip_top: also drop the first `skip_top` non-positive hits (they are the likeliest unlabelled positives).
         queries: optional subset of query ids (default: every query with a positive).
+        progress: dense: progress lines on stderr while the queries and the corpus are encoded (`tf_dualenc.progress`).
 
     Returns:
         {query id: [(document id, text), ...]} in rank order.
@@ -40,8 +42,9 @@ def mine_hard_negatives(dataset, *, retriever="bm25", model=None, depth=100, ski
     else:
         from tf_dualenc.evaluation import exact_top_k
 
-        indices, _ = exact_top_k(model.encode_queries(query_texts, batch_size=batch_size),
-                                 model.encode_documents(texts, batch_size=batch_size), min(depth, len(doc_ids)))
+        verbose = encoder_options(progress)
+        indices, _ = exact_top_k(model.encode_queries(query_texts, batch_size=batch_size, **verbose),
+                                 model.encode_documents(texts, batch_size=batch_size, **verbose), min(depth, len(doc_ids)))
         ranked = {q: [doc_ids[int(i)] for i in row] for q, row in zip(query_ids, indices)}
     text_of = dict(zip(doc_ids, texts))
     return {q: [(d, text_of[d]) for d in [d for d in ranked[q] if d not in positives[q]][skip_top:]] for q in query_ids}
@@ -105,7 +108,7 @@ def hybrid_negatives(denoised, undenoised, count, denoised_share=0.5):
 
 
 def mine_candidate_lists(dataset, *, retriever="bm25", model=None, depth=30, skip_top=0, negatives_per_query=8, scorer=None,
-                         threshold=0.9, hybrid=False, queries=None, batch_size=64):
+                         threshold=0.9, hybrid=False, queries=None, batch_size=64, progress=False):
     """Training lists for every (query, positive) pair of `dataset`: the positive, then up to `negatives_per_query`
     mined negatives in rank order — RocketQA's recipe end to end.
 
@@ -114,6 +117,8 @@ def mine_candidate_lists(dataset, *, retriever="bm25", model=None, depth=30, ski
        relevance exceeds `threshold`. With `hybrid`, a pool of twice `negatives_per_query` is mined and denoised, and
        `hybrid_negatives` fills each list from it (half denoised, half undenoised), RocketQAv2's augmentation; from a
        pool of exactly the list's size the mix would just be the undenoised list reordered.
+
+    `progress`: progress lines on stderr while a dense `model` encodes (`mine_hard_negatives`).
 
     Returns:
         (lists, stats): `CandidateList`s (write them with `write_candidate_lists`) and counts — queries mined,
@@ -124,7 +129,7 @@ def mine_candidate_lists(dataset, *, retriever="bm25", model=None, depth=30, ski
     if hybrid and scorer is None:
         raise ValueError("hybrid=True mixes denoised and undenoised negatives; it needs a `scorer` to denoise with.")
     mined = mine_hard_negatives(dataset, retriever=retriever, model=model, depth=depth, skip_top=skip_top, batch_size=batch_size,
-                                queries=queries)
+                                queries=queries, progress=progress)
     stats = {"queries": len(mined), "negatives_mined": 0, "dropped_by_denoising": 0, "queries_without_negatives": 0}
     negatives = {}
     pool = 2 * negatives_per_query if hybrid else negatives_per_query
