@@ -15,7 +15,7 @@ demo: setup
 	.venv/bin/tf-dualenc pipeline run
 
 test: setup-test
-	.venv/bin/tf-dualenc doctor
+	.venv/bin/tf-dualenc doctor --strict
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 # Re-compile the pinned locks after editing requirements/*.in.

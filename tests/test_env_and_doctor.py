@@ -62,7 +62,7 @@ def test_doctor_pins_match_requirements_file():
 @pytest.mark.slow
 def test_doctor_reports_every_check_ok():
     lines = []
-    assert doctor.run(print_fn=lines.append) == 0, "\n".join(lines)
+    assert doctor.run(print_fn=lines.append, strict=True) == 0, "\n".join(lines)
     report = "\n".join(lines)
     for label in ("tensorflow-text ops", "scann TF ops", "tensorflow-recommenders", "tfx"):
         assert re.search(rf"{re.escape(label)}\s+ok", report), report
@@ -72,8 +72,46 @@ def test_doctor_flags_a_version_mismatch(monkeypatch):
     monkeypatch.setitem(doctor.PINNED, "numpy", "0.0.1")
     monkeypatch.setattr(doctor, "CHECKS", ())
     lines = []
-    assert doctor.run(print_fn=lines.append) == 1
+    assert doctor.run(print_fn=lines.append, strict=True) == 1
     assert any("numpy" in line and "MISMATCH (want 0.0.1)" in line for line in lines)
+    # In an environment of one's own the version is reported, not failed.
+    lines.clear()
+    assert doctor.run(print_fn=lines.append) == 0
+    assert any("numpy" in line and "DIFFERS (verified with 0.0.1)" in line for line in lines)
+
+
+def test_doctor_reports_a_part_an_extra_left_out_and_fails_only_on_the_core_unless_strict(monkeypatch):
+    real = doctor.installed_version
+    absent = {"matplotlib", "tfx", "safetensors"}
+    monkeypatch.setattr(doctor, "installed_version", lambda p: (p, None) if p in absent else real(p))
+    ran = []
+    monkeypatch.setattr(doctor, "CHECKS", (("tfx", lambda: ran.append("tfx") or "imports", "tfx"),
+                                           ("core", lambda: ran.append("core") or "loads", None)))
+    monkeypatch.setattr(doctor, "PINNED", {p: doctor.PINNED[p] for p in ("numpy", "matplotlib", "tfx", "safetensors")})
+    lines = []
+    report = doctor.check(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert report["ok"] is False  # safetensors is core
+    assert re.search(r"safetensors\s+-\s+MISSING", text), text
+    assert 'NOT INSTALLED (pip install "tf_dualenc[analysis]")' in text and 'tf_dualenc[tfx]' in text
+    assert ran == ["core"] and re.search(r"tfx\s+skipped", text), text
+    monkeypatch.setattr(doctor, "PINNED", {p: doctor.PINNED[p] for p in ("numpy", "matplotlib", "tfx")})
+    ran.clear()
+    assert doctor.check(print_fn=lines.append)["ok"] is True and ran == ["core"]
+    # --strict (make test) holds the environment to the lock: a left-out part fails, and its check runs.
+    ran.clear()
+    lines.clear()
+    assert doctor.check(print_fn=lines.append, strict=True)["ok"] is False and ran == ["tfx", "core"]
+    assert re.search(r"matplotlib\s+-\s+MISSING", "\n".join(lines))
+
+
+def test_every_optional_pin_names_an_extra_of_setup_py():
+    from test_extras import _setup_extras
+
+    extras = _setup_extras()
+    assert {"index", "beam", "scann", "tfx"} <= extras
+    assert set(doctor.OPTIONAL) <= set(doctor.PINNED)
+    assert set(doctor.OPTIONAL.values()) <= extras, set(doctor.OPTIONAL.values()) - extras
 
 
 def test_doctor_says_what_tf_dualenc_sets_in_the_environment_and_why(monkeypatch):

@@ -21,7 +21,10 @@ def _hide(monkeypatch, package):
 
 
 def _setup_extras():
-    return set(re.findall(r'^\s*"(\w+)": \[', (REPO / "setup.py").read_text(encoding="utf-8"), flags=re.M))
+    # Each extra is a key of the extras_require literal, or added below it (`extras_require["index"] = ...`).
+    found = re.findall(r'^\s*"(\w+)": \[|^extras_require\["(\w+)"\] =', (REPO / "setup.py").read_text(encoding="utf-8"),
+                       flags=re.M)
+    return {literal or added for literal, added in found}
 
 
 def test_every_extra_named_is_one_setup_py_declares():

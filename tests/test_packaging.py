@@ -31,14 +31,14 @@ SAME_AS = {"tensorflow-cpu": "tensorflow"}
 # The parts of the package `import tf_dualenc`, training, evaluation, export and loading need: their module-level
 # imports must be declared without an extra.
 CORE = {"", "_env", "process_owner", "config_files", "atomic_write", "index_config", "vocabulary", "data", "models",
-        "losses", "training", "evaluation", "export", "loading"}
+        "losses", "training", "mining", "evaluation", "export", "loading"}
 # Extras the lock does not hold, on purpose.
 NOT_LOCKED = {"bench"}
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
-    """The wheel built from a copy of this tree's files (as git sees them: tracked and untracked, not ignored)."""
+def source(tmp_path_factory):
+    """A copy of this tree's files as git sees them (tracked and untracked, not ignored): what a clone holds."""
     source = tmp_path_factory.mktemp("source")
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
                            capture_output=True).stdout.decode().split("\0")
@@ -46,6 +46,12 @@ def wheel(tmp_path_factory):
         if (REPO / name).is_file() and not name.startswith(("benchmarks/results/", "docs/analysis/")):
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, source / name)
+    return source
+
+
+@pytest.fixture(scope="module")
+def wheel(source, tmp_path_factory):
+    """The wheel built from the copy of this tree."""
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-index", "--no-build-isolation",
                     "--disable-pip-version-check", "-w", str(out), str(source)], check=True, timeout=300)
@@ -159,14 +165,24 @@ def test_the_lock_satisfies_every_declared_range(wheel):
     assert outside == []
 
 
-def test_the_wheel_installs_into_a_fresh_venv_and_imports_from_there(wheel, tmp_path):
+def _uv():
     uv = shutil.which("uv", path=str(pathlib.Path(sys.executable).parent)) or shutil.which("uv")
     if uv is None:
         pytest.skip("uv is not installed (scripts/setup.sh installs it)")
-    venv = tmp_path / "venv"
+    return uv
+
+
+def _fresh_venv(uv, path):
+    """(python, environment) of a new, empty virtualenv at `path` on this Python."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, env=env, timeout=120)
-    python = venv / "bin" / "python"
+    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(path)], check=True, env=env, timeout=120)
+    return path / "bin" / "python", env
+
+
+def test_the_wheel_installs_into_a_fresh_venv_and_imports_from_there(wheel, tmp_path):
+    uv = _uv()
+    venv = tmp_path / "venv"
+    python, env = _fresh_venv(uv, venv)
     subprocess.run([uv, "pip", "install", "--quiet", "--offline", "--no-deps", "--python", str(python), str(wheel)],
                    check=True, env=env, timeout=120)
     # The third-party packages come from this venv's site-packages, after the fresh venv's own (a path in a .pth file:
@@ -187,3 +203,34 @@ def test_the_wheel_installs_into_a_fresh_venv_and_imports_from_there(wheel, tmp_
     help_text = subprocess.run([str(venv / "bin" / "tf-dualenc"), "--help"], cwd=tmp_path, check=True,
                                capture_output=True, text=True, env=env, timeout=120).stdout
     assert "pipeline" in help_text and "serve" in help_text
+
+
+@pytest.mark.slow
+def test_a_fresh_venv_with_only_tensorflow_installs_the_package_and_its_extras_from_the_registry(source, tmp_path):
+    """What a user does (README, "Installing into an environment of your own"): a virtualenv holding only the pinned
+    TensorFlow, then `.[tfx,beam,scann]` resolved from the package registry with the documented overrides (pip alone
+    cannot resolve TFX 1.21 beside TensorFlow 2.20). Then the optional namespaces import and `tf-dualenc doctor` runs,
+    and the only top-level package the distribution installs is tf_dualenc."""
+    uv = _uv()
+    venv = tmp_path / "venv"
+    python, env = _fresh_venv(uv, venv)
+
+    def install(*args):
+        result = subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), *args], env=env,
+                                capture_output=True, text=True, timeout=1200)
+        assert result.returncode == 0, f"uv pip install {' '.join(args)}:\n{result.stderr[-3000:]}"
+
+    install("tensorflow-cpu==2.20.0")
+    install(f"{source}[tfx,beam,scann]", "--override", str(source / "requirements" / "overrides.txt"))
+    check = ("import importlib.metadata, tf_dualenc, tf_dualenc.tfx, tf_dualenc.serving, apache_beam, scann, tfx\n"
+             "files = importlib.metadata.distribution('tf_dualenc').files\n"
+             "print(sorted({f.parts[0] for f in files if f.suffix == '.py'}))\n"
+             "print(tf_dualenc.__file__)\n")
+    out = subprocess.run([str(python), "-c", check], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    top_level, location = out.stdout.splitlines()[:2]
+    assert top_level == "['tf_dualenc']"
+    assert location.startswith(str(venv)), location
+    doctor = subprocess.run([str(venv / "bin" / "tf-dualenc"), "doctor"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert doctor.returncode == 0, doctor.stdout[-2000:] + doctor.stderr[-2000:]
