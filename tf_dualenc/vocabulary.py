@@ -42,13 +42,6 @@ def check_t5_special_pieces(processor, path):
         )
 
 
-def t5_tokenizer(path):
-    """A keras-hub `T5Tokenizer` over a checked vocabulary file."""
-    import keras_hub
-
-    return keras_hub.models.T5Tokenizer(proto=read_vocabulary(path))
-
-
 def _iter_texts(paths, text_fields):
     for path in paths:
         path = os.fspath(path)
