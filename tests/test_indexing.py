@@ -431,3 +431,17 @@ def test_search_reads_queries_files_with_the_one_query_reader(tmp_path, capsys, 
         code, queries, err = search_with(tmp_path / name)
         assert (code, queries) == (2, [])
         assert err.startswith("tf-dualenc search: error: ") and f"{tmp_path / name}{problem}" in err, err
+
+
+def test_local_query_encoder_encodes_with_the_exports_signatures_and_refuses_others(tiny_export):
+    from tf_dualenc.export import ExportedDualEncoder
+    from tf_dualenc.indexing.query_encoders import local_query_encoder
+
+    _, export = tiny_export
+    texts = ["vitamin d and bone density", "a longer query about the cells of the immune system", "x"]
+    exported = ExportedDualEncoder(export)
+    np.testing.assert_allclose(local_query_encoder(export, batch_size=2)(texts), exported.encode_queries(texts), atol=1e-6)
+    np.testing.assert_allclose(local_query_encoder(export, signature="encode_document")(texts),
+                               exported.encode_documents(texts), atol=1e-6)
+    with pytest.raises(ValueError, match=r"signature='serving_default' is not an encoder signature .*'encode_query'"):
+        local_query_encoder(export, signature="serving_default")

@@ -217,7 +217,7 @@ def test_indexer_builds_from_the_evaluators_embeddings_the_index_encoding_would_
     from test_models import tiny
     from tfx.types import standard_artifacts
 
-    from tf_dualenc.tfx.artifacts import CorpusEmbeddings, RetrievalDataset, RetrievalEvaluation, RetrievalIndex
+    from tf_dualenc.tfx.artifacts import CorpusEmbeddings, RetrievalDataset, RetrievalEvaluation, RetrievalIndexArtifact
     from tf_dualenc.tfx.components import retrieval_evaluator, retrieval_indexer
     from tf_dualenc.export import export_encoder
 
@@ -244,7 +244,7 @@ def test_indexer_builds_from_the_evaluators_embeddings_the_index_encoding_would_
     assert err.count("encoding documents: 64/64 (100.0%), ") == 2 and "encoding queries: " in err
 
     def index_with(model_artifact, name):
-        index = _artifact(RetrievalIndex, tmp_path / name)
+        index = _artifact(RetrievalIndexArtifact, tmp_path / name)
         retrieval_indexer.Executor().Do(
             {"model": [model_artifact], "blessing": outputs["blessing"], "eval_dataset": datasets["eval_dataset"],
              "corpus_embeddings": outputs["corpus_embeddings"]}, {"index": [index]},

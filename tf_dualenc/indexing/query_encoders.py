@@ -14,9 +14,13 @@ def local_query_encoder(export_dir, signature="encode_query", batch_size=256):
     from tf_dualenc.export.exported_dual_encoder import ExportedDualEncoder
 
     encoder = ExportedDualEncoder(export_dir)
+    sides = {"encode_query": encoder.encode_queries, "encode_document": encoder.encode_documents}
+    if signature not in sides:
+        raise ValueError(f"signature={signature!r} is not an encoder signature of an export (valid: {list(sides)}).")
+    encode_side = sides[signature]
 
     def encode(texts):
-        return encoder._encode(signature, texts, batch_size)
+        return encode_side(texts, batch_size)
 
     encode.encoder = encoder  # keeps the SavedModel's variables alive with the function
     return encode

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_dualenc.models.dual_encoder import _embedding_layer_input_dim, trim_to_longest
+from tf_dualenc.models.dual_encoder import tower_output_dim, trim_to_longest
 
 PAIR_FORMATS = ("segments", "joined")
 
@@ -46,7 +46,7 @@ class CrossEncoder(keras.Model):
         self.pair_format = pair_format
         self.trim_padding = bool(trim_padding)
         self.head = keras.layers.Dense(1, name="score_head")
-        self.head.build((None, _embedding_layer_input_dim(tower)))
+        self.head.build((None, tower_output_dim(tower)))
         self.built = True
         self._score_fn = None
 

@@ -9,7 +9,8 @@ from tf_dualenc.progress import Progress
 ARCHITECTURES = ("sde", "ade", "ade_spl")
 
 
-def _embedding_layer_input_dim(tower):
+def tower_output_dim(tower):
+    """The width of a tower's output (what a projection or a scoring head on top of it takes)."""
     dim = getattr(tower, "output_dim", None)
     if dim is None:
         dim = tower.output.shape[-1]
@@ -143,8 +144,8 @@ class DualEncoder(keras.Model):
         self.query_preprocessor = query_preprocessor
         self.document_preprocessor = document_preprocessor
 
-        query_dim = _embedding_layer_input_dim(self.query_tower)
-        document_dim = _embedding_layer_input_dim(self.document_tower)
+        query_dim = tower_output_dim(self.query_tower)
+        document_dim = tower_output_dim(self.document_tower)
         if architecture == "ade_spl" and query_dim != document_dim:
             raise ValueError(
                 f"architecture='ade_spl' shares one projection, so both towers need the same output size; "

@@ -18,8 +18,10 @@ class RetrievalEvaluation(artifact.Artifact):
     TYPE_NAME = "tf_dualenc.RetrievalEvaluation"
 
 
-class RetrievalIndex(artifact.Artifact):
-    """A `tf_dualenc.indexing.RetrievalIndex` folder under `<uri>/index` (empty, `skipped`=1, for an unblessed model)."""
+class RetrievalIndexArtifact(artifact.Artifact):
+    """A `tf_dualenc.indexing.RetrievalIndex` folder under `<uri>/index` (empty, `skipped`=1, for an unblessed model).
+
+    Named apart from the index class it holds; the type name stays what ML Metadata stores already record."""
 
     TYPE_NAME = "tf_dualenc.RetrievalIndex"
 

@@ -1,5 +1,5 @@
-"""Beam indexer: encodes a corpus with the blessed model's document encoder (the serving issue's Beam job) and
-builds a ScaNN (or exact) index folder as a `RetrievalIndex` artifact.
+"""Beam indexer: encodes a corpus with the blessed model's document encoder (the Beam job of `tf-dualenc build-index`,
+`tf_dualenc.indexing.build_index_pipeline`) and builds a ScaNN (or exact) index folder as a `RetrievalIndexArtifact`.
 
 Runs on the pipeline's Beam options (`beam_pipeline_args`: DirectRunner workers locally, Dataflow on Vertex AI). An
 unblessed model is not indexed: the artifact is left empty with `skipped` = 1 and the reason.
@@ -20,7 +20,7 @@ from tfx.dsl.components.base import base_beam_component, base_beam_executor, exe
 from tfx.types import Channel, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from tf_dualenc.tfx.artifacts import CorpusEmbeddings, RetrievalDataset, RetrievalIndex
+from tf_dualenc.tfx.artifacts import CorpusEmbeddings, RetrievalDataset, RetrievalIndexArtifact
 from tf_dualenc.tfx.components.shared import INDEX_FOLDER, is_blessed, record_unblessed, reported_as, serving_dir
 
 COMPONENT = "RetrievalIndexer"
@@ -95,7 +95,7 @@ class RetrievalIndexerSpec(ComponentSpec):
         "eval_dataset": ChannelParameter(type=RetrievalDataset),
         "corpus_embeddings": ChannelParameter(type=CorpusEmbeddings, optional=True),
     }
-    OUTPUTS = {"index": ChannelParameter(type=RetrievalIndex)}
+    OUTPUTS = {"index": ChannelParameter(type=RetrievalIndexArtifact)}
 
 
 class RetrievalIndexer(base_beam_component.BaseBeamComponent):
@@ -117,5 +117,5 @@ class RetrievalIndexer(base_beam_component.BaseBeamComponent):
             model=model, blessing=blessing, eval_dataset=eval_dataset, corpus_embeddings=corpus_embeddings, corpus=",".join(corpus),
             method=method,
             brute_force_below=brute_force_below, batch_size=batch_size, title_separator=title_separator,
-            index=Channel(type=RetrievalIndex),
+            index=Channel(type=RetrievalIndexArtifact),
         ))

@@ -19,7 +19,7 @@ from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import Channel, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from tf_dualenc.tfx.artifacts import RetrievalIndex
+from tf_dualenc.tfx.artifacts import RetrievalIndexArtifact
 from tf_dualenc.tfx.components.shared import INDEX_FOLDER, is_blessed, record_unblessed, reported_as, serving_dir
 from tf_dualenc.atomic_write import write_json_atomic, write_text_atomic
 from tf_dualenc.export.layout import check_model_name, model_versions
@@ -136,7 +136,7 @@ class ServingPusherSpec(ComponentSpec):
     INPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
         "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
-        "index": ChannelParameter(type=RetrievalIndex),
+        "index": ChannelParameter(type=RetrievalIndexArtifact),
     }
     OUTPUTS = {"pushed_model": ChannelParameter(type=standard_artifacts.PushedModel)}
 

@@ -10,7 +10,7 @@ import os
 
 from tf_dualenc.tfx.components.component_error import ComponentError
 
-INDEX_FOLDER = "index"  # the index folder inside a RetrievalIndex artifact
+INDEX_FOLDER = "index"  # the index folder inside a RetrievalIndexArtifact
 
 
 def serving_dir(model_artifact):
