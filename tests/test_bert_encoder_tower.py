@@ -81,3 +81,53 @@ def test_dual_encoder_encodes_and_embeds_for_inference_through_the_fused_graph(m
     keras_path = model.embed_documents(features, training=None).numpy()  # Keras' own call, e.g. inside fit()
     assert not calls
     np.testing.assert_allclose(inference, keras_path, atol=2e-6)
+
+
+def _without_speedups(tower):
+    """The same tower with keras-hub's own attention and dropout (the per-instance overrides removed)."""
+    for layer in tower.backbone.transformer_layers:
+        del layer._self_attention_layer.__dict__["_compute_attention"]
+        del layer._self_attention_dropout.__dict__["call"]
+        del layer._feedforward_dropout.__dict__["call"]
+    del tower.backbone.embeddings_dropout.__dict__["call"]
+    return tower
+
+
+def test_training_attention_equals_keras_attention_without_dropout():
+    tower = _tiny_tower()
+    features = _features()
+    fast = tower(features, training=False).numpy()
+    with tf.GradientTape() as tape:
+        fast_loss = tf.reduce_sum(tower(features, training=False) ** 2)
+    fast_gradients = tape.gradient(fast_loss, tower.trainable_variables)
+    _without_speedups(tower)
+    np.testing.assert_allclose(fast, tower(features, training=False).numpy(), atol=2e-6)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tower(features, training=False) ** 2)
+    for got, want in zip(fast_gradients, tape.gradient(loss, tower.trainable_variables)):
+        if want is not None:
+            np.testing.assert_allclose(tf.convert_to_tensor(got).numpy(), tf.convert_to_tensor(want).numpy(), atol=2e-5)
+
+
+def test_training_drops_out_with_the_tower_seed_generators():
+    from tf_dualenc.training.cached_step import dropout_seed_states
+
+    tower = _tiny_tower()
+    features = _features()
+    states = dropout_seed_states(tower)
+    before = [tf.identity(state.value) for state in states]
+    first = tower(features, training=True).numpy()
+    assert np.abs(first - tower(features, training=False).numpy()).max() > 1e-3
+    assert np.abs(first - tower(features, training=True).numpy()).max() > 1e-3
+    for state, value in zip(states, before):
+        state.assign(value)
+    np.testing.assert_allclose(tower(features, training=True).numpy(), first, atol=1e-6)
+
+
+def test_a_rebuilt_tower_keeps_the_training_speedups():
+    from tf_dualenc.models.bert_encoder_tower import BertEncoderTower
+
+    rebuilt = BertEncoderTower.from_config(_tiny_tower().get_config())
+    layer = rebuilt.backbone.transformer_layers[0]
+    assert "_compute_attention" in vars(layer._self_attention_layer)
+    assert "call" in vars(layer._feedforward_dropout) and "call" in vars(rebuilt.backbone.embeddings_dropout)

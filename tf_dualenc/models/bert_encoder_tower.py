@@ -1,11 +1,14 @@
 """A BERT-family encoder tower (BERT, MiniLM, ...): keras-hub's BertBackbone, mean-pooled."""
 
+import types
+
 import keras
 import keras_hub
 import tensorflow as tf
 
 from tf_dualenc.models.activations import gelu_approximate, gelu_exact
 from tf_dualenc.models.masked_mean_pooling import MaskedMeanPooling
+from tf_dualenc.models.threshold_dropout import threshold_dropout
 
 _ACTIVATIONS = {"gelu": gelu_exact, "gelu_approximate": gelu_approximate}
 
@@ -43,6 +46,14 @@ class BertEncoderTower(keras.Model):
             # BertBackbone's config has no activation field; set it on each already-built encoder layer.
             layer.activation = activation
             layer._feedforward_intermediate_dense.activation = activation
+            # Training speed (why: docs/benchmarks.md): the attention adds the padding mask as a bias instead of two
+            # selects over every [B, heads, T, T] score, and every dropout draws 16-bit thresholds. Set per instance,
+            # like the activation, so the layers, their variables and the saved config stay keras-hub's.
+            attention = layer._self_attention_layer
+            attention._compute_attention = types.MethodType(_training_attention, attention)
+            for dropout in (layer._self_attention_dropout, layer._feedforward_dropout):
+                dropout.call = types.MethodType(_dropout_call, dropout)
+        backbone.embeddings_dropout.call = types.MethodType(_dropout_call, backbone.embeddings_dropout)
         # The tower mean-pools `sequence_output`; BERT's [CLS] pooler is never used, so it is frozen (a trainable
         # weight without a gradient makes every optimizer step warn "Gradients do not exist for variables").
         backbone.pooled_dense.trainable = False
@@ -112,6 +123,40 @@ class BertEncoderTower(keras.Model):
     def from_preset(cls, preset, **kwargs):
         """From a keras-hub BERT preset name or a local Hugging Face BERT-family folder (config.json + safetensors)."""
         return cls(keras_hub.models.BertBackbone.from_preset(preset), **kwargs)
+
+
+def _training_attention(self, query, key, value, attention_mask=None, training=None, return_attention_scores=False,
+                        use_causal_mask=False):
+    """`keras.layers.MultiHeadAttention._compute_attention` for BERT's case (4-D projections, a padding mask), bound
+    to each of the tower's attention layers. The same function (within rounding: a masked score is −1e9 plus the score
+    instead of −1e9); in training, the keep/drop draw is `threshold_dropout`'s from the layer's own seed generator.
+
+    Keras' version masks with a select before the softmax and another after it, and its dropout draws a float per
+    element then selects; each is a pass over the [B, heads, T, T] scores forwards and again backwards. Here the mask is
+    one broadcast add of a [B, 1, 1, T] bias (its gradient is the identity) and dropout one multiply.
+    """
+    if use_causal_mask or len(query.shape) != 4:
+        return type(self)._compute_attention(self, query, key, value, attention_mask, training, return_attention_scores,
+                                             use_causal_mask)
+    query = keras.ops.multiply(query, keras.ops.cast(self._inverse_sqrt_key_dim, query.dtype))
+    scores = keras.ops.einsum(self._dot_product_equation, key, query)
+    if attention_mask is not None:
+        while len(attention_mask.shape) < len(scores.shape):
+            attention_mask = keras.ops.expand_dims(attention_mask, axis=-3)  # the heads axis
+        large_negative = -3e4 if scores.dtype == "float16" else -1e9  # as keras.layers.Softmax, within float16's range
+        scores += (1.0 - keras.ops.cast(attention_mask, scores.dtype)) * keras.ops.cast(large_negative, scores.dtype)
+    probabilities = self._softmax(scores)
+    dropped = probabilities
+    if training and self._dropout > 0.0:
+        dropped = threshold_dropout(probabilities, self._dropout, self._dropout_layer.seed_generator)
+    return keras.ops.einsum(self._combine_equation, dropped, value), probabilities
+
+
+def _dropout_call(self, inputs, training=False):
+    """`keras.layers.Dropout.call` drawing with `threshold_dropout` (bound to the tower's dropout layers)."""
+    if training and self.rate > 0 and self.noise_shape is None:
+        return threshold_dropout(inputs, self.rate, self.seed_generator)
+    return type(self).call(self, inputs, training=training)
 
 
 def _dense(x, kernel, bias, dtype):
