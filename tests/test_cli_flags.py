@@ -335,7 +335,7 @@ def test_demo_and_doctor_print_json(tmp_path, capsys, monkeypatch):
                                                             "pinned": doctor.PINNED["numpy"], "status": "ok"}]
     assert set(report["environment"]) == set(doctor.ENVIRONMENT_NOTES)
     assert [(c["name"], c["status"], c["detail"]) for c in report["checks"]] == [
-        ("fine", "ok", "loads"), ("broken", "FAILED", "ZeroDivisionError: division by zero")]
+        ("fine", "ok", "loads"), ("broken", "failed", "ZeroDivisionError: division by zero")]
     assert "Some checks FAILED" in err
     monkeypatch.setattr(doctor, "CHECKS", (("fine", lambda: "loads", None),))
     [report], _ = _json_output(["doctor"], capsys)

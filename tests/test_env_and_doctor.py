@@ -78,6 +78,8 @@ def test_doctor_flags_a_version_mismatch(monkeypatch):
     lines.clear()
     assert doctor.run(print_fn=lines.append) == 0
     assert any("numpy" in line and "DIFFERS (verified with 0.0.1)" in line for line in lines)
+    numpy_status = lambda strict: next(p["status"] for p in doctor.check(lines.append, strict)["packages"] if p["name"] == "numpy")
+    assert (numpy_status(True), numpy_status(False)) == ("mismatch", "differs")
 
 
 def test_doctor_reports_a_part_an_extra_left_out_and_fails_only_on_the_core_unless_strict(monkeypatch):
@@ -95,6 +97,10 @@ def test_doctor_reports_a_part_an_extra_left_out_and_fails_only_on_the_core_unle
     assert re.search(r"safetensors\s+-\s+MISSING", text), text
     assert 'NOT INSTALLED (pip install "tf_dualenc[analysis]")' in text and 'tf_dualenc[tfx]' in text
     assert ran == ["core"] and re.search(r"tfx\s+skipped", text), text
+    statuses = {package["name"]: package["status"] for package in report["packages"]}
+    assert statuses == {"numpy": "ok", "matplotlib": "not_installed", "tfx": "not_installed", "safetensors": "missing"}
+    assert [check["status"] for check in report["checks"]] == ["skipped", "ok"]
+    assert "Re-run `make setup`" not in text and 'pip install "tf_dualenc"' in text
     monkeypatch.setattr(doctor, "PINNED", {p: doctor.PINNED[p] for p in ("numpy", "matplotlib", "tfx")})
     ran.clear()
     assert doctor.check(print_fn=lines.append)["ok"] is True and ran == ["core"]
@@ -103,6 +109,7 @@ def test_doctor_reports_a_part_an_extra_left_out_and_fails_only_on_the_core_unle
     lines.clear()
     assert doctor.check(print_fn=lines.append, strict=True)["ok"] is False and ran == ["tfx", "core"]
     assert re.search(r"matplotlib\s+-\s+MISSING", "\n".join(lines))
+    assert "Re-run `make setup`" in "\n".join(lines)
 
 
 def test_every_optional_pin_names_an_extra_of_setup_py():

@@ -134,15 +134,17 @@ def _package_status(package, want, have, strict):
     if have is None:
         if package in OPTIONAL and not strict:
             return "not_installed", f'NOT INSTALLED (pip install "tf_dualenc[{OPTIONAL[package]}]")', True
-        return "MISSING", "MISSING", False
+        return "missing", "MISSING", False
     if strict:
-        return "MISMATCH", f"MISMATCH (want {want})", False
+        return "mismatch", f"MISMATCH (want {want})", False
     return "differs", f"DIFFERS (verified with {want})", True
 
 
 def check(print_fn=print, strict=False):
     """Prints the report as it goes (a check can take seconds) and returns it: {"ok", "strict", "packages" (name,
     installed, pinned, status), "environment" ({variable: value or None}), "checks" (name, status, detail, seconds)}.
+    A package's status is one of "ok", "differs", "not_installed" (passing) or "missing", "mismatch" (failing); a
+    check's one of "ok", "skipped" or "failed". The printed lines show the failing ones in capitals.
 
     Args:
         strict: hold the environment to the lock (`make test`): "ok" when every pinned package is installed at its
@@ -175,12 +177,18 @@ def check(print_fn=print, strict=False):
                 detail = check_part()
                 status = "ok"
             except Exception as error:  # noqa: BLE001 — doctor reports every failure instead of stopping at one
-                detail, status = f"{type(error).__name__}: {error}", "FAILED"
+                detail, status = f"{type(error).__name__}: {error}", "failed"
                 report["ok"] = False
         seconds = time.perf_counter() - start
         report["checks"].append({"name": label, "status": status, "detail": detail, "seconds": round(seconds, 1)})
-        print_fn(f"  {label:<26} {status:<7} {detail} ({seconds:.1f}s)")
-    print_fn("\nAll checks passed." if report["ok"] else "\nSome checks FAILED: see above. Re-run `make setup`.")
+        print_fn(f"  {label:<26} {status.upper() if status == 'failed' else status:<7} {detail} ({seconds:.1f}s)")
+    if report["ok"]:
+        print_fn("\nAll checks passed.")
+    elif strict:
+        print_fn("\nSome checks FAILED: see above. Re-run `make setup` (it installs requirements/lock.txt).")
+    else:
+        print_fn('\nSome checks FAILED: see above. A MISSING package is part of the core: `pip install "tf_dualenc"` '
+                 "installs it (`make setup` in a clone of the repository).")
     return report
 
 
