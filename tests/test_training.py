@@ -97,6 +97,14 @@ def test_config_validation_lists_every_problem(tmp_path):
         assert expected in message, message
 
 
+def test_config_refuses_a_dropout_a_preset_would_ignore(tmp_path):
+    config = TrainConfig(data=str(tmp_path), model="bert", preset="all-MiniLM-L6-v2", dropout=0.0)
+    with pytest.raises(ValueError, match=r"dropout=0\.0 sets the dropout of T5 towers built from `size`; towers from "
+                                         r"preset='all-MiniLM-L6-v2' keep the preset's own rate"):
+        config.validate()
+    TrainConfig(data=str(tmp_path), model="bert", preset="all-MiniLM-L6-v2").validate()
+
+
 def test_config_file_and_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("batch_size: 32\nloss: in_batch\n")

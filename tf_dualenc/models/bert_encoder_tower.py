@@ -133,7 +133,8 @@ def _training_attention(self, query, key, value, attention_mask=None, training=N
 
     Keras' version masks with a select before the softmax and another after it, and its dropout draws a float per
     element then selects; each is a pass over the [B, heads, T, T] scores forwards and again backwards. Here the mask is
-    one broadcast add of a [B, 1, 1, T] bias (its gradient is the identity) and dropout one multiply.
+    one broadcast add of a [B, 1, 1, T] bias (its gradient is the identity), and dropout compares 16-bit draws and
+    applies them in one pass (`threshold_dropout`).
     """
     if use_causal_mask or len(query.shape) != 4:
         return type(self)._compute_attention(self, query, key, value, attention_mask, training, return_attention_scores,

@@ -59,7 +59,8 @@ class TrainConfig:
         architecture: "sde", "ade", "ade_spl".
         embedding_dim: projection size (default: tower size).
         query_length, document_length: token budgets.
-        dropout: T5 dropout.
+        dropout: the dropout of T5 towers built from `size`; towers from a preset keep the preset's own (any other
+            value with a preset is refused).
     Loss:
         loss: a name from the loss registry, `tf_dualenc.losses.names()`: "samtone", "in_batch", "pair".
         same_tower, bidirectional, temperature: as `contrastive_loss` (same_tower applies to "samtone").
@@ -207,6 +208,11 @@ class TrainConfig:
                 errors.append(f"vocabulary={self.vocabulary!r} does not exist")
         if self.model == "bert" and not self.preset:
             errors.append("preset is required for model='bert' (e.g. 'all-MiniLM-L6-v2' or a Hugging Face folder)")
+        default_dropout = type(self).__dataclass_fields__["dropout"].default
+        if self.preset and self.dropout != default_dropout:
+            # Silently training with the preset's own rate would be worse than refusing.
+            errors.append(f"dropout={self.dropout!r} sets the dropout of T5 towers built from `size`; towers from "
+                          f"preset={self.preset!r} keep the preset's own rate (leave dropout at {default_dropout})")
         for name, low in (("query_length", 2), ("document_length", 2), ("batch_size", 2), ("steps", 1),
                           ("shuffle_buffer", 1), ("num_negatives", 0), ("validation_every", 0), ("warmup_steps", 0),
                           ("hard_negatives_depth", 1), ("hard_negatives_skip_top", 0),
