@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tf_dualenc.models.activations import gelu_approximate, gelu_exact
 from tf_dualenc.models.masked_mean_pooling import MaskedMeanPooling
-from tf_dualenc.models.threshold_dropout import threshold_dropout
+from tf_dualenc.models.threshold_dropout import threshold_dropout, use_threshold_dropout
 
 _ACTIVATIONS = {"gelu": gelu_exact, "gelu_approximate": gelu_approximate}
 
@@ -51,9 +51,9 @@ class BertEncoderTower(keras.Model):
             # like the activation, so the layers, their variables and the saved config stay keras-hub's.
             attention = layer._self_attention_layer
             attention._compute_attention = types.MethodType(_training_attention, attention)
-            for dropout in (layer._self_attention_dropout, layer._feedforward_dropout):
-                dropout.call = types.MethodType(_dropout_call, dropout)
-        backbone.embeddings_dropout.call = types.MethodType(_dropout_call, backbone.embeddings_dropout)
+            use_threshold_dropout(layer._self_attention_dropout)
+            use_threshold_dropout(layer._feedforward_dropout)
+        use_threshold_dropout(backbone.embeddings_dropout)
         # The tower mean-pools `sequence_output`; BERT's [CLS] pooler is never used, so it is frozen (a trainable
         # weight without a gradient makes every optimizer step warn "Gradients do not exist for variables").
         backbone.pooled_dense.trainable = False
@@ -151,13 +151,6 @@ def _training_attention(self, query, key, value, attention_mask=None, training=N
     if training and self._dropout > 0.0:
         dropped = threshold_dropout(probabilities, self._dropout, self._dropout_layer.seed_generator)
     return keras.ops.einsum(self._combine_equation, dropped, value), probabilities
-
-
-def _dropout_call(self, inputs, training=False):
-    """`keras.layers.Dropout.call` drawing with `threshold_dropout` (bound to the tower's dropout layers)."""
-    if training and self.rate > 0 and self.noise_shape is None:
-        return threshold_dropout(inputs, self.rate, self.seed_generator)
-    return type(self).call(self, inputs, training=training)
 
 
 def _dense(x, kernel, bias, dtype):

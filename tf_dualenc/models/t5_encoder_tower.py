@@ -4,6 +4,7 @@ import keras
 import keras_hub
 
 from tf_dualenc.models.masked_mean_pooling import MaskedMeanPooling
+from tf_dualenc.models.threshold_dropout import use_threshold_dropout
 
 # The encoder path of keras_hub.models.T5Backbone, by attribute name (weights copied by these).
 _ENCODER_ATTRIBUTES = ("token_embedding", "encoder_transformer_layers", "encoder_layer_norm")
@@ -85,6 +86,9 @@ class T5EncoderTower(keras.Model):
             name="t5_encoder",
         )
         self.encoder_layers = _encoder_layers(backbone)
+        for layer in self.encoder._flatten_layers():
+            if type(layer) is keras.layers.Dropout:  # half the random-number cost in training (threshold_dropout)
+                use_threshold_dropout(layer)
         # keras-hub 0.32 initialises T5 token embeddings with TruncatedNormal(1.0), whose first argument
         # is the *mean*: every token starts near the all-ones vector, mean-pooled texts have cosine
         # ~0.9998 with each other, and an in-batch softmax between two fresh towers cannot get started.

@@ -1,5 +1,7 @@
 """Dropout that draws its keep/drop decisions as 16-bit random integers: half the random-number cost of TensorFlow's."""
 
+import types
+
 import tensorflow as tf
 
 _LEVELS = 1 << 16
@@ -57,3 +59,22 @@ def threshold_dropout(x, rate, seed_generator):
         # select is the slower kernel (a step 10-15% slower), so there the mask multiplies.
         return tf.where(keep, x * scale, tf.zeros((), x.dtype))
     return x * (tf.cast(keep, x.dtype) * scale)
+
+
+def use_threshold_dropout(layer):
+    """Make one `keras.layers.Dropout` draw with `threshold_dropout` (set on the instance, so its config, its seed
+    generator and what a saved model records stay Keras'). A layer with a `noise_shape` keeps Keras' own draw.
+
+    Example:
+    ```python
+    layer = keras.layers.Dropout(0.1)
+    use_threshold_dropout(layer)
+    ```
+    """
+    layer.call = types.MethodType(_dropout_call, layer)
+
+
+def _dropout_call(self, inputs, training=False):
+    if training and self.rate > 0 and self.noise_shape is None:
+        return threshold_dropout(inputs, self.rate, self.seed_generator)
+    return type(self).call(self, inputs, training=training)
