@@ -8,7 +8,7 @@ _LEVELS = 1 << 16
 
 
 def threshold_dropout(x, rate, seed_generator):
-    """Inverted dropout with the same distribution as `tf.nn.experimental.stateless_dropout`, drawn more cheaply.
+    """Inverted dropout as `tf.nn.experimental.stateless_dropout` does it, with a cheaper keep/drop draw.
 
     Each element is dropped when a uniform 16-bit integer `u` falls below `t = round(rate · 2¹⁶)`, so
 
@@ -17,9 +17,9 @@ def threshold_dropout(x, rate, seed_generator):
     Every 32-bit word of TensorFlow's counter-based Philox generator gives two elements their `u`, and no uniform
     float is formed: TensorFlow's own dropout draws one 32-bit word per element, converts it to a float and then
     compares and selects. On a BERT attention-probability tensor ([batch, heads, T, T], the largest tensor a training
-    step makes) this halves the dropout's cost, and a bfloat16 step of all-MiniLM-L6-v2 became ~1.3× faster with it
-    (docs/benchmarks.md). In bfloat16 it is also closer to `rate` than the stock kernel, whose bfloat16 uniform has
-    8 bits of resolution (a measured drop rate of 0.1015 for rate 0.1).
+    step makes) this halves the dropout's cost. With it and an additive attention mask, a bfloat16 training step of
+    all-MiniLM-L6-v2 became ~1.3× faster (docs/benchmarks.md). In bfloat16 it is also closer to `rate` than the stock
+    kernel, whose bfloat16 uniform has 8 bits of resolution (a measured drop rate of 0.1015 for rate 0.1).
 
     The seed comes from `seed_generator` (a `keras.random.SeedGenerator`, e.g. a `keras.layers.Dropout`'s), which
     advances by one draw per call exactly as Keras' dropout does: resetting its state replays the same masks, which is
