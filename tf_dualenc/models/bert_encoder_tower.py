@@ -130,6 +130,8 @@ def _training_attention(self, query, key, value, attention_mask=None, training=N
     """`keras.layers.MultiHeadAttention._compute_attention` for BERT's case (4-D projections, a padding mask), bound
     to each of the tower's attention layers. The same function (within rounding: a masked score is −1e9 plus the score
     instead of −1e9); in training, the keep/drop draw is `threshold_dropout`'s from the layer's own seed generator.
+    One difference: Keras zeroes a row whose every key is masked, where this gives it a uniform softmax. A padding mask
+    never makes one (each text keeps at least one token), and pooling drops padded positions' outputs anyway.
 
     Keras' version masks with a select before the softmax and another after it, and its dropout draws a float per
     element then selects; each is a pass over the [B, heads, T, T] scores forwards and again backwards. Here the mask is
