@@ -59,7 +59,7 @@ setup(
     python_requires=">=3.11,<3.12",
     # Only tf_dualenc: the deployment files in the top-level pipelines/ and serving/ folders are not Python packages.
     packages=find_packages(include=["tf_dualenc", "tf_dualenc.*"]),
-    package_data={"tf_dualenc": ["data/*.jsonl"], "tf_dualenc.tfx": ["configs/*.yaml"]},
+    package_data={"tf_dualenc": ["data/*.jsonl"], "tf_dualenc.tfx": ["configs/*.yaml"], "tf_dualenc.recipes": ["*.yaml"]},
     install_requires=[
         # tensorflow-text and tf-keras declare `tensorflow` too; for tensorflow-cpu, use the lock or uv's overrides (above).
         "tensorflow>=2.20,<2.21",

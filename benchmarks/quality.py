@@ -52,6 +52,13 @@ ABLATIONS = {
     # Distillation from the cascade's cross-encoder (`--teacher`, trained on the same training queries, never on
     # validation): listwise KL over each pair's positive and hard negative, weight 1, teacher temperature 1 (defaults).
     "strong_distilled": {"teacher": True},
+    # Issue 25's `quick` recipe (what `make demo` trains): the strong recipe cut to fit an 8-minute demo on 2 cores, so
+    # 1-2 epochs in bfloat16, with a higher learning rate to make up for fewer updates. A small grid, defined before
+    # any of it ran; the cell chosen is the best on validation.
+    "quick_2_epochs": {"epochs": 2, "settings": {"mixed_precision": "bfloat16"}},
+    "quick_1_epoch_lr5e-5": {"epochs": 1, "settings": {"mixed_precision": "bfloat16", "learning_rate": 5e-5}},
+    "quick_2_epochs_lr5e-5": {"epochs": 2, "settings": {"mixed_precision": "bfloat16", "learning_rate": 5e-5}},
+    "quick_1_epoch_lr1e-4": {"epochs": 1, "settings": {"mixed_precision": "bfloat16", "learning_rate": 1e-4}},
 }
 RECIPES.update({name: {**RECIPES["strong"], **change} for name, change in ABLATIONS.items()})
 STEP_ONLY = ("mixed_precision", "mini_batch_size")

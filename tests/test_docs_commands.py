@@ -63,9 +63,9 @@ def test_doc_command_parses_and_its_config_validates(doc, line, monkeypatch, cap
             pytest.skip(f"{doc}: needs a file an earlier command makes ({error.strip().splitlines()[-1]})")
         pytest.fail(f"{doc}: `{line}` does not parse: {error}")
     if argv[0] == "train":
-        from tf_dualenc.training import TrainConfig
+        from tf_dualenc.cli.train import train_config
 
-        config = TrainConfig.from_file(args.config, args.set) if args.config else TrainConfig().with_overrides(args.set)
+        config = train_config(args)
         for made_earlier in (config.data.split(",")[0] if config.data else None, config.distillation):
             if made_earlier and not pathlib.Path(made_earlier).exists():
                 pytest.skip(f"{doc}: {made_earlier} is made by another command of the docs")

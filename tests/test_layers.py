@@ -12,7 +12,7 @@ PACKAGE = REPO / "tf_dualenc"
 # Layer of each top-level module or subpackage of tf_dualenc (docs/design.md, "Package map"). A module may import its
 # own layer and those below it.
 LAYERS = {
-    "": 0, "_env": 0, "extras": 0, "precision": 0, "threads": 0, "process_owner": 0, "config_files": 0, "atomic_write": 0, "index_config": 0, "vocabulary": 0, "progress": 0,
+    "": 0, "_env": 0, "extras": 0, "precision": 0, "threads": 0, "process_owner": 0, "config_files": 0, "atomic_write": 0, "index_config": 0, "vocabulary": 0, "progress": 0, "recipes": 0,
     "data": 1,
     "models": 2, "losses": 2,
     "training": 3, "evaluation": 3, "mining": 3, "export": 3, "loading": 3, "serving": 3,

@@ -101,7 +101,8 @@ def test_the_wheel_holds_only_tf_dualenc_its_configs_and_the_console_script(whee
     assert top_level == ["tf_dualenc"]
     for needed in ("tf_dualenc/tfx/configs/scifact_minilm.yaml", "tf_dualenc/tfx/configs/vertex.yaml",
                    "tf_dualenc/data/sample_pairs.jsonl", "tf_dualenc/serving/local_server.py",
-                   "tf_dualenc/tfx/components/retrieval_indexer.py"):
+                   "tf_dualenc/tfx/components/retrieval_indexer.py", "tf_dualenc/recipes/quick.yaml",
+                   "tf_dualenc/recipes/strong.yaml"):
         assert needed in names
     assert {p.relative_to(REPO).as_posix() for p in (REPO / "tf_dualenc" / "tfx" / "configs").glob("*.yaml")} <= set(names)
     assert "tf-dualenc = tf_dualenc.cli:main" in entry_points

@@ -19,13 +19,13 @@ from tf_dualenc.data.fingerprint import fingerprint_inputs
 
 def test_pipeline_config_lists_every_problem_with_valid_values(tmp_path):
     data = write_tiny_beir(tmp_path / "data")
-    config = PipelineConfig(data=data, runner="airflow", metric="NDCG@5", threshold=1.5, train_steps=0,
+    config = PipelineConfig(data=data, runner="airflow", metric="NDCG@5", threshold=1.5, train_steps=-1,
                             train={"model": "t5", "size": "tiny", "loss": "triplet"}, model_name="bad/name")
     with pytest.raises(ValueError) as error:
         config.validate()
     message = str(error.value)
     for expected in ("runner='airflow' (valid: ['local', 'beam', 'kubeflow_v2'])", "metric='NDCG@5' (valid:",
-                     "threshold=1.5", "train_steps=0", "loss='triplet' (valid:", "vocabulary is required", "model_name='bad/name'"):
+                     "threshold=1.5", "train_steps=-1", "loss='triplet' (valid:", "vocabulary is required", "model_name='bad/name'"):
         assert expected in message
 
 
@@ -324,6 +324,35 @@ def test_beir_download_unpacks_atomically_and_reuses_the_copy(tmp_path, beir_ser
         download_beir("../etc", str(cache))
 
 
+def test_dataset_is_found_beside_the_config_from_any_folder_and_a_failed_download_is_one_line(tmp_path, monkeypatch, capsys):
+    from tf_dualenc import cli
+    from tf_dualenc.data import beir_download
+
+    config_dir = tmp_path / "project"
+    write_tiny_beir(config_dir / "tinyset")
+    (config_dir / "p.yaml").write_text("dataset: tinyset\ntrain_steps: 1\ntrain: {model: t5, size: tiny}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv(beir_download.DATA_VARIABLE, raising=False)
+    config = PipelineConfig.from_file(str(config_dir / "p.yaml"))
+    assert config.resolved(print_fn=lambda *a: None).data == str(config_dir / "tinyset")
+    # TF_DUALENC_DATA's folders come first.
+    other = tmp_path / "data_home"
+    write_tiny_beir(other / "tinyset")
+    monkeypatch.setenv(beir_download.DATA_VARIABLE, str(other))
+    assert config.resolved(print_fn=lambda *a: None).data == str(other / "tinyset")
+    # Nowhere to be found and no network: one line naming the URL, the target folder and the offline way.
+    monkeypatch.setattr(beir_download, "BEIR_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setattr(beir_download, "DEFAULT_CACHE_DIR", str(tmp_path / "cache"))
+    (config_dir / "q.yaml").write_text("dataset: absent\ntrain_steps: 1\ntrain: {model: bert, preset: all-MiniLM-L6-v2}\n")
+    assert cli.main(["pipeline", "run", "--config", str(config_dir / "q.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tf-dualenc pipeline: error: Could not download BEIR data set 'absent' from "
+                                               "http://127.0.0.1:9/absent.zip into " + str(tmp_path / "cache" / "absent")), err
+    assert "Offline, put its BEIR folder" in err[0] and "TF_DUALENC_DATA" in err[0]
+
+
 @pytest.mark.slow
 def test_kubeflow_v2_compile_writes_the_pipeline_json(tmp_path):
     from tf_dualenc.tfx.run_pipeline import compile_pipeline
@@ -367,6 +396,35 @@ def test_kubeflow_v2_compile_writes_the_pipeline_json(tmp_path):
     assert any("blessed.number_value=1" in json.dumps(v) for v in executors.values())
 
 
+def _assert_served_search_is_the_evaluated_one(outputs, serving, capsys):
+    """`search --server` against the pushed deployment returns, for every test query, the ranking the evaluator
+    scored for the blessed search (its run file)."""
+    from tf_dualenc import cli
+    from tf_dualenc.data import read_queries
+    from tf_dualenc.serving.local_server import LocalModelServer
+
+    pushed = outputs["ServingPusher"]["pushed_model"]
+    queries = read_queries(os.path.join(outputs["RetrievalExampleGen"]["eval_dataset"]["uri"], "queries.jsonl"))
+    evaluated = {}
+    with open(os.path.join(outputs["RetrievalEvaluator"]["evaluation"]["uri"], "search", "run.test.trec"), encoding="utf-8") as f:
+        for line in f:
+            query_id, _, doc_id, rank, _, _ = line.split()
+            evaluated.setdefault(query_id, []).append((int(rank), doc_id))
+    server = LocalModelServer({"dual_encoder": str(serving / "dual_encoder")}, grpc_port=0, rest_port=0).start()
+    try:
+        query_ids = sorted(evaluated)
+        queries_file = serving.parent / "test_queries.txt"
+        queries_file.write_text("\n".join(queries[q] for q in query_ids) + "\n")
+        capsys.readouterr()
+        assert cli.main(["search", "--index", pushed["index_destination"], "--server", f"127.0.0.1:{server.grpc_port}",
+                         "--queries-file", str(queries_file), "--top-k", "10", "--json"]) == 0
+        served = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    finally:
+        server.stop()
+    for query_id, answer in zip(query_ids, served):
+        assert [hit["id"] for hit in answer["hits"]] == [d for _, d in sorted(evaluated[query_id])[:10]], query_id
+
+
 def _tree(folder):
     return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*"))}
 
@@ -385,7 +443,7 @@ def test_pipeline_runs_end_to_end_caches_and_never_touches_the_served_model_on_f
     from tf_dualenc import cli
 
     data = write_tiny_beir(tmp_path / "data")
-    config = tiny_pipeline_config(tmp_path / "root", data, t5_vocabulary)
+    config = tiny_pipeline_config(tmp_path / "root", data, t5_vocabulary, search_fusion="interpolate")
     config_path = tmp_path / "pipeline.yaml"
     config_path.write_text(yaml.safe_dump(config.to_dict()))
 
@@ -427,6 +485,15 @@ def test_pipeline_runs_end_to_end_caches_and_never_touches_the_served_model_on_f
     hits = [line for line in printed.splitlines() if line.startswith("  ") and ". d" in line]
     assert len(hits) == 3
     assert "(document embeddings reused from the evaluator)" in printed
+    # The search is chosen on validation and pushed with the index: BM25 built beside the dense index, the choice recorded.
+    search = evaluation["search"]
+    assert search["fusion"] == "interpolate" and 0.0 <= search["weight"] <= 1.0 and search["depth"] == 100
+    assert search["validation"] == max(search["validation_curve"].values())
+    pushed_index = json.loads((serving / "indexes" / "dual_encoder" / "1" / "manifest.json").read_text())
+    assert pushed_index["search"]["fusion"] == "interpolate" and pushed_index["search"]["weight"] == pytest.approx(search["weight"])
+    assert any(name.startswith("bm25/") for name in pushed_index["files"])
+    assert "pushed search (+bm25 w=" in printed
+    _assert_served_search_is_the_evaluated_one(outputs, serving, capsys)
     for name in ("model:", "metrics:", "index:", "pushed:", "serving:"):
         assert name in printed
     served = _tree(serving)
@@ -452,18 +519,21 @@ def test_pipeline_runs_end_to_end_caches_and_never_touches_the_served_model_on_f
 
 
 @pytest.mark.slow
-def test_pipeline_refuses_a_first_model_that_does_not_beat_its_references(tmp_path, t5_vocabulary):
+def test_pipeline_does_not_push_a_first_model_that_loses_to_bm25_on_validation(tmp_path, t5_vocabulary):
+    from tf_dualenc.tfx.pipeline_config import PipelineConfig
     from tf_dualenc.tfx.run_pipeline import PipelineError, pipeline_outputs, run_pipeline
 
+    assert PipelineConfig().bless_against == ["starting_model", "bm25"]  # the default: both references
     # Six steps of a tiny T5 from random initialisation do not beat BM25 on these lexical question/answer pairs.
-    config = tiny_pipeline_config(tmp_path / "root", write_tiny_beir(tmp_path / "data"), t5_vocabulary,
-                                  bless_against=["starting_model", "bm25"])
-    with pytest.raises(PipelineError, match=r"did not bless the model: NDCG@10 = \S+ does not beat the (starting model|bm25)'s"):
+    config = tiny_pipeline_config(tmp_path / "root", write_tiny_beir(tmp_path / "data"), t5_vocabulary, bless_against=["bm25"])
+    with pytest.raises(PipelineError, match=r"did not bless the model: NDCG@10 = \S+ does not beat the bm25's"):
         run_pipeline(config, print_fn=lambda *a: None)
     outputs = pipeline_outputs(config.resolved(print_fn=lambda *a: None))
     evaluation = json.loads(open(os.path.join(outputs["RetrievalEvaluator"]["evaluation"]["uri"], "evaluation.json")).read())
-    assert not evaluation["blessed"] and set(evaluation["reference_metrics"]) == {"starting_model", "bm25"}
-    assert evaluation["value"] <= max(m["validation"]["NDCG@10"] for m in evaluation["reference_metrics"].values())
+    assert not evaluation["blessed"] and evaluation["value"] <= evaluation["reference_metrics"]["bm25"]["validation"]["NDCG@10"]
+    # The report shows dense, BM25 and the search it would have pushed, on validation (decides) and test.
+    assert set(evaluation["searches"]) == {"validation", "test"}
+    assert set(evaluation["searches"]["test"]) == {"dense", "bm25", "search"}
     assert not (tmp_path / "root" / "serving").exists()
 
 
@@ -558,6 +628,25 @@ def test_a_shipped_config_is_found_by_name_and_a_file_wins(tmp_path, monkeypatch
     (tmp_path / "vertex.yaml").write_text("runner: local\n")
     assert config_file("vertex.yaml") == "vertex.yaml"  # a file in the working directory wins over the shipped one
     assert config_file("configs/none.yaml") == "configs/none.yaml" and config_file("none") == "none"
+
+
+def test_vertex_compiles_the_production_config_and_the_demo_trains_the_quick_recipe():
+    import yaml
+
+    from tf_dualenc.tfx.pipeline_config import CONFIGS_DIR
+
+    def read(name):
+        with open(os.path.join(CONFIGS_DIR, name), encoding="utf-8") as f:
+            return yaml.safe_load(f)
+
+    deployment = {"runner", "image", "data", "dataset", "serving_dir", "pipeline_root"}
+    vertex, production = read("vertex.yaml"), read("scifact_strong.yaml")
+    assert {k: v for k, v in vertex.items() if k not in deployment} == {k: v for k, v in production.items() if k not in deployment}
+    assert production["train"] == {"recipe": "strong"} and production["train_steps"] == 0
+    demo = read("scifact_minilm.yaml")
+    assert demo["train"] == {"recipe": "quick"} and demo["bless_against"] == ["starting_model", "bm25"]
+    for name in ("scifact_minilm.yaml", "scifact_strong.yaml"):
+        PipelineConfig.from_file(name).validate(check_paths=False)
 
 
 def test_the_shipped_vertex_config_compiles_as_it_is(tmp_path):

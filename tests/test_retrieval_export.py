@@ -99,6 +99,34 @@ def test_export_index_refuses_an_index_of_another_embedding_size(exported, tmp_p
     assert f"--index {tmp_path / 'index32'}: its embeddings have size 32" in error and "embeds into 64" in error
 
 
+def test_export_index_refuses_an_index_whose_recorded_search_fuses_bm25(exported, tmp_path, capsys):
+    import shutil
+
+    from tf_dualenc.indexing.retrieval_index import record_search
+
+    model, root = exported
+    shutil.copytree(root / "index", tmp_path / "fused")
+    record_search(str(tmp_path / "fused"), {"fusion": "interpolate", "weight": 0.6, "depth": 100})
+    args = ["export", "--model", str(root / "run" / "model.keras"), "--export-base", str(tmp_path / "models"), "--index",
+            str(tmp_path / "fused"), "--top-k", "3"]
+    assert cli.main(args) == 2
+    error = capsys.readouterr().err
+    assert "records its search as BM25 fused with dense (interpolate, dense weight 0.6" in error and "--dense-only" in error
+    assert not (tmp_path / "models").exists()
+    assert cli.main(args + ["--dense-only"]) == 0
+    assert read_manifest(str(tmp_path / "models" / "dual_encoder_retrieval" / "1"))["kind"] == "retrieval"
+    # The index itself answers the recorded search: dense and BM25 interpolated at the recorded weight.
+    from tf_dualenc.evaluation.hybrid import interpolate_runs
+    from tf_dualenc.evaluation.trec_metrics import rank
+
+    index = RetrievalIndex.load(str(tmp_path / "fused"))
+    got = index.search_recorded(QUERIES[:2], model.encode_queries, k=3)
+    dense = {str(i): {h["id"]: h["score"] for h in hits} for i, hits in enumerate(index.search(QUERIES[:2], model.encode_queries,
+                                                                                              k=len(index), with_text=False))}
+    fused = interpolate_runs(dense, index.lexical_run(QUERIES[:2], depth=100), 0.6)
+    assert [[h["id"] for h in hits] for hits in got] == [rank(fused[str(i)])[:3] for i in range(2)]
+
+
 def test_top_k_without_index_is_refused(exported, tmp_path, capsys):
     _, root = exported
     assert cli.main(["export", "--model", str(root / "run" / "model.keras"), "--export-base", str(tmp_path), "--top-k", "3"]) == 2

@@ -225,3 +225,74 @@ def test_training_step_loss_equals_the_registry_loss_object(t5_vocabulary, value
     step = make_train_step(tf.distribute.get_strategy(), model, optimizer, make_loss(config), BATCH)
     got, _ = step(features, query_ids, document_ids)
     assert float(got) == pytest.approx(float(want), rel=1e-6)
+
+
+def test_recipes_are_the_bottom_layer_and_later_layers_win(tmp_path):
+    from tf_dualenc.recipes import read_recipe, recipe_names
+
+    assert {"quick", "strong"} <= set(recipe_names())
+    strong = TrainConfig.from_recipe("strong", {"data": str(tmp_path)})
+    assert (strong.recipe, strong.architecture, strong.epochs, strong.warmup_fraction, strong.hard_negatives) == (
+        "strong", "ade_spl", read_recipe("strong")["epochs"], 0.1, "dense")
+    strong.validate()
+    # A key beside the recipe wins; one of a pair (steps / epochs, warmup_steps / warmup_fraction) clears the other.
+    over = TrainConfig.from_recipe("strong", {"data": str(tmp_path), "learning_rate": 5e-5, "steps": 7, "warmup_steps": 2})
+    assert (over.learning_rate, over.steps, over.epochs, over.warmup_steps, over.warmup_fraction) == (5e-5, 7, None, 2, None)
+    over.validate()
+    short = strong.with_overrides(["steps=1"])
+    assert (short.steps, short.epochs) == (1, None)
+    short.validate()
+    back = short.with_overrides(["epochs=2"])
+    assert (back.steps, back.epochs) == (TrainConfig().steps, 2.0)
+    with pytest.raises(ValueError, match=r"recipe='fastest' \(valid: \['quick', 'strong'"):
+        TrainConfig.from_recipe("fastest")
+    with pytest.raises(ValueError, match=r"--set recipe: a recipe is the bottom layer"):
+        strong.with_overrides(["recipe=quick"])
+    with pytest.raises(ValueError, match=r"epochs=2 and steps=5 say the same thing twice"):
+        TrainConfig(data=str(tmp_path), model="bert", preset="x", epochs=2, steps=5).validate()
+    with pytest.raises(ValueError, match=r"warmup_fraction=1\.5 \(must be in \[0\.0, 1\.0\)"):
+        TrainConfig(data=str(tmp_path), model="bert", preset="x", warmup_fraction=1.5).validate()
+
+
+def test_schedule_derives_steps_from_epochs_and_caps_a_long_warmup():
+    config = TrainConfig(epochs=5, warmup_fraction=0.1, batch_size=32)
+    # An epoch is the full batches of the pairs trained on (718 // 32 = 22).
+    assert {k: config.schedule(718)[k] for k in ("steps", "warmup_steps", "note")} == {"steps": 110, "warmup_steps": 11, "note": ""}
+    assert TrainConfig(epochs=0.5, batch_size=32).schedule(10)["steps"] == 1
+    capped = TrainConfig(steps=1, warmup_steps=3).schedule(None)
+    assert (capped["steps"], capped["warmup_steps"]) == (1, 0) and "cut to 0" in capped["note"]
+    assert TrainConfig(steps=30, warmup_steps=3).schedule(None)["warmup_steps"] == 3
+
+
+@pytest.mark.slow
+def test_epochs_train_the_derived_steps_and_summary_records_them(tmp_path, pair_file, t5_vocabulary):
+    lines = []
+    config = tiny_config(pair_file, tmp_path / "run", t5_vocabulary, steps=TrainConfig().steps, epochs=2, warmup_fraction=0.5,
+                         checkpoint_every=100)
+    summary, _ = train(config, progress=False, print_fn=lines.append)
+    pairs = 2 * len(PAIRS)  # the pair file holds PAIRS twice, streamed: counted by reading it once
+    steps = 2 * (pairs // 4)
+    assert summary["steps_done"] == summary["steps_total"] == steps and summary["finished"]
+    assert summary["schedule"] == {"steps": steps, "warmup_steps": steps // 2, "epochs": 2, "warmup_fraction": 0.5, "pairs": pairs,
+                                   "batch_size": 4, "note": "", "mixed_precision": "float32", "mixed_precision_reason": "as configured"}
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["epochs"] == 2
+
+
+def test_train_cli_takes_a_recipe_and_data(tmp_path):
+    from tf_dualenc.cli.train import train_config
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["train", "--recipe", "strong", "--data", str(tmp_path), "--output-dir", str(tmp_path / "o"),
+                              "--set", "epochs=1"])
+    config = train_config(args)
+    assert (config.recipe, config.data, config.output_dir, config.epochs, config.architecture) == (
+        "strong", str(tmp_path), str(tmp_path / "o"), 1.0, "ade_spl")
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("recipe: quick\nlearning_rate: 1.0e-4\n")
+    args = parser.parse_args(["train", "--config", str(config_file), "--data", str(tmp_path)])
+    assert (train_config(args).recipe, train_config(args).learning_rate) == ("quick", 1e-4)
+    args = parser.parse_args(["train", "--recipe", "strong", "--config", str(config_file)])
+    with pytest.raises(ValueError, match=r"--recipe strong and .*c\.yaml's recipe: quick disagree"):
+        train_config(args)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--recipe", "fastest"])

@@ -28,6 +28,45 @@ def check_precision(precision):
     return precision
 
 
+def native_bfloat16():
+    """(whether this machine computes bfloat16 natively, why): a TPU, a GPU of compute capability 8.0 or newer, or a
+    CPU with AVX-512-BF16 or AMX-BF16 (from /proc/cpuinfo's flags; Linux). Elsewhere bfloat16 is emulated, and slower
+    than float32."""
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("TPU"):
+        return True, "TPU"
+    for gpu in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability") or (0, 0)
+        if tuple(capability) >= (8, 0):
+            return True, f"GPU of compute capability {capability[0]}.{capability[1]}"
+    flags = cpu_flags()
+    native = sorted(flags & {"avx512_bf16", "amx_bf16"})
+    if native:
+        return True, "CPU with " + ", ".join(native)
+    return False, "CPU without AVX-512-BF16 or AMX" if flags else "CPU flags unknown (no /proc/cpuinfo)"
+
+
+def cpu_flags(path="/proc/cpuinfo"):
+    """The CPU's feature flags (the first processor's `flags` line), or an empty set where there is no such file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def resolve_precision(precision):
+    """(precision, why): "auto" becomes "bfloat16" where `native_bfloat16()`, else "float32"; the others are themselves."""
+    if precision != "auto":
+        return check_precision(precision), "as configured"
+    native, why = native_bfloat16()
+    return ("bfloat16" if native else "float32"), f"auto: {why}"
+
+
 @contextlib.contextmanager
 def training_precision(mixed_precision):
     """Sets Keras' global dtype policy for `mixed_precision` ("bfloat16" → "mixed_bfloat16") while models are built

@@ -69,6 +69,7 @@ def main(argv=None):
     # TensorFlow, and never over the user's own TF_CPP_MIN_LOG_LEVEL.
     tf_dualenc.quiet_tensorflow_logs(verbose=args.verbose)
 
+    from tf_dualenc.data.beir_download import DownloadError
     from tf_dualenc.extras import explain_missing_module
     from tf_dualenc.serving.client import ServingError
     from tf_dualenc.threads import configure_threads
@@ -85,7 +86,7 @@ def main(argv=None):
         if result is not None:
             args.print_json(result)
         return code
-    except (ValueError, FileNotFoundError, FileExistsError, ImportError, FloatingPointError, ServingError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError, FloatingPointError, ServingError, DownloadError) as error:
         # An optional module missing where no entry point asked for it first still names its extra.
         error = explain_missing_module(error, feature=f"tf-dualenc {args.command}")
         print(f"tf-dualenc {args.command}: error: {error}", file=sys.stderr)

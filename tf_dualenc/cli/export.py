@@ -23,6 +23,9 @@ def add_parser(subparsers):
                    help="an index folder (build-index): export the retrieval model, queries in, top-k document ids and scores out")
     # None until given, so that either flag without --index is an error rather than ignored.
     p.add_argument("--top-k", type=int, default=None, metavar="K", help="with --index: hits returned per query (default: 10)")
+    p.add_argument("--dense-only", action="store_true",
+                   help="with --index: export the dense ranking although the index records a fusion with BM25 (the blessed "
+                        "search), which a retrieval export cannot compute in-graph")
     p.add_argument("--index-type", choices=INDEX_TYPES, default=None,
                    help="with --index: tfrs BruteForce (exact, stock TF Serving) or ScaNN (needs ScaNN's ops in the server) "
                         "(default: brute_force)")
@@ -42,6 +45,12 @@ def _export_index(args, model, index):
     from tf_dualenc.export import export_retrieval_model
 
     top_k, index_type = args.top_k or 10, args.index_type or "brute_force"
+    search = index.recorded_search or {}
+    if search.get("fusion", "dense") != "dense" and not args.dense_only:
+        raise ValueError(f"--index {args.index} records its search as BM25 fused with dense ({search['fusion']}, dense weight "
+                         f"{search.get('weight')}, chosen on validation); a retrieval export ranks by the dense score alone, so it "
+                         "would not serve that ranking. Serve the encoder export with the index instead (`tf-dualenc search "
+                         "--index DIR --server ...` answers the recorded search; docs/serving.md), or pass --dense-only.")
     if index.dimension != model.embedding_dim:
         raise ValueError(f"--index {args.index}: its embeddings have size {index.dimension} (manifest.json 'dimension'), but --model "
                          f"{args.model} embeds into {model.embedding_dim}; build the index with this model's export "
@@ -64,6 +73,8 @@ def run(args):
     from tf_dualenc.export import MODEL_CARD_PATH, export_cross_encoder, export_encoder
     from tf_dualenc.models import CrossEncoder
 
+    if args.dense_only and not args.index:
+        raise ValueError("--dense-only applies to --index (a retrieval export over an index folder).")
     if not args.index and (args.top_k is not None or args.index_type is not None):
         raise ValueError("--top-k and --index-type set the search of a retrieval export: give --index DIR too.")
     index = None

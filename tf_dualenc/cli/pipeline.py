@@ -106,11 +106,16 @@ def _print_outputs(outputs, config):
     print(f"metrics:  {evaluation['uri']}/evaluation.json")
     metric = config.metric
     print(f"  {metric:<22} {'validation (decides)':>20} {'test (reported only)':>20}")
-    for label, key in (("this model", metric), ("starting model", f"starting_model_{metric}"), ("bm25", f"bm25_{metric}")):
-        if key in evaluation:
+    blessing = outputs["RetrievalEvaluator"]["blessing"]
+    fusion = blessing.get("search_fusion")
+    search_label = ("pushed search (dense)" if fusion == "dense" else
+                    f"pushed search (+bm25 w={blessing.get('search_weight'):.2f})" if fusion else None)
+    for label, key in (("this model (dense)", metric), ("starting model", f"starting_model_{metric}"), ("bm25", f"bm25_{metric}"),
+                       (search_label, f"search_{metric}")):
+        if label and key in evaluation:
             test = evaluation.get(f"test_{key}")
             print(f"  {label:<22} {evaluation[key]:>20.4f} {test if test is None else format(test, '.4f'):>20}")
-    print(f"blessing: {outputs['RetrievalEvaluator']['blessing'].get('reason', '')}")
+    print(f"blessing: {blessing.get('reason', '')}")
     index = outputs["RetrievalIndexer"]["index"]
     print(f"index:    {index['uri']}/index" + (f"  (document embeddings {index['embeddings']})" if index.get("embeddings") else ""))
     print(f"pushed:   {pushed['pushed_destination']} (version {pushed['pushed_version']}); index {pushed['index_destination']}")

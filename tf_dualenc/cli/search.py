@@ -30,6 +30,9 @@ def add_parser(subparsers):
                    help="fuse the dense hits with BM25 over the index's documents (reciprocal rank fusion, or score interpolation)")
     p.add_argument("--hybrid-weight", type=float, default=None,
                    help="interpolate: the dense share in [0, 1], as `evaluate --hybrid interpolate` chose it on validation")
+    p.add_argument("--dense", action="store_true",
+                   help="dense retrieval alone, although the index records a fusion with BM25 chosen on validation (by default "
+                        "an index answers the search recorded in it: the pipeline's blessed search)")
     p.set_defaults(func=run)
 
 
@@ -76,9 +79,9 @@ def _served_kind(args, index):
 
 def _served_search(args, client, index, texts):
     """Hits from a served retrieval export; the texts come from --index when given."""
-    if args.rerank or args.rerank_model_name or args.hybrid or args.exact:
+    if args.rerank or args.rerank_model_name or args.hybrid or args.exact or args.dense:
         raise ValueError(f"{client.model_name} at {args.server} is a retrieval export, which searches by itself: --rerank, "
-                         "--rerank-model-name, --hybrid and --exact need its encoder export and an --index.")
+                         "--rerank-model-name, --hybrid, --dense and --exact need its encoder export and an --index.")
     results = client.search(texts)
     served_k = len(results[0]) if results else 0
     top_k = args.top_k or served_k
@@ -99,6 +102,8 @@ def _served_search(args, client, index, texts):
 def run(args):
     if args.hybrid and (args.rerank or args.rerank_model_name):
         raise ValueError("--hybrid and re-ranking are separate modes of search; use one.")
+    if args.dense and args.hybrid:
+        raise ValueError("--dense and --hybrid ask for different rankings; use one.")
     if args.rerank_model_name and (args.rerank or not args.server):
         raise ValueError("--rerank-model-name re-ranks through --server; give --server and leave out --rerank (a local re-ranker).")
     if not args.index and not args.server:
@@ -129,8 +134,14 @@ def run(args):
             raise ValueError("--hybrid interpolate needs --hybrid-weight (choose it on a validation split with "
                              "`tf-dualenc evaluate --hybrid interpolate`, which prints it), or use --hybrid rrf.")
         results = index.search_hybrid(texts, encoder, k=args.top_k, fusion=args.hybrid, weight=args.hybrid_weight, exact=args.exact)
-    else:
+    elif args.dense:
         results = index.search(texts, encoder, k=args.top_k, exact=args.exact)
+    else:
+        recorded = index.recorded_search
+        if recorded and recorded.get("fusion") != "dense":
+            print(f"search: the index's recorded search, BM25 + dense ({recorded['fusion']}, dense weight {recorded.get('weight')}, "
+                  f"chosen on {recorded.get('chosen_on', 'validation')}); --dense for dense alone", file=sys.stderr)
+        results = index.search_recorded(texts, encoder, k=args.top_k, exact=args.exact)
     return _print_hits(args, texts, results)
 
 

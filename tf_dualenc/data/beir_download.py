@@ -10,6 +10,10 @@ import zipfile
 BEIR_BASE_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets"
 DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "tf_dualenc", "beir")
 REQUIRED_FILES = ("corpus.jsonl", "queries.jsonl")
+# Folders (os.pathsep-separated) holding BEIR data sets by name, looked in first.
+DATA_VARIABLE = "TF_DUALENC_DATA"
+# A source checkout keeps the shared data sets beside the repository (<repo>/../shared/data).
+CHECKOUT_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "..", "shared", "data")
 
 
 class DownloadError(RuntimeError):
@@ -48,7 +52,10 @@ def download_beir(name, cache_dir=DEFAULT_CACHE_DIR, *, base_url=BEIR_BASE_URL, 
             with urllib.request.urlopen(url, timeout=timeout) as response, open(archive, "wb") as f:
                 shutil.copyfileobj(response, f, 1 << 20)
         except (urllib.error.URLError, OSError) as error:
-            raise DownloadError(f"Could not download BEIR data set {name!r} from {url}: {error}") from error
+            raise DownloadError(
+                f"Could not download BEIR data set {name!r} from {url} into {final}: {error}. Offline, put its BEIR folder "
+                f"(corpus.jsonl, queries.jsonl, qrels/) at {final}, or under a folder named by {DATA_VARIABLE}, or give "
+                "its path as `data`.") from None
         try:
             with zipfile.ZipFile(archive) as z:
                 broken = z.testzip()
@@ -72,11 +79,23 @@ def download_beir(name, cache_dir=DEFAULT_CACHE_DIR, *, base_url=BEIR_BASE_URL, 
         shutil.rmtree(work, ignore_errors=True)
 
 
-def resolve_beir_dataset(name, *, search_dirs=(os.path.join("..", "shared", "data"),), cache_dir=DEFAULT_CACHE_DIR,
-                         base_url=BEIR_BASE_URL, print_fn=print):
-    """The folder of BEIR data set `name`: the first `<search_dir>/<name>` with the BEIR layout, else a download."""
-    for directory in search_dirs:
+def dataset_search_dirs(config_dir=None):
+    """Where a BEIR data set is looked for by name, in order: the folders of TF_DUALENC_DATA, the config file's folder
+    (`config_dir`), and a source checkout's `../shared/data`; then the download cache. Never the working directory, so
+    a command finds the same data from any folder."""
+    dirs = [d for d in os.environ.get(DATA_VARIABLE, "").split(os.pathsep) if d]
+    if config_dir:
+        dirs.append(config_dir)
+    return dirs + [os.path.normpath(CHECKOUT_DATA_DIR)]
+
+
+def resolve_beir_dataset(name, *, search_dirs=None, cache_dir=None, base_url=None, print_fn=print):
+    """The folder of BEIR data set `name`: the first `<search_dir>/<name>` with the BEIR layout (`search_dirs`
+    default: `dataset_search_dirs()`), else the download cache's copy, else a download (`download_beir`; `cache_dir`
+    and `base_url` default to DEFAULT_CACHE_DIR and BEIR_BASE_URL)."""
+    for directory in dataset_search_dirs() if search_dirs is None else search_dirs:
         candidate = os.path.join(directory, name)
         if _is_beir_folder(candidate):
             return os.path.abspath(candidate)
-    return download_beir(name, cache_dir, base_url=base_url, print_fn=print_fn)
+    return download_beir(name, DEFAULT_CACHE_DIR if cache_dir is None else cache_dir,
+                         base_url=BEIR_BASE_URL if base_url is None else base_url, print_fn=print_fn)

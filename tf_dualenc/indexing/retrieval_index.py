@@ -7,6 +7,10 @@ Folder layout (everything listed, with sizes and SHA-256, in `manifest.json`):
     documents.jsonl      row i's {"id", "text"}; documents.offsets.npy holds each line's byte offset
     embeddings.npy       [N, D] float32 unit vectors (exact search and ScaNN's exact re-scoring)
     scann/               the serialised ScaNN searcher (method "scann" only)
+    bm25/                BM25 over the stored documents, when the recorded search fuses it (`record_search`)
+
+The manifest's `search` (when recorded) is the ranking chosen for the index on validation: dense alone, or BM25
+interpolated with dense at a weight (`RetrievalIndex.search_recorded` answers it).
 
 `build_index` writes into a temporary sibling folder and renames it when complete, so a crashed build never
 leaves a folder that loads (the next build removes a killed build's temporary folder); `RetrievalIndex.load` checks
@@ -27,6 +31,7 @@ from tf_dualenc.process_owner import owner_is_dead, this_host
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+BM25_FOLDER = "bm25"
 
 
 class RetrievalIndexError(ValueError):
@@ -225,6 +230,33 @@ def _move_into_place(tmp, output_dir):
         os.replace(tmp, output_dir)
 
 
+def record_search(folder, search):
+    """Records in index `folder` the search chosen for it on validation, `search` ({"fusion": "dense" | "interpolate",
+    "weight", "depth", ...}; `tf_dualenc.tfx.components.retrieval_evaluator.choose_search`). With a fusion it also
+    builds BM25 over the stored documents and keeps it in `bm25/`, listed with its checksums in the manifest, so the
+    index answers the chosen ranking (`RetrievalIndex.search_recorded`) without reading its corpus again. The manifest
+    is replaced last, in one rename: until then the folder is the index it was."""
+    from tf_dualenc.atomic_write import write_json_atomic
+    from tf_dualenc.evaluation.bm25_baseline import BM25Index
+    from tf_dualenc.evaluation.hybrid import FUSIONS
+
+    fusion = (search or {}).get("fusion")
+    if fusion not in ("dense",) + FUSIONS:
+        raise ValueError(f"search fusion {fusion!r} (valid: {['dense', *FUSIONS]})")
+    if fusion == "interpolate" and not isinstance(search.get("weight"), (int, float)):
+        raise ValueError(f"search {search!r}: 'interpolate' needs the dense share, 'weight', in [0, 1]")
+    index = RetrievalIndex.load(folder, verify_checksums=False)
+    manifest = dict(index.manifest, search=search)
+    bm25_dir = os.path.join(folder, BM25_FOLDER)
+    if os.path.exists(bm25_dir):
+        shutil.rmtree(bm25_dir)
+    if fusion != "dense":
+        BM25Index(index.ids, [index.document(row)["text"] for row in range(len(index))]).save(bm25_dir)
+    manifest["files"] = {rel: {"bytes": os.path.getsize(path), "sha256": _sha256(path)} for rel, path in _files(folder)}
+    write_json_atomic(os.path.join(folder, MANIFEST), manifest)
+    return manifest
+
+
 class RetrievalIndex:
     """Loads an index folder and answers top-k searches by embedding or (with a query encoder) by text.
 
@@ -316,13 +348,32 @@ class RetrievalIndex:
         return self.search_embeddings(query_encoder(list(texts)), k, **kwargs)
 
     def lexical_run(self, texts, depth=100):
-        """BM25 over the index's stored documents: {query position (str): {document id: score}}. The BM25 index is
-        built in memory on first use (seconds for 10^4 documents; it reads every stored text once)."""
+        """BM25 over the index's stored documents: {query position (str): {document id: score}}. An index with a
+        recorded search (`record_search`) keeps its BM25 index in `bm25/` (loaded once); another builds one in memory
+        on first use (seconds for 10^4 documents; it reads every stored text once)."""
         from tf_dualenc.evaluation.bm25_baseline import BM25Index
 
         if getattr(self, "_bm25", None) is None:
-            self._bm25 = BM25Index(self.ids, [self.document(row)["text"] for row in range(len(self))])
+            folder = os.path.join(self.folder, BM25_FOLDER)
+            if os.path.isdir(folder):
+                self._bm25 = BM25Index.load(folder)
+            else:
+                self._bm25 = BM25Index(self.ids, [self.document(row)["text"] for row in range(len(self))])
         return self._bm25.run([str(i) for i in range(len(texts))], list(texts), k=min(depth, len(self)))
+
+    @property
+    def recorded_search(self):
+        """The search chosen for this index on validation (`record_search`): {"fusion": "dense" | "interpolate",
+        "weight", "depth", ...}, or None when none was recorded."""
+        return self.manifest.get("search")
+
+    def search_recorded(self, texts, query_encoder, k=10, *, exact=False):
+        """The index's own search: its recorded fusion of dense and BM25 (`recorded_search`), else dense alone."""
+        search = self.recorded_search
+        if search and search.get("fusion") == "interpolate":
+            return self.search_hybrid(texts, query_encoder, k, fusion="interpolate", weight=search["weight"],
+                                      depth=int(search.get("depth", 100)), exact=exact)
+        return self.search(texts, query_encoder, k, exact=exact)
 
     def search_hybrid(self, texts, query_encoder, k=10, *, fusion="rrf", weight=None, depth=100, exact=False):
         """Dense and BM25 retrieval fused (`tf_dualenc.evaluation.hybrid.fuse_runs`: "rrf", or "interpolate" with the

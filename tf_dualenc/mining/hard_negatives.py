@@ -11,7 +11,7 @@ MINERS = ("bm25", "dense")
 
 
 def mine_hard_negatives(dataset, *, retriever="bm25", model=None, depth=100, skip_top=0, title_separator=" ", batch_size=64,
-                        queries=None, progress=False):
+                        queries=None, progress=False, on_documents=None):
     """Top-ranked non-positive documents per query.
 
     Args:
@@ -21,6 +21,8 @@ def mine_hard_negatives(dataset, *, retriever="bm25", model=None, depth=100, ski
         skip_top: also drop the first `skip_top` non-positive hits (they are the likeliest unlabelled positives).
         queries: optional subset of query ids (default: every query with a positive).
         progress: dense: progress lines on stderr while the queries and the corpus are encoded (`tf_dualenc.progress`).
+        on_documents: dense: called with ([(id, text)], [N, D] embeddings) once the corpus is encoded, so a caller
+            can keep the vectors (the pipeline's evaluator scores the starting model with them).
 
     Returns:
         {query id: [(document id, text), ...]} in rank order.
@@ -43,8 +45,11 @@ def mine_hard_negatives(dataset, *, retriever="bm25", model=None, depth=100, ski
         from tf_dualenc.evaluation import exact_top_k
 
         verbose = encoder_options(progress)
-        indices, _ = exact_top_k(model.encode_queries(query_texts, batch_size=batch_size, **verbose),
-                                 model.encode_documents(texts, batch_size=batch_size, **verbose), min(depth, len(doc_ids)))
+        documents = model.encode_documents(texts, batch_size=batch_size, **verbose)
+        if on_documents is not None:
+            on_documents(list(zip(doc_ids, texts)), documents)
+        indices, _ = exact_top_k(model.encode_queries(query_texts, batch_size=batch_size, **verbose), documents,
+                                 min(depth, len(doc_ids)))
         ranked = {q: [doc_ids[int(i)] for i in row] for q, row in zip(query_ids, indices)}
     text_of = dict(zip(doc_ids, texts))
     return {q: [(d, text_of[d]) for d in [d for d in ranked[q] if d not in positives[q]][skip_top:]] for q in query_ids}

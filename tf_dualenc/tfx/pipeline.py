@@ -41,6 +41,7 @@ def create_pipeline(config, *, metadata_connection_config=None, beam_pipeline_ar
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=example_gen.outputs["examples"],
+        # num_steps 0 reaches run_fn as None: the train config's epochs decide.
         train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=0),
         custom_config={"train": dict(config.train), "stock_compatible": config.stock_compatible},
@@ -58,7 +59,7 @@ def create_pipeline(config, *, metadata_connection_config=None, beam_pipeline_ar
         model=trainer.outputs["model"], validation_dataset=example_gen.outputs["validation_dataset"],
         eval_dataset=example_gen.outputs["eval_dataset"], baseline_model=baseline.outputs["model"], metric=config.metric,
         threshold=config.threshold, k=config.eval_k, batch_size=config.eval_batch_size, bless_against=config.bless_against,
-        starting_model=config.train, title_separator=config.title_separator,
+        starting_model=config.train, title_separator=config.title_separator, search_fusion=config.search_fusion,
     )
     indexer = RetrievalIndexer(
         model=trainer.outputs["model"], blessing=evaluator.outputs["blessing"], eval_dataset=example_gen.outputs["eval_dataset"],

@@ -31,15 +31,18 @@ def config_file(path=None):
 class PipelineConfig:
     """Keys of a pipeline config file.
 
-    Data: `dataset` (a BEIR name: `../shared/data/<name>` when present, else downloaded from BEIR's public address)
+    Data: `dataset` (a BEIR name, looked for in TF_DUALENC_DATA's folders, beside the config file, in a source
+    checkout's `../shared/data` and in the download cache, else downloaded from BEIR's public address)
     or `data` (a BEIR folder or pair files); `split` is the training split, `eval_data` / `eval_split` the evaluation
     split (default: the same BEIR folder, split "test"): it is reported, never used to decide anything.
     Validation (what blessing is decided on): `validation_data` (default: `data` when it is a BEIR folder) — its `dev`
     split when it has one, else `validation_fraction` of its `split` queries, held out of training.
-    Training: `train` (TrainConfig keys), `train_steps`.
+    Training: `train` (TrainConfig keys; `recipe: NAME` puts a shipped recipe, `tf_dualenc.recipes`, beneath them),
+    `train_steps` (0: as many as the train config's `epochs` make of the ingested pairs; N > 0: N steps).
     Blessing: `metric` on validation must reach `threshold`; the first blessing must beat each of `bless_against`
     ("starting_model": the model before fine-tuning; "bm25") on validation, later ones must not fall below the last
-    blessed model's. Index: `index_corpus`
+    blessed model's. Search: `search_fusion` — "auto" pushes BM25 interpolated with the dense model when that beats
+    dense alone on validation (the weight chosen there too), else dense; "dense" or "interpolate" force one. Index: `index_corpus`
     (files/globs; default the evaluation corpus), `index_method`. Push: `serving_dir`, `model_name`.
     Orchestration: `pipeline_name`, `pipeline_root`, `metadata_path`, `enable_cache`, `runner`, `direct_num_workers`
     (Beam workers for the indexer and the Beam runner), `beam_pipeline_args`, `image` (container image for Kubeflow V2 /
@@ -57,17 +60,18 @@ class PipelineConfig:
     eval_split: str = "test"
     validation_data: str = ""
     validation_fraction: float = 0.2
-    bless_against: typing.List[str] = dataclasses.field(default_factory=lambda: ["starting_model"])
+    bless_against: typing.List[str] = dataclasses.field(default_factory=lambda: ["starting_model", "bm25"])
     title_separator: str = " "
     lenient: bool = False
     num_shards: int = 1
     train: dict = dataclasses.field(default_factory=dict)
-    train_steps: int = 100
+    train_steps: int = 0
     metric: str = "NDCG@10"
     threshold: float = 0.0
     eval_k: int = 100
     eval_batch_size: int = 64
     index_corpus: typing.List[str] = dataclasses.field(default_factory=list)
+    search_fusion: str = "auto"
     index_method: str = "auto"
     brute_force_below: int = 20000
     serving_dir: str = ""
@@ -79,6 +83,8 @@ class PipelineConfig:
     beam_pipeline_args: typing.List[str] = dataclasses.field(default_factory=list)
     image: str = ""
     query: str = ""
+    # Set by `from_file`: the config file's folder, where `dataset` is looked for (after TF_DUALENC_DATA).
+    config_dir: str = ""
 
     @classmethod
     def field_names(cls):
@@ -95,8 +101,9 @@ class PipelineConfig:
         unknown = sorted(set(values) - set(cls.field_names()))
         if unknown:
             raise ValueError(f"{path}: unknown key(s) {unknown}; valid keys: {cls.field_names()}.")
-        # Relative paths in the file are relative to the directory the command runs in, as on the command line.
-        config = cls(**values)
+        # Relative paths in the file are relative to the directory the command runs in, as on the command line; a
+        # `dataset` name is looked up beside the file (`tf_dualenc.data.beir_download.dataset_search_dirs`).
+        config = cls(**dict(values, config_dir=os.path.dirname(os.path.abspath(path))))
         return config.with_overrides(overrides)
 
     def with_overrides(self, overrides):
@@ -128,7 +135,10 @@ class PipelineConfig:
 
         values = dataclasses.asdict(self)
         if self.dataset and not self.data:
-            values["data"] = resolve_beir_dataset(self.dataset, print_fn=print_fn)
+            from tf_dualenc.data.beir_download import dataset_search_dirs
+
+            values["data"] = resolve_beir_dataset(self.dataset, search_dirs=dataset_search_dirs(self.config_dir or None),
+                                                  print_fn=print_fn)
         if not values["eval_data"] and values["data"] and os.path.isdir(values["data"]):
             values["eval_data"] = values["data"]
         if not values["metadata_path"]:
@@ -158,6 +168,9 @@ class PipelineConfig:
         choice("runner", RUNNERS)
         choice("index_method", INDEX_METHODS)
         choice("metric", MEASURES)
+        from tf_dualenc.tfx.components.retrieval_evaluator import SEARCH_FUSIONS
+
+        choice("search_fusion", SEARCH_FUSIONS)
         if not self.data and not self.dataset:
             errors.append("set `dataset` (a BEIR name, e.g. scifact) or `data` (a BEIR folder or pair files)")
         if not self.eval_data and not self.dataset and not (self.data and (os.path.isdir(self.data) or not check_paths)):
@@ -180,7 +193,7 @@ class PipelineConfig:
             if eval_data and os.path.isdir(eval_data) and not os.path.isfile(os.path.join(eval_data, "qrels", f"{self.eval_split}.tsv")):
                 errors.append(f"eval_data={eval_data!r} has no qrels/{self.eval_split}.tsv (eval_split={self.eval_split!r})")
         errors.extend(self._validation_errors(check_paths))
-        for name, low in (("train_steps", 1), ("num_shards", 1), ("eval_k", 10), ("eval_batch_size", 1), ("brute_force_below", 0),
+        for name, low in (("train_steps", 0), ("num_shards", 1), ("eval_k", 10), ("eval_batch_size", 1), ("brute_force_below", 0),
                           ("direct_num_workers", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -232,7 +245,7 @@ class PipelineConfig:
         return errors
 
     def _train_errors(self, check_paths):
-        from tf_dualenc.tfx.trainer_module import OWNED_KEYS
+        from tf_dualenc.tfx.trainer_module import OWNED_KEYS, pipeline_train_config
         from tf_dualenc.training.train_config import TrainConfig
 
         owned = sorted(set(self.train) & set(OWNED_KEYS))
@@ -241,15 +254,25 @@ class PipelineConfig:
         unknown = sorted(set(self.train) - set(TrainConfig.field_names()))
         if unknown:
             return [f"train: unknown key(s) {unknown}; valid keys: {[k for k in TrainConfig.field_names() if k not in OWNED_KEYS]}"]
-        # The Trainer reads the ingested TFRecord pairs; here any existing path stands in for them.
+        # Checked as the Trainer will run it, with stand-ins for what ingest writes: a folder for the BEIR copy of a
+        # BEIR `data` (or `dataset`), an existing file for the TFRecord pairs.
+        beir = bool(self.dataset) or (self.data and (os.path.isdir(self.data) or not check_paths)) and self.data_format in ("auto", "beir")
+        here = os.path.abspath(__file__)
+        errors = []
         try:
-            TrainConfig.from_dict(dict(self.train, data=os.path.abspath(__file__), data_format="tfrecord", steps=self.train_steps)).validate()
+            steps = self.train_steps if isinstance(self.train_steps, int) and self.train_steps > 0 else None
+            config = pipeline_train_config(self.train, train_steps=steps, training_folder=os.path.dirname(here) if beir else None,
+                                           train_files=here, output_dir=os.path.join(self.pipeline_root, "_"))
+            if steps is None and config.epochs is None and self.train_steps == 0:
+                errors.append("train_steps=0 trains for the train config's `epochs`, and it sets none: set train_steps, "
+                              "train.epochs, or train.recipe (e.g. quick)")
+            config.validate()
         except ValueError as error:
             message = str(error).replace("Invalid training config: ", "")
             if not check_paths:
                 message = "; ".join(p for p in message.rstrip(".").split("; ") if "does not exist" not in p)
-            return [f"train: {message}"] if message else []
-        return []
+            return errors + ([f"train: {message}"] if message else [])
+        return errors
 
     def to_dict(self):
         return dataclasses.asdict(self)

@@ -203,10 +203,11 @@ def _value(value):
 
 
 def answer_query(outputs, query, k=5):
-    """Searches the pushed index with the pushed model's query encoder; returns the hits of `query`."""
+    """Searches the pushed index with the pushed model's query encoder, as the blessed search ranks (the fusion the
+    evaluator chose on validation, recorded in the index); returns the hits of `query`."""
     from tf_dualenc.indexing import RetrievalIndex
     from tf_dualenc.indexing.query_encoders import local_query_encoder
 
     pushed = outputs["ServingPusher"]["pushed_model"]
     index = RetrievalIndex.load(pushed["index_destination"])
-    return index.search([query], local_query_encoder(pushed["pushed_destination"]), k=k)[0]
+    return index.search_recorded([query], local_query_encoder(pushed["pushed_destination"]), k=k)[0]

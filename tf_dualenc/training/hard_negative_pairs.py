@@ -36,13 +36,16 @@ def cache_path(config):
     return os.path.join(folder, f"hard_negatives-{digest}.jsonl")
 
 
-def prepare_hard_negative_pairs(config, model, print_fn=print):
+def prepare_hard_negative_pairs(config, model, print_fn=print, progress=False, on_documents=None):
     """Returns the path of a pair JSONL file with `num_negatives` hard negatives per training pair for `config`,
     mining (or filtering the given file) only when the cache has no such file yet.
 
     Args:
         config: a validated `TrainConfig` with `hard_negatives` set.
         model: the model being fine-tuned, before training (encodes for `hard_negatives: dense`).
+        progress: dense mining: progress lines on stderr while the queries and the corpus are encoded.
+        on_documents: dense mining: called with ([(id, text)], [N, D] embeddings) of the corpus it encoded (not
+            called when the mined set comes from the cache).
     """
     from tf_dualenc.data.validation_split import has_dev_split, load_training_split, validation_query_ids
 
@@ -51,7 +54,8 @@ def prepare_hard_negative_pairs(config, model, print_fn=print):
         print_fn(f"hard negatives: cached {path}")
         return path
     if config.hard_negatives in MINERS:
-        lists, stats = _mine(config, model, load_training_split)
+        print_fn(f"hard negatives ({config.hard_negatives}): mining for the training queries of {config.data}")
+        lists, stats = _mine(config, model, load_training_split, progress, on_documents)
     else:
         # A folder with a dev split validates on it: no training query is held out then.
         carved = config.validation_fraction > 0 and not has_dev_split(config.data)
@@ -65,12 +69,12 @@ def prepare_hard_negative_pairs(config, model, print_fn=print):
     return path
 
 
-def _mine(config, model, load_training_split):
+def _mine(config, model, load_training_split, progress=False, on_documents=None):
     dataset = load_training_split(config.data, fraction=config.validation_fraction, split=config.split, lenient=config.lenient)
     positives = max(len(docs) for docs in dataset.qrels.values())
     mined = mine_hard_negatives(dataset, retriever=config.hard_negatives, model=model, title_separator=config.title_separator,
                                 depth=config.hard_negatives_skip_top + config.hard_negatives_depth + positives,
-                                skip_top=config.hard_negatives_skip_top)
+                                skip_top=config.hard_negatives_skip_top, progress=progress, on_documents=on_documents)
     mined = {q: candidates[: config.hard_negatives_depth] for q, candidates in mined.items()}
     pairs = list(dataset.training_pairs(config.title_separator))
     # Seed 0, not the run's seed: the mined set is one per configuration, shared by every seed of an experiment.

@@ -15,6 +15,7 @@ import time
 
 from tf_dualenc.atomic_write import atomic_writer
 from tf_dualenc.data.fingerprint import fingerprint_inputs
+from tf_dualenc.progress import Progress
 
 
 def cache_path(config, files):
@@ -26,7 +27,7 @@ def cache_path(config, files):
     return os.path.join(config.hard_negatives_cache or config.output_dir, f"teacher_scores-{digest}.jsonl")
 
 
-def prepare_teacher_scores(config, data, data_format="auto", print_fn=print, batch_size=32):
+def prepare_teacher_scores(config, data, data_format="auto", print_fn=print, batch_size=32, progress=False):
     """Returns the path of a JSONL pair file holding the pairs of `data` with `teacher_scores` (the cross-encoder's
     logits of the positive, then of each of the first `num_negatives` negatives) on every record, scoring only when
     the cache has no such file yet.
@@ -35,6 +36,7 @@ def prepare_teacher_scores(config, data, data_format="auto", print_fn=print, bat
         config: a validated `TrainConfig` with `distillation` (a cross-encoder `.keras` file or export) set.
         data, data_format: pair files with at least `num_negatives` negatives per record, as `TrainConfig.data`
             takes them (a path, comma list or glob; what `prepare_hard_negative_pairs` returns).
+        progress: a progress line on stderr every few seconds while the pairs are scored.
     """
     import collections
 
@@ -56,8 +58,14 @@ def prepare_teacher_scores(config, data, data_format="auto", print_fn=print, bat
     lists = [[record.document, *record.negatives] for record in records]
     score_pairs = load_reranker(config.distillation)
     start = time.perf_counter()
-    flat = score_pairs([r.query for r, candidates in zip(records, lists) for _ in candidates],
-                       [candidate for candidates in lists for candidate in candidates], batch_size=batch_size)
+    queries = [r.query for r, candidates in zip(records, lists) for _ in candidates]
+    candidates = [candidate for candidates in lists for candidate in candidates]
+    # Scored a chunk at a time, so a long scoring shows its progress (a line on stderr every few seconds).
+    meter = Progress(len(queries), "pairs", label="teacher scoring", enabled=progress)
+    flat, chunk = [], 16 * batch_size
+    for begin in range(0, len(queries), chunk):
+        flat.extend(score_pairs(queries[begin:begin + chunk], candidates[begin:begin + chunk], batch_size=batch_size))
+        meter.update(len(queries[begin:begin + chunk]))
     width = 1 + config.num_negatives
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with atomic_writer(path) as f:

@@ -11,6 +11,13 @@ from tf_dualenc.models.dual_encoder import ARCHITECTURES
 from tf_dualenc.models.t5_tower_configs import T5_TOWER_CONFIGS
 from tf_dualenc.precision import PRECISIONS  # one list for training and inference
 
+# Training may also leave the choice to the hardware: "auto" is bfloat16 where it computes bfloat16 natively
+# (`tf_dualenc.precision.resolve_precision`).
+TRAINING_PRECISIONS = PRECISIONS + ("auto",)
+# Pairs of keys that say the same thing two ways: a later layer (a config file over its recipe, `--set` over both)
+# that sets one clears the other, and one layer may not set both.
+EXCLUSIVE_KEYS = {"steps": "epochs", "epochs": "steps", "warmup_steps": "warmup_fraction", "warmup_fraction": "warmup_steps"}
+
 # The registry lists the loss names; this alias keeps the old import working.
 LOSSES = losses.names()
 MODELS = ("t5", "bert")
@@ -67,10 +74,17 @@ class TrainConfig:
         alpha: PAIR weight.
         mask_duplicates: drop same-id pairs from the denominators.
         The trainer hands each loss the settings it takes (`losses.settings(loss)`) as one object, `losses.get`.
+    Recipe:
+        recipe: a named recipe shipped with the package (`tf_dualenc.recipes`: "quick", "strong"), the bottom layer of
+            the config: every key set beside it wins over the recipe's.
     Optimisation:
         optimizer: "adafactor" (paper), "adam" or "sgd"; learning_rate warms up linearly over `warmup_steps`, then
             decays linearly to 0 at `steps`.
         batch_size, steps, seed.
+        epochs: instead of `steps`: steps = int(epochs × (training pairs // batch_size)), counted on the pairs actually
+            trained on (after the validation split and hard-negative mining); recorded in summary.json ("schedule").
+        warmup_fraction: instead of `warmup_steps`: warmup_steps = int(warmup_fraction × steps). A warm-up as long
+            as the run or longer is cut to steps − 1 (the run says so), rather than refused: short runs still run.
         no_duplicates: batches never repeat a query id or a document id.
         jit_compile: XLA-compile the train step.
         mini_batch_size: pairs per forward/backward pass with gradient caching (GradCache): the step still takes
@@ -78,12 +92,15 @@ class TrainConfig:
             encodes the batch twice). It must divide batch_size (under several replicas: each replica's share).
             0 (or batch_size) = off. See `tf_dualenc.training.cached_step`.
         mixed_precision: "float32", or "bfloat16": Keras' mixed_bfloat16 policy (bfloat16 compute, float32
-            variables; embeddings, logits and the loss stay float32). The saved model computes in float32.
+            variables; embeddings, logits and the loss stay float32), or "auto": bfloat16 where the hardware computes
+            it natively (a CPU with AVX-512-BF16 or AMX, a GPU of compute capability 8.0 or newer, a TPU), else
+            float32; summary.json records what it was. The saved model computes in float32.
         trim_padding: cut each batch to its longest text (off under XLA and TPU, which need static shapes).
     Output:
         output_dir, checkpoint_every (steps), keep_checkpoints, log_every (steps), strategy.
     """
 
+    recipe: typing.Optional[str] = None
     data: str = ""
     data_format: str = "auto"
     shuffle_buffer: int = 10000
@@ -121,6 +138,8 @@ class TrainConfig:
     warmup_steps: int = 0
     batch_size: int = 512
     steps: int = 20000
+    epochs: typing.Optional[float] = None
+    warmup_fraction: typing.Optional[float] = None
     seed: int = 0
     no_duplicates: bool = True
     jit_compile: bool = False
@@ -139,9 +158,20 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values, source="config"):
+        """A config from a mapping of keys; a `recipe` key puts that recipe's keys beneath the others."""
         unknown = sorted(set(values) - set(cls.field_names()))
         if unknown:
             raise ValueError(f"{source}: unknown key(s) {unknown}; valid keys: {cls.field_names()}.")
+        values = dict(values)
+        if values.get("recipe") is not None:
+            from tf_dualenc.recipes import read_recipe
+
+            try:
+                layered = read_recipe(values["recipe"])
+            except ValueError as error:
+                raise ValueError(f"{source}: {error}") from None
+            layered = _layer(layered, {k: v for k, v in values.items() if k != "recipe"})
+            values = dict(layered, recipe=values["recipe"])
         return cls(**values)
 
     @classmethod
@@ -162,8 +192,29 @@ class TrainConfig:
             key, raw = item.split("=", 1)
             if key not in types:
                 raise ValueError(f"--set {key}: unknown key; valid keys: {self.field_names()}.")
-            values[key] = parse_value(key, raw, types[key])
+            if key == "recipe":
+                raise ValueError("--set recipe: a recipe is the bottom layer of the config; give it with --recipe NAME or as "
+                                 "`recipe:` in the config file.")
+            values = _layer(values, {key: parse_value(key, raw, types[key])})
         return TrainConfig(**values)
+
+    @classmethod
+    def from_recipe(cls, name, values=None, source="config"):
+        """Recipe `name` (`tf_dualenc.recipes`) with `values` over it."""
+        return cls.from_dict(dict(values or {}, recipe=name), source=source)
+
+    def schedule(self, pairs):
+        """The run's concrete schedule for `pairs` training pairs: {"steps", "warmup_steps", "epochs",
+        "warmup_fraction", "pairs", "note"}. `epochs` and `warmup_fraction` are turned into steps here; a warm-up
+        that is not shorter than the run is cut to steps − 1 (`note` says so)."""
+        steps = self.steps if self.epochs is None else max(1, int(self.epochs * (pairs // self.batch_size)))
+        warmup = self.warmup_steps if self.warmup_fraction is None else int(self.warmup_fraction * steps)
+        note = ""
+        if warmup >= steps:
+            note = f"warm-up of {warmup} steps cut to {steps - 1}: the run has {steps} steps"
+            warmup = steps - 1
+        return {"steps": steps, "warmup_steps": warmup, "epochs": self.epochs, "warmup_fraction": self.warmup_fraction,
+                "pairs": pairs, "batch_size": self.batch_size, "note": note}
 
     def validate(self):
         """Raises one ValueError listing every problem, each with the valid values."""
@@ -185,7 +236,13 @@ class TrainConfig:
                 errors.append(str(error))
         choice("optimizer", OPTIMIZERS)
         choice("strategy", STRATEGIES)
-        choice("mixed_precision", PRECISIONS)
+        choice("mixed_precision", TRAINING_PRECISIONS)
+        self._validate_schedule(errors)
+        if self.recipe is not None:
+            from tf_dualenc.recipes import recipe_names
+
+            if self.recipe not in recipe_names():
+                errors.append(f"recipe={self.recipe!r} (valid: {recipe_names()})")
         if not self.data:
             errors.append("data is empty (a BEIR folder, or pair files: a path, comma list or glob)")
         elif not os.path.isdir(self.data):
@@ -245,6 +302,21 @@ class TrainConfig:
             raise ValueError("Invalid training config: " + "; ".join(errors) + ".")
         return self
 
+    def _validate_schedule(self, errors):
+        defaults = TrainConfig.__dataclass_fields__
+        for name, low, high in (("epochs", 0.0, None), ("warmup_fraction", 0.0, 1.0)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low or (high is None and value == low) or (
+                    high is not None and value >= high):
+                errors.append(f"{name}={value!r} (must be {'> 0' if high is None else f'in [{low}, {high})'}, or null)")
+        for name in ("epochs", "warmup_fraction"):
+            other = EXCLUSIVE_KEYS[name]
+            if getattr(self, name) is not None and getattr(self, other) != defaults[other].default:
+                errors.append(f"{name}={getattr(self, name)!r} and {other}={getattr(self, other)!r} say the same thing twice "
+                              f"({other} is derived from {name}): set one of them")
+
     def _validate_mini_batch_size(self, errors):
         size, batch = self.mini_batch_size, self.batch_size
         if isinstance(size, bool) or not isinstance(size, int) or size < 0 or (
@@ -264,8 +336,6 @@ class TrainConfig:
             parse_measure(self.validation_metric)
         except (ValueError, TypeError):
             errors.append(f"validation_metric={self.validation_metric!r} (valid forms: NDCG@k, MRR@k, P@k, Recall@k, MAP@k)")
-        if isinstance(self.warmup_steps, int) and isinstance(self.steps, int) and self.warmup_steps >= self.steps > 0:
-            errors.append(f"warmup_steps={self.warmup_steps} (must be smaller than steps={self.steps})")
         if self.distillation is not None:
             if not os.path.exists(str(self.distillation)):
                 errors.append(f"distillation={self.distillation!r} does not exist (a trained cross-encoder: the .keras file "
@@ -285,6 +355,19 @@ class TrainConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+
+def _layer(below, above):
+    """`above` over `below`, where a key of `above` also clears its `EXCLUSIVE_KEYS` partner from `below` (to its
+    default): `steps` set over a recipe with `epochs` trains `steps` steps."""
+    merged = dict(below)
+    defaults = TrainConfig.__dataclass_fields__
+    for key in above:
+        partner = EXCLUSIVE_KEYS.get(key)
+        if partner is not None and partner not in above and partner in merged:
+            merged[partner] = defaults[partner].default
+    merged.update(above)
+    return merged
 
 
 def parse_value(key, raw, annotation):

@@ -5,6 +5,7 @@ the step because the batch order is a pure function of the seed (see `input_pipe
 after its checkpoint at step k and restarted continues exactly as an uninterrupted run would.
 """
 
+import dataclasses
 import json
 import os
 import resource
@@ -235,18 +236,22 @@ def _check_resume_config(output_dir, config):
         )
 
 
-def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
+def train(config, *, stop_after_steps=None, print_fn=print, progress=True, on_mined_documents=None):
     """Trains (or resumes) a dual encoder as `config` says; returns the summary dict.
 
     Args:
         config: a `TrainConfig` (validated here before anything is built).
         stop_after_steps: stop this process after that many steps, as a killed run would (tests and
             time-boxed sessions); rerunning the same config resumes.
+        on_mined_documents: called with ([(id, text)], [N, D] embeddings) when dense hard-negative mining encodes the
+            corpus with the starting model (the pipeline keeps them to score the starting model without encoding
+            the corpus again).
     """
     created = not os.path.exists(config.output_dir)
     steps_run = []
     try:
-        return _train(config, stop_after_steps=stop_after_steps, print_fn=print_fn, progress=progress, steps_run=steps_run)
+        return _train(config, stop_after_steps=stop_after_steps, print_fn=print_fn, progress=progress, steps_run=steps_run,
+                      on_mined_documents=on_mined_documents)
     except BaseException:
         # A run that failed before its first training step (and before mining negatives worth keeping) leaves nothing
         # to resume or debug: remove the folder it created. Once a step ran, its logs and models stay.
@@ -258,7 +263,7 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True):
         raise
 
 
-def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
+def _train(config, *, stop_after_steps, print_fn, progress, steps_run, on_mined_documents=None):
     config.validate()
     import keras
     import numpy as np
@@ -287,16 +292,27 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
     if chief:
         write_json_atomic(os.path.join(config.output_dir, CONFIG_FILE), config.to_dict())
     keras.utils.set_random_seed(config.seed)
+    from tf_dualenc.precision import resolve_precision
     from tf_dualenc.training.precision import float32_compute, set_compute_policy, training_precision
 
+    precision, precision_why = resolve_precision(config.mixed_precision)
     # Layers take the global policy when they are built; restored at once so nothing else inherits it.
-    with strategy.scope(), training_precision(config.mixed_precision):
+    with strategy.scope(), training_precision(precision):
         model = build_model(config)
-        optimizer = make_optimizer(config)
-        optimizer.build(model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     if pairs is None:
-        pairs = _prepared_pairs(config, model, print_fn)
+        pairs = _prepared_pairs(config, model, print_fn, progress=progress and chief, on_documents=on_mined_documents)
+    # Steps and warm-up follow from the pairs actually trained on (after the validation split and mining): the
+    # optimizer's schedule needs them, so it is built only now.
+    schedule = config.schedule(_count_pairs(pairs) if config.epochs is not None else None)
+    schedule.update(mixed_precision=precision, mixed_precision_reason=precision_why)
+    if schedule["note"]:
+        print_fn(schedule["note"])
+    config = dataclasses.replace(config, steps=schedule["steps"], warmup_steps=schedule["warmup_steps"], epochs=None,
+                                 warmup_fraction=None, mixed_precision=precision)
+    with strategy.scope(), training_precision(precision):
+        optimizer = make_optimizer(config)
+        optimizer.build(model.trainable_variables)
     checkpoint_dir, manager = _restore_checkpoint(config, strategy, chief, tf.train.Checkpoint(model=model, optimizer=optimizer, step=step),
                                                   print_fn)
     start_step = int(step.numpy())
@@ -361,6 +377,7 @@ def _train(config, *, stop_after_steps, print_fn, progress, steps_run):
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     summary = _summary(config, pairs, int(step.numpy()), start_step, losses, accuracies, time.perf_counter() - begin,
                        first_step_seconds, manager.latest_checkpoint, replicas, validation)
+    summary["schedule"] = schedule
     if chief:
         _save_run(config, summary, model, print_fn)
     return summary, model
@@ -374,7 +391,17 @@ def _check_replicas(config, replicas):
                          f"{config.batch_size // replicas} pairs (batch_size={config.batch_size}).")
 
 
-def _prepared_pairs(config, model, print_fn):
+def _count_pairs(pairs):
+    """How many training pairs one epoch holds: in memory, its length; streamed pair files are read through once."""
+    if hasattr(pairs, "__len__"):
+        return len(pairs)
+    from tf_dualenc.data.pair_records import iter_pair_records
+
+    return sum(1 for _ in iter_pair_records(pairs.files, pairs.data_format, lenient=pairs.lenient,
+                                            num_negatives=pairs.num_negatives, teacher_scores=pairs.teacher_scores))
+
+
+def _prepared_pairs(config, model, print_fn, progress=False, on_documents=None):
     """The pair stream with `config.num_negatives` hard negatives per pair, mined first when `hard_negatives` says
     so, and with the cross-encoder's scores of each list when distilling (both cached across runs)."""
     from tf_dualenc.data.pairs import open_pair_stream
@@ -385,11 +412,12 @@ def _prepared_pairs(config, model, print_fn):
     if config.hard_negatives:
         # Mined in float32 whatever the training precision: the mined lists are cached across runs.
         with float32_compute(model):
-            data, data_format = prepare_hard_negative_pairs(config, model, print_fn), "jsonl"
+            data, data_format = prepare_hard_negative_pairs(config, model, print_fn, progress=progress,
+                                                            on_documents=on_documents), "jsonl"
     if config.distillation:
         from tf_dualenc.training.teacher_scores import prepare_teacher_scores
 
-        data, data_format = prepare_teacher_scores(config, data, data_format, print_fn), "jsonl"
+        data, data_format = prepare_teacher_scores(config, data, data_format, print_fn, progress=progress), "jsonl"
     return open_pair_stream(data, data_format=data_format, shuffle_buffer=config.shuffle_buffer,
                             num_negatives=config.num_negatives, lenient=config.lenient, teacher_scores=bool(config.distillation))
 

@@ -14,6 +14,12 @@ TFX tools read it like any other. It also records the metric, its value, the thr
 Encoding a corpus takes minutes: it shows progress lines on stderr (documents done, documents/s, time left) unless
 TF_DUALENC_PROGRESS=0 (`tf-dualenc pipeline run --quiet`; `tf_dualenc.progress.components_show_progress`).
 
+The search to push is chosen here too, on validation (`choose_search`): BM25 interpolated with the model's dense run
+at the weight that scores best on validation, or the dense run alone when no fusion beats it there. The choice is
+recorded in `evaluation.json` ("search") and on the blessing (`search_fusion`, `search_weight`, `search_depth`), where
+the indexer and the pusher read it; the report shows dense, BM25 and the chosen search on validation (decides) and
+test (reported).
+
 A blessed model's document embeddings of the test corpus, computed here anyway, are saved as `CorpusEmbeddings` (with
 a fingerprint of the encoded texts and the model's URI): the indexer builds its index from them instead of encoding the
 same corpus with the same model again.
@@ -22,6 +28,7 @@ same corpus with the same model again.
 import json
 import os
 
+from absl import logging
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import Channel, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
@@ -32,6 +39,8 @@ from tf_dualenc.tfx.components.shared import reported_as, serving_dir
 
 COMPONENT = "RetrievalEvaluator"
 REFERENCES = ("starting_model", "bm25")
+DEFAULT_BLESS_AGAINST = REFERENCES
+SEARCH_FUSIONS = ("auto", "dense", "interpolate")
 
 
 def blessing_decision(value, threshold, baseline_value=None, metric="metric", references=None):
@@ -51,21 +60,80 @@ def blessing_decision(value, threshold, baseline_value=None, metric="metric", re
     return True, f"{metric} = {value:.4f} clears the threshold {threshold:.4f}{against}"
 
 
-def _starting_model(train_values):
+def _starting_model(train_values, model_folder, corpus):
+    """The model training started from, in the precision the trained model is served in. When the Trainer kept the
+    starting model's embeddings of this `corpus` ([(id, text)]; dense mining encoded it), they answer its document
+    encodings instead of a second encoding of the corpus."""
     import keras
 
+    from tf_dualenc.indexing.corpus_embeddings import reusable_embeddings
+    from tf_dualenc.precision import set_precision
+    from tf_dualenc.tfx.trainer_module import STARTING_MODEL, STARTING_MODEL_CORPUS, TRAINING_RECORD
     from tf_dualenc.training.train_config import TrainConfig
     from tf_dualenc.training.trainer import build_model
 
     config = TrainConfig.from_dict(dict(train_values), source="the Trainer's train config")
     # The same seed as the Trainer's: a randomly initialised tower is the very one training started from.
     keras.utils.set_random_seed(config.seed)
-    return build_model(config)
+    model = build_model(config)
+    record_path = os.path.join(model_folder, TRAINING_RECORD)
+    if os.path.isfile(record_path):
+        with open(record_path, encoding="utf-8") as f:
+            set_precision(model, json.load(f).get("precision") or "float32")
+    embeddings, why = reusable_embeddings(os.path.join(model_folder, STARTING_MODEL_CORPUS), corpus, model=STARTING_MODEL)
+    if embeddings is None:
+        logging.info("%s: encoding the corpus with the starting model: %s", COMPONENT, why)
+        return model
+    return _KnownDocuments(model, {text: row for row, (_, text) in enumerate(corpus)}, embeddings)
 
 
-def _score(model, splits, folder, measures, k, batch_size, title_separator, on_documents=None):
-    """Each split's metrics with `model`, its run files written to `folder`; the encodings show progress on stderr
-    (`tf_dualenc.progress.components_show_progress`)."""
+class _KnownDocuments:
+    """A dual encoder whose `encode_documents` answers from saved embeddings when it knows every text asked for."""
+
+    def __init__(self, model, row_of_text, embeddings):
+        self._model, self._row_of_text, self._embeddings = model, row_of_text, embeddings
+
+    def encode_queries(self, texts, **kwargs):
+        return self._model.encode_queries(texts, **kwargs)
+
+    def encode_documents(self, texts, **kwargs):
+        rows = [self._row_of_text.get(text) for text in texts]
+        if any(row is None for row in rows):
+            return self._model.encode_documents(texts, **kwargs)
+        return self._embeddings[rows]
+
+
+def choose_search(qrels, dense, lexical, metric, depth, fusion="auto"):
+    """The search to push, chosen on a validation split: {"fusion": "interpolate", "weight": w, "depth": depth} when
+    BM25 interpolated with the dense run at the best weight (`choose_interpolation_weight`) scores higher on `metric`
+    than the dense run alone, else {"fusion": "dense", "depth": depth}; with the validation value and the weight curve.
+    `fusion` "dense" or "interpolate" forces that fusion (the weight is still chosen on validation)."""
+    from tf_dualenc.evaluation import evaluate_run
+    from tf_dualenc.evaluation.hybrid import choose_interpolation_weight
+
+    if fusion not in SEARCH_FUSIONS:
+        raise ValueError(f"search_fusion={fusion!r} (valid: {list(SEARCH_FUSIONS)})")
+    dense_value = evaluate_run(qrels, dense, measures=(metric,))["aggregate"][metric]
+    weight, curve = choose_interpolation_weight(qrels, dense, lexical, metric=metric)
+    if fusion == "interpolate" or (fusion == "auto" and curve[weight] > dense_value):
+        return {"fusion": "interpolate", "weight": weight, "depth": depth, "metric": metric, "validation": curve[weight],
+                "dense_validation": dense_value, "validation_curve": curve}
+    return {"fusion": "dense", "weight": None, "depth": depth, "metric": metric, "validation": dense_value,
+            "dense_validation": dense_value, "validation_curve": curve}
+
+
+def search_run(search, dense, lexical):
+    """The run of the chosen `search` (`choose_search`) from a dense and a BM25 run of the same queries."""
+    from tf_dualenc.evaluation.hybrid import interpolate_runs
+
+    if search["fusion"] == "dense":
+        return dense
+    return interpolate_runs(dense, lexical, search["weight"], depth=search["depth"])
+
+
+def _score(model, splits, folder, measures, k, batch_size, title_separator, on_documents=None, runs_out=None):
+    """Each split's metrics with `model`, its run files written to `folder` (and the runs into `runs_out`); the
+    encodings show progress on stderr (`tf_dualenc.progress.components_show_progress`)."""
     from tf_dualenc.evaluation import evaluate_run, write_trec_run
     from tf_dualenc.evaluation.hybrid import dense_runs
     from tf_dualenc.progress import components_show_progress
@@ -77,6 +145,8 @@ def _score(model, splits, folder, measures, k, batch_size, title_separator, on_d
     for name, run in runs.items():
         write_trec_run(os.path.join(folder, f"run.{name}.trec"), run, tag=name)
         metrics[name] = evaluate_run(splits[name].qrels, run, measures=measures)["aggregate"]
+    if runs_out is not None:
+        runs_out.update(runs)
     return metrics
 
 
@@ -98,7 +168,7 @@ def _save_corpus_embeddings(output, model, encoded, blessed):
 class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties):
         from tf_dualenc.data import load_beir
-        from tf_dualenc.evaluation import evaluate_run
+        from tf_dualenc.evaluation import evaluate_run, write_trec_run
         from tf_dualenc.evaluation.hybrid import lexical_run
         from tf_dualenc.export import ExportedDualEncoder
 
@@ -124,9 +194,10 @@ class Executor(base_executor.BaseExecutor):
             splits = {"validation": load_beir(validation_artifact.uri, validation_artifact.get_string_custom_property("split"))}
             if test_artifacts:
                 splits["test"] = load_beir(test_artifacts[0].uri, test_artifacts[0].get_string_custom_property("split"))
-            encoded = {}
+            encoded, dense = {}, {}
             scores = _score(ExportedDualEncoder(serving_dir(model)), splits, os.path.join(evaluation.uri, "model"), measures, k,
-                            batch_size, title_separator, lambda names, *vectors: encoded.update(dict.fromkeys(names, vectors)))
+                            batch_size, title_separator, lambda names, *vectors: encoded.update(dict.fromkeys(names, vectors)),
+                            runs_out=dense)
             validation = {"validation": splits["validation"]}
             baseline_metrics = None
             if baseline is not None:
@@ -136,11 +207,22 @@ class Executor(base_executor.BaseExecutor):
             # is scored for a first blessing only (later ones compare with the last blessed model); BM25 costs little.
             reference_metrics = {}
             if baseline is None:
-                starting = _starting_model(json.loads(exec_properties["starting_model"]))
+                corpus = splits["validation"]
+                starting = _starting_model(json.loads(exec_properties["starting_model"]), model.uri,
+                                           [(d, corpus.document_text(d, title_separator)) for d in corpus.corpus])
                 reference_metrics["starting_model"] = _score(starting, splits, os.path.join(evaluation.uri, "starting_model"),
                                                              measures, k, batch_size, title_separator)
-            reference_metrics["bm25"] = {name: evaluate_run(split.qrels, lexical_run(split, k=k, title_separator=title_separator),
-                                                            measures=measures)["aggregate"] for name, split in splits.items()}
+            lexical = {name: lexical_run(split, k=k, title_separator=title_separator) for name, split in splits.items()}
+            reference_metrics["bm25"] = {name: evaluate_run(split.qrels, lexical[name], measures=measures)["aggregate"]
+                                         for name, split in splits.items()}
+            search = choose_search(splits["validation"].qrels, dense["validation"], lexical["validation"], metric, k,
+                                   exec_properties.get("search_fusion") or "auto")
+            searches = {}
+            for name, split in splits.items():
+                run = search_run(search, dense[name], lexical[name])
+                write_trec_run(os.path.join(evaluation.uri, "search", f"run.{name}.trec"), run, tag=f"search-{name}")
+                searches[name] = {"dense": scores[name], "bm25": reference_metrics["bm25"][name],
+                                  "search": evaluate_run(split.qrels, run, measures=measures)["aggregate"]}
         value = float(scores["validation"][metric])
         baseline_value = float(baseline_metrics[metric]) if baseline_metrics else None
         references = {name: float(reference_metrics[name]["validation"][metric]) for name in bless_against
@@ -148,6 +230,7 @@ class Executor(base_executor.BaseExecutor):
         blessed, reason = blessing_decision(value, threshold, baseline_value, metric, references)
         summary = {
             "metric": metric, "value": value, "threshold": threshold, "blessed": blessed, "reason": reason,
+            "search": search, "searches": searches,
             "decided_on": {"split": validation_artifact.get_string_custom_property("description") or "validation",
                            "queries": len(splits["validation"].queries)},
             "metrics": scores["validation"], "test_metrics": scores.get("test"),
@@ -176,6 +259,13 @@ class Executor(base_executor.BaseExecutor):
         blessing.set_float_custom_property("value", value)
         blessing.set_float_custom_property("threshold", threshold)
         blessing.set_string_custom_property("reason", reason)
+        # The search the indexer builds and the pusher pushes (`choose_search`), decided on validation.
+        blessing.set_string_custom_property("search_fusion", search["fusion"])
+        blessing.set_float_custom_property("search_weight", -1.0 if search["weight"] is None else float(search["weight"]))
+        blessing.set_int_custom_property("search_depth", int(search["depth"]))
+        for split, by_method in searches.items():
+            prefix = "" if split == "validation" else f"{split}_"
+            evaluation.set_float_custom_property(f"{prefix}search_{metric}", float(by_method["search"][metric]))
         with reported_as(COMPONENT, OSError):
             _save_corpus_embeddings(corpus_embeddings, model, encoded.get("test"), blessed)
 
@@ -190,6 +280,7 @@ class RetrievalEvaluatorSpec(ComponentSpec):
         "bless_against": ExecutionParameter(type=str),
         "starting_model": ExecutionParameter(type=str),
         "title_separator": ExecutionParameter(type=str),
+        "search_fusion": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -218,6 +309,8 @@ class RetrievalEvaluator(base_component.BaseComponent):
         starting_model: the Trainer's train config (a dict of `TrainConfig` keys) that rebuilds the starting model.
         title_separator: joins a document's title and text, as the indexer joins them (its reuse of the saved
             embeddings needs the very same texts).
+        search_fusion: the search to push: "auto" (BM25 interpolated with dense when that beats dense alone on
+            validation, else dense), "dense", or "interpolate" (the weight chosen on validation either way).
 
     Outputs: `evaluation`, `blessing`, and `corpus_embeddings` (the test corpus's vectors by a blessed model).
     """
@@ -227,7 +320,7 @@ class RetrievalEvaluator(base_component.BaseComponent):
 
     def __init__(self, model, validation_dataset, eval_dataset=None, baseline_model=None, *, metric="NDCG@10", threshold=0.0,
                  measures=("NDCG@10", "MRR@10", "P@1", "Recall@100", "MAP@100"), k=100, batch_size=64,
-                 bless_against=("starting_model",), starting_model=None, title_separator=" "):
+                 bless_against=DEFAULT_BLESS_AGAINST, starting_model=None, title_separator=" ", search_fusion="auto"):
         if "starting_model" in bless_against and not starting_model:
             raise ValueError("bless_against includes 'starting_model': pass `starting_model`, the Trainer's train config "
                              "(TrainConfig keys) that rebuilds the model training starts from.")
@@ -235,6 +328,6 @@ class RetrievalEvaluator(base_component.BaseComponent):
             model=model, validation_dataset=validation_dataset, eval_dataset=eval_dataset, baseline_model=baseline_model,
             metric=metric, threshold=float(threshold), measures=json.dumps(list(measures)), k=k, batch_size=batch_size,
             bless_against=json.dumps(list(bless_against)), starting_model=json.dumps(dict(starting_model or {}), sort_keys=True),
-            title_separator=title_separator, evaluation=Channel(type=RetrievalEvaluation),
+            title_separator=title_separator, search_fusion=search_fusion, evaluation=Channel(type=RetrievalEvaluation),
             blessing=Channel(type=standard_artifacts.ModelBlessing), corpus_embeddings=Channel(type=CorpusEmbeddings),
         ))

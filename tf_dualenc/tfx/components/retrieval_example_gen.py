@@ -3,8 +3,12 @@ an `Examples` artifact (split "train"; split "eval" holds the validation split's
 evaluation (test) split (BEIR) → two validated `RetrievalDataset` artifacts.
 
 The examples are the pair format `tf_dualenc.data.write_pair_tfrecords` writes (`query`, `document`, `query_id`,
-`document_id`, `negatives`), under `<uri>/Split-train/` and `<uri>/Split-eval/`. Everything is validated while it is read; a bad record stops
-the component with the file and line (or is counted, with `lenient`).
+`document_id`, `negatives`), under `<uri>/Split-train/` and `<uri>/Split-eval/`. When the training data is a BEIR
+folder, the artifact also holds it in BEIR layout under `<uri>/beir/` (`TRAINING_FOLDER`): the corpus, the training
+queries minus the validation queries as split "train", and the validation queries as split "dev" when they search
+the same corpus. That is what the Trainer mines hard negatives from (the training queries only: a validation query
+is never mined for) and validates on. Everything is validated while it is read; a bad record stops the component
+with the file and line (or is counted, with `lenient`).
 """
 
 import json
@@ -18,6 +22,8 @@ from tf_dualenc.tfx.artifacts import RetrievalDataset
 from tf_dualenc.tfx.components.shared import reported_as
 
 COMPONENT = "RetrievalExampleGen"
+# The training data in BEIR layout inside the Examples artifact (see the module docstring).
+TRAINING_FOLDER = "beir"
 
 
 def write_beir_split(dataset, folder):
@@ -34,6 +40,30 @@ def write_beir_split(dataset, folder):
         for qid, docs in dataset.qrels.items():
             for doc_id, score in docs.items():
                 f.write(f"{qid}\t{doc_id}\t{score}\n")
+
+
+def write_training_folder(data, split, validation, folder, *, lenient=False):
+    """Writes BEIR folder `data`'s `split` without the validation queries as split "train" under `folder`, and the
+    validation split as "dev" when it searches the same corpus; returns whether "dev" was written."""
+    import dataclasses
+
+    from tf_dualenc.data import load_beir
+
+    dataset = load_beir(data, split, lenient=lenient)
+    kept = {q: docs for q, docs in dataset.qrels.items() if q not in validation.qrels}
+    os.makedirs(folder)
+    write_beir_split(dataclasses.replace(dataset, split="train", qrels=kept, queries={q: dataset.queries[q] for q in kept}), folder)
+    if validation.corpus != dataset.corpus:
+        return False
+    with open(os.path.join(folder, "queries.jsonl"), "a", encoding="utf-8") as f:
+        for qid in validation.qrels:
+            f.write(json.dumps({"_id": qid, "text": validation.queries[qid]}, ensure_ascii=False) + "\n")
+    with open(os.path.join(folder, "qrels", "dev.tsv"), "w", encoding="utf-8") as f:
+        f.write("query-id\tcorpus-id\tscore\n")
+        for qid, docs in validation.qrels.items():
+            for doc_id, score in docs.items():
+                f.write(f"{qid}\t{doc_id}\t{score}\n")
+    return True
 
 
 def _training_records(exec_properties, held_out):
@@ -87,10 +117,16 @@ class Executor(base_executor.BaseExecutor):
                                  "qrels rows with score > 0")
             # The validation split's pairs, as the Trainer's "eval" split (TFX's Trainer expects one); never the test split.
             write_pair_tfrecords(eval_pairs, os.path.join(examples.uri, "Split-eval", "pairs"), num_shards=1)
+            beir_data = os.path.isdir(exec_properties["data"]) and exec_properties["data_format"] in ("auto", "beir")
+            with_dev = beir_data and write_training_folder(
+                exec_properties["data"], exec_properties["split"], validation, os.path.join(examples.uri, TRAINING_FOLDER),
+                lenient=bool(exec_properties["lenient"]))
         examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
         examples.set_int_custom_property("num_pairs", len(counted))
         examples.set_string_custom_property("source", pairs.source)
         examples.set_string_custom_property("skipped_records", json.dumps(dict(pairs.skipped)))
+        examples.set_string_custom_property("training_folder", TRAINING_FOLDER if beir_data else "")
+        examples.set_int_custom_property("training_folder_has_validation", int(bool(with_dev)))
         for artifact, split, role in ((eval_dataset, dataset, "test"), (validation_artifact, validation, "validation")):
             # The carved split's name ("train[validation 0.2]") describes it; its qrels file is plainly "validation".
             written = split if role == "test" else dataclasses.replace(split, split="validation")

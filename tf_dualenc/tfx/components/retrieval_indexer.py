@@ -2,7 +2,10 @@
 `tf_dualenc.indexing.build_index_pipeline`) and builds a ScaNN (or exact) index folder as a `RetrievalIndexArtifact`.
 
 Runs on the pipeline's Beam options (`beam_pipeline_args`: DirectRunner workers locally, Dataflow on Vertex AI). An
-unblessed model is not indexed: the artifact is left empty with `skipped` = 1 and the reason.
+unblessed model is not indexed: the artifact is left empty with `skipped` = 1 and the reason. A blessed one's index
+also gets the search the evaluator chose on validation (the blessing's `search_fusion`, `search_weight`,
+`search_depth`; `record_search`): with a fusion, BM25 over the same documents is built into the index folder, so what
+is pushed answers the blessed ranking.
 
 The evaluator has already encoded the test corpus with this model: given its `corpus_embeddings`, and when they are of
 the very (id, text) pairs to index and of this model, the index is built from them with no Beam job (the same index
@@ -21,7 +24,7 @@ from tfx.types import Channel, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from tf_dualenc.tfx.artifacts import CorpusEmbeddings, RetrievalDataset, RetrievalIndexArtifact
-from tf_dualenc.tfx.components.shared import INDEX_FOLDER, is_blessed, record_unblessed, reported_as, serving_dir
+from tf_dualenc.tfx.components.shared import INDEX_FOLDER, blessed_search, is_blessed, record_unblessed, reported_as, serving_dir
 
 COMPONENT = "RetrievalIndexer"
 
@@ -45,6 +48,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(self, input_dict, output_dict, exec_properties):
         from tf_dualenc.data import read_queries
         from tf_dualenc.indexing.build_index_pipeline import index_corpus, index_embeddings
+        from tf_dualenc.indexing.retrieval_index import record_search
         from tf_dualenc.progress import components_show_progress
 
         model = artifact_utils.get_single_instance(input_dict["model"])
@@ -73,6 +77,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                     title_separator=title_separator, max_batch_size=int(exec_properties["batch_size"]),
                     progress=components_show_progress(), **build)
                 source = f"encoded: {why}"
+            search = blessed_search(blessing)
+            if search is not None:
+                record_search(os.path.join(index.uri, INDEX_FOLDER), search)
+                index.set_string_custom_property("search", json.dumps(search))
         index.set_string_custom_property("embeddings", source)
         index.set_int_custom_property("skipped", 0)
         index.set_int_custom_property("count", int(manifest["count"]))

@@ -2,7 +2,8 @@
 
     <serving_dir>/models.config                 TF Serving model config (the model is added once)
     <serving_dir>/<model_name>/<version>/       the SavedModel (serving_default, encode_query, encode_document)
-    <serving_dir>/indexes/<model_name>/<version>/   its index folder (manifest points at the pushed model)
+    <serving_dir>/indexes/<model_name>/<version>/   its index folder (manifest points at the pushed model, and records
+                                                    the search chosen on validation: dense, or BM25 + dense fused)
 
 Both use the same version: one more than the largest version of either. Each is copied to a temporary folder and
 renamed into place, index first (a model never appears without its index); if the model copy fails, the index
@@ -45,6 +46,17 @@ def _already_pushed(model_dir, model_uri):
     return None
 
 
+def _recorded_search(index_dir):
+    """The search recorded in an index folder's manifest (`record_search`), or None."""
+    from tf_dualenc.indexing.retrieval_index import MANIFEST as INDEX_MANIFEST
+
+    path = os.path.join(index_dir, INDEX_MANIFEST)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f).get("search")
+
+
 def _copy_into_place(source, final, edit=None):
     tmp = os.path.join(os.path.dirname(final), f".tmp-{os.path.basename(final)}-{uuid.uuid4().hex[:8]}")
     try:
@@ -67,7 +79,8 @@ def push(model_uri, export_dir, index_dir, serving_dir_path, model_name):
     existing = _already_pushed(model_root, model_uri)
     if existing is not None:
         return {"version": existing, "model_dir": os.path.join(model_root, str(existing)),
-                "index_dir": os.path.join(index_root, str(existing)), "new": False}
+                "index_dir": os.path.join(index_root, str(existing)), "new": False,
+                "search": _recorded_search(os.path.join(index_root, str(existing)))}
     os.makedirs(model_root, exist_ok=True)
     os.makedirs(index_root, exist_ok=True)
     version = max(model_versions(model_root) + model_versions(index_root), default=0) + 1
@@ -88,8 +101,9 @@ def push(model_uri, export_dir, index_dir, serving_dir_path, model_name):
         manifest.update(model_name=model_name, version=version)
         write_json_atomic(path, manifest)
         write_json_atomic(os.path.join(folder, "assets.extra", PUSH_RECORD),
-                          {"model_artifact_uri": model_uri, "index": os.path.abspath(final_index)})
+                          {"model_artifact_uri": model_uri, "index": os.path.abspath(final_index), "search": search})
 
+    search = _recorded_search(index_dir)
     _copy_into_place(index_dir, final_index, relink_index)
     try:
         _copy_into_place(export_dir, final_model, stamp_model)
@@ -105,7 +119,7 @@ def push(model_uri, export_dir, index_dir, serving_dir_path, model_name):
             listed = re.findall(r'name:\s*"([^"]+)"', f.read())
         names = listed + ([model_name] if model_name not in listed else [])
     write_text_atomic(config_path, models_config_text(names, serving_dir_path))
-    return {"version": version, "model_dir": final_model, "index_dir": final_index, "new": True}
+    return {"version": version, "model_dir": final_model, "index_dir": final_index, "new": True, "search": search}
 
 
 class Executor(base_executor.BaseExecutor):
@@ -125,6 +139,8 @@ class Executor(base_executor.BaseExecutor):
         pushed.set_int_custom_property("pushed_version", result["version"])
         pushed.set_string_custom_property("index_destination", result["index_dir"])
         pushed.set_int_custom_property("new_version", int(result["new"]))
+        if result.get("search"):
+            pushed.set_string_custom_property("search", json.dumps(result["search"]))
         write_json_atomic(os.path.join(pushed.uri, "push.json"), result)
 
 

@@ -22,6 +22,17 @@ def is_blessed(blessing):
     return blessing.get_int_custom_property("blessed") == 1
 
 
+def blessed_search(blessing):
+    """The search the evaluator chose on validation, from the blessing's custom properties: {"fusion", "weight",
+    "depth"}; None for a blessing written without one."""
+    fusion = blessing.get_string_custom_property("search_fusion")
+    if not fusion:
+        return None
+    weight = blessing.get_float_custom_property("search_weight")
+    return {"fusion": fusion, "weight": None if weight < 0 else weight, "depth": blessing.get_int_custom_property("search_depth"),
+            "chosen_on": "validation", "metric": blessing.get_string_custom_property("metric")}
+
+
 def record_unblessed(blessing, output, flag, value):
     """Marks `output` as not produced for an unblessed model (`flag` = `value`, and the evaluator's reason)."""
     output.set_int_custom_property(flag, value)
