@@ -84,7 +84,7 @@ def test_bfloat16_training_saves_a_float32_model(tmp_path, pair_file, t5_vocabul
 
 
 def test_training_config_lists_valid_precisions():
-    with pytest.raises(ValueError, match=r"mixed_precision='float16' \(valid: \['float32', 'bfloat16'\]\)"):
+    with pytest.raises(ValueError, match=r"mixed_precision='float16' \(valid: \['float32', 'bfloat16', 'auto'\]\)"):
         TrainConfig(data=".", mixed_precision="float16").validate()
 
 
@@ -94,9 +94,9 @@ def test_pipeline_train_block_takes_mini_batch_size_and_mixed_precision(tmp_path
 
     data = write_tiny_beir(tmp_path / "data")
     train_block = {"model": "bert", "preset": "x", "batch_size": 8, "mini_batch_size": 4, "mixed_precision": "bfloat16"}
-    PipelineConfig(data=data, train=train_block).validate()
+    PipelineConfig(data=data, train=train_block, train_steps=10).validate()
     with pytest.raises(ValueError, match=r"train: .*mini_batch_size=3 \(valid: a positive integer dividing batch_size=8"):
-        PipelineConfig(data=data, train=dict(train_block, mini_batch_size=3)).validate()
+        PipelineConfig(data=data, train=dict(train_block, mini_batch_size=3), train_steps=10).validate()
 
 
 # ---- inference: `--precision bfloat16` for evaluate, export and build-index -------------------------------------------
@@ -215,3 +215,19 @@ def test_evaluate_records_the_precision_in_its_report(t5_vocabulary, tmp_path):
                          "--measures", "P@1", "--precision", precision]) == 0
         assert json.loads((out / "report.json").read_text())["precision"] == precision
     assert cli.main(["evaluate", "--model", "bm25", "--data", str(data), "--output-dir", str(tmp_path / "b"), "--precision", "bfloat16"]) == 2
+
+
+def test_auto_precision_is_bfloat16_only_where_the_hardware_computes_it(tmp_path, monkeypatch):
+    from tf_dualenc import precision
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_bf16\n")
+    assert precision.cpu_flags(str(cpuinfo)) >= {"avx512_bf16", "amx_bf16"}
+    assert precision.cpu_flags(str(tmp_path / "absent")) == set()
+    monkeypatch.setattr(precision, "cpu_flags", lambda path="/proc/cpuinfo": {"avx2", "avx512f"})
+    assert precision.resolve_precision("auto") == ("float32", "auto: CPU without AVX-512-BF16 or AMX")
+    monkeypatch.setattr(precision, "cpu_flags", lambda path="/proc/cpuinfo": {"avx2", "avx512_bf16"})
+    assert precision.resolve_precision("auto") == ("bfloat16", "auto: CPU with avx512_bf16")
+    assert precision.resolve_precision("float32") == ("float32", "as configured")
+    with pytest.raises(ValueError, match=r"precision='half' \(valid: \['float32', 'bfloat16'\]\)"):
+        precision.resolve_precision("half")
