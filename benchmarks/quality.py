@@ -61,6 +61,9 @@ ABLATIONS = {
     "quick_1_epoch_lr1e-4": {"epochs": 1, "settings": {"mixed_precision": "bfloat16", "learning_rate": 1e-4}},
 }
 RECIPES.update({name: {**RECIPES["strong"], **change} for name, change in ABLATIONS.items()})
+# The package's recipe files (tf_dualenc/recipes/) and the cell of this script each one is (tests/test_benchmark_stats.py
+# checks that every key agrees, but the precision: a recipe file says `auto`).
+RECIPE_FILES = {"strong": ("strong_5_epochs", "ade_spl", "samtone"), "quick": ("quick_2_epochs_lr5e-5", "ade_spl", "samtone")}
 STEP_ONLY = ("mixed_precision", "mini_batch_size")
 COMMON = {"model": "bert", "preset": "all-MiniLM-L6-v2", "query_length": 64, "document_length": 256, "batch_size": 32,
           "optimizer": "adam", "learning_rate": 2e-5, "temperature": 0.05, "validation_fraction": 0.2}
@@ -75,6 +78,15 @@ DATASETS = {"scifact": (DATA / "scifact", DATA / "scifact"), "squad_reqa": (DATA
 # SQuAD-ReQA answer sentences (with their article title) are 25 words on average and 48 at the 95th percentile, its
 # questions at most 30 words: 64 and 32 tokens cover nearly all of them at a quarter of the cost.
 LENGTHS = {"scifact": {}, "squad_reqa": {"query_length": 32, "document_length": 64}}
+
+
+def cell_settings(recipe, architecture, variant, dataset="scifact"):
+    """The TrainConfig keys a cell of this script trains with (data and output locations aside): what a recipe file
+    must hold to be that cell."""
+    spec = RECIPES[recipe]
+    return {**COMMON, **LENGTHS[dataset], **spec.get("settings", {}), "architecture": architecture, **VARIANTS[variant],
+            "epochs": spec["epochs"], "warmup_fraction": spec["warmup_fraction"], "hard_negatives": spec["hard_negatives"],
+            "num_negatives": spec["num_negatives"]}
 
 
 def _per_query(qrels, run):

@@ -56,3 +56,21 @@ def test_quality_trains_on_every_pair_of_a_sample_of_training_queries(tmp_path):
     queries = {r["query_id"] for r in sampled}
     assert len(queries) == 10
     assert sampled == [r for r in records if r["query_id"] in queries]  # both pairs of a two-pair query, in file order
+
+
+@pytest.mark.parametrize("name", ["strong", "quick"])
+def test_each_recipe_file_is_the_benchmark_cell_it_was_chosen_as(name):
+    import quality
+
+    from tf_dualenc.recipes import read_recipe
+    from tf_dualenc.training import TrainConfig
+
+    recipe, architecture, variant = quality.RECIPE_FILES[name]
+    measured = TrainConfig(**{k: v for k, v in quality.cell_settings(recipe, architecture, variant).items()}).to_dict()
+    shipped = TrainConfig.from_recipe(name).to_dict()
+    # Keys that change how fast, not what, a run trains: logging and the batch of the corpus encodings.
+    differing = {k: (measured[k], shipped[k]) for k in measured if measured[k] != shipped[k]
+                 and k not in ("recipe", "log_every", "encode_batch_size")}
+    # The one key a recipe file may state differently: precision, "auto" (bfloat16 where the hardware computes it).
+    assert differing.pop("mixed_precision", ("float32", "auto"))[1] == "auto"
+    assert differing == {}

@@ -92,6 +92,7 @@ def run_fn(fn_args):
 
     from tf_dualenc.indexing.corpus_embeddings import write_corpus_embeddings
     from tf_dualenc.precision import set_precision
+    from tf_dualenc.progress import components_show_progress
 
     model_folder = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))
 
@@ -101,7 +102,9 @@ def run_fn(fn_args):
 
     with reported_as("Trainer", (ValueError, OSError, FloatingPointError)):
         config = train_config_from_fn_args(fn_args)
-        summary, model = train(config, progress=False, on_mined_documents=keep_starting_corpus)
+        # Progress lines while mining encodes the corpus (TF_DUALENC_PROGRESS, `pipeline run --quiet`: the components'
+        # switch), and training's bar, which off a terminal prints once, at the end.
+        summary, model = train(config, progress=components_show_progress(), on_mined_documents=keep_starting_corpus)
         chosen = os.path.join(config.output_dir, "model.keras")
         if summary.get("best_model") and os.path.abspath(summary["best_model"]) != os.path.abspath(chosen):
             from tf_dualenc.loading import load_model

@@ -18,11 +18,14 @@ _KEY_FIELDS = ("data", "split", "title_separator", "lenient", "validation_fracti
                "embedding_dim", "query_length", "document_length")
 
 
-def cache_path(config):
-    """Where the pair file for `config` is cached: a name keyed by every setting that decides its content."""
+def cache_path(config, precision="float32"):
+    """Where the pair file for `config` is cached: a name keyed by every setting that decides its content (for dense
+    mining, the `precision` the miner computes in, too)."""
     from tf_dualenc.data.fingerprint import fingerprint_inputs
 
     key = {name: getattr(config, name) for name in _KEY_FIELDS}
+    if config.hard_negatives == "dense" and precision != "float32":
+        key["precision"] = precision  # float32 keys stay as they were, so existing caches stay valid
     # The data's files as they are now: an edited corpus or qrels file at the same path is mined again.
     key["data_files"] = fingerprint_inputs(config.data)
     if config.hard_negatives == "dense" and not config.preset:
@@ -42,14 +45,16 @@ def prepare_hard_negative_pairs(config, model, print_fn=print, progress=False, o
 
     Args:
         config: a validated `TrainConfig` with `hard_negatives` set.
-        model: the model being fine-tuned, before training (encodes for `hard_negatives: dense`).
+        model: the model being fine-tuned, before training (encodes for `hard_negatives: dense`, in its precision).
         progress: dense mining: progress lines on stderr while the queries and the corpus are encoded.
         on_documents: dense mining: called with ([(id, text)], [N, D] embeddings) of the corpus it encoded (not
             called when the mined set comes from the cache).
     """
     from tf_dualenc.data.validation_split import has_dev_split, load_training_split, validation_query_ids
 
-    path = cache_path(config)
+    from tf_dualenc.precision import model_precision
+
+    path = cache_path(config, model_precision(model) or "float32" if model is not None else "float32")
     if os.path.isfile(path):
         print_fn(f"hard negatives: cached {path}")
         return path
@@ -74,7 +79,8 @@ def _mine(config, model, load_training_split, progress=False, on_documents=None)
     positives = max(len(docs) for docs in dataset.qrels.values())
     mined = mine_hard_negatives(dataset, retriever=config.hard_negatives, model=model, title_separator=config.title_separator,
                                 depth=config.hard_negatives_skip_top + config.hard_negatives_depth + positives,
-                                skip_top=config.hard_negatives_skip_top, progress=progress, on_documents=on_documents)
+                                skip_top=config.hard_negatives_skip_top, progress=progress, on_documents=on_documents,
+                                batch_size=config.encode_batch_size)
     mined = {q: candidates[: config.hard_negatives_depth] for q, candidates in mined.items()}
     pairs = list(dataset.training_pairs(config.title_separator))
     # Seed 0, not the run's seed: the mined set is one per configuration, shared by every seed of an experiment.

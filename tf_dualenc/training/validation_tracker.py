@@ -18,8 +18,9 @@ class ValidationTracker:
     """
 
     def __init__(self, dataset, output_dir, metric="NDCG@10", measures=("NDCG@10", "MRR@10", "P@1", "Recall@100"),
-                 title_separator=" ", previous=None):
+                 title_separator=" ", previous=None, batch_size=64):
         self.dataset = dataset
+        self.batch_size = batch_size
         self.output_dir = output_dir
         self.metric = metric
         self.measures = tuple(dict.fromkeys((metric,) + tuple(measures)))
@@ -47,7 +48,8 @@ class ValidationTracker:
         earlier one). Returns the metrics."""
         from tf_dualenc.evaluation import evaluate_retrieval
 
-        report = evaluate_retrieval(self.dataset, model=model, measures=self.measures, title_separator=self.title_separator)
+        report = evaluate_retrieval(self.dataset, model=model, measures=self.measures, title_separator=self.title_separator,
+                                    batch_size=self.batch_size)
         metrics = report["metrics"]
         self.history.append({"step": int(step), **metrics})
         if self.best_value is None or metrics[self.metric] > self.best_value:
