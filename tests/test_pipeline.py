@@ -444,6 +444,8 @@ def test_pipeline_runs_end_to_end_caches_and_never_touches_the_served_model_on_f
 
     data = write_tiny_beir(tmp_path / "data")
     config = tiny_pipeline_config(tmp_path / "root", data, t5_vocabulary, search_fusion="interpolate")
+    # Mining as a Trainer stage: one hard negative per pair, mined by the starting model from the ingested corpus.
+    config = config.with_overrides(["train.hard_negatives=dense", "train.num_negatives=1"])
     config_path = tmp_path / "pipeline.yaml"
     config_path.write_text(yaml.safe_dump(config.to_dict()))
 
@@ -463,6 +465,26 @@ def test_pipeline_runs_end_to_end_caches_and_never_touches_the_served_model_on_f
     assert os.listdir(os.path.join(examples["uri"], "Split-train")) == ["pairs-00000-of-00001.tfrecord"]
     model_uri = outputs["Trainer"]["model"]["uri"]
     assert os.path.isfile(os.path.join(model_uri, "Format-Serving", "saved_model.pb"))
+    # Ingest wrote the training data as a BEIR folder: the training queries as "train", the validation ones as "dev";
+    # the Trainer mined from it for the training queries only, and kept the starting model's corpus vectors.
+    from tf_dualenc.data import load_beir
+
+    beir = os.path.join(examples["uri"], "beir")
+    validation_ids = set(load_validation(data, fraction=0.2).qrels)
+    assert set(load_beir(beir, "dev").qrels) == validation_ids
+    assert set(load_beir(beir, "train").qrels) == {f"q{i}" for i in range(48)} - validation_ids
+    run_dir = os.path.join(os.path.dirname(os.path.dirname(model_uri)), "model_run", os.path.basename(model_uri))
+    [mined] = [n for n in os.listdir(run_dir) if n.startswith("hard_negatives-")]
+    mined_queries = {json.loads(line)["query_id"] for line in open(os.path.join(run_dir, mined), encoding="utf-8")}
+    assert mined_queries and not mined_queries & validation_ids
+    training = json.loads(open(os.path.join(model_uri, "training.json")).read())
+    assert training["schedule"]["steps"] == 6 and training["precision"] == "float32" and training["model_chosen"] == "last step"
+    from tf_dualenc.indexing.corpus_embeddings import reusable_embeddings
+
+    validation_split = load_beir(outputs["RetrievalExampleGen"]["validation_dataset"]["uri"], "validation")
+    starting, why = reusable_embeddings(os.path.join(model_uri, "StartingModel-Corpus"),
+                                        [(d, validation_split.document_text(d)) for d in validation_split.corpus], model="starting_model")
+    assert starting is not None, why
     assert os.path.isfile(os.path.join(model_uri, "Format-Keras", "model.keras"))
     evaluation = json.loads(open(os.path.join(outputs["RetrievalEvaluator"]["evaluation"]["uri"], "evaluation.json")).read())
     assert evaluation["blessed"] and evaluation["metric"] == "NDCG@10" and 0.0 <= evaluation["value"] <= 1.0

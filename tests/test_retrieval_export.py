@@ -125,6 +125,15 @@ def test_export_index_refuses_an_index_whose_recorded_search_fuses_bm25(exported
                                                                                               k=len(index), with_text=False))}
     fused = interpolate_runs(dense, index.lexical_run(QUERIES[:2], depth=100), 0.6)
     assert [[h["id"] for h in hits] for hits in got] == [rank(fused[str(i)])[:3] for i in range(2)]
+    # The command line answers the recorded search by default, the dense ranking with --dense.
+    encoder = str(root / "models" / "tiny" / "1")
+    for flags, want in (([], rank(fused["0"])[:3]), (["--dense"], _want(model, root, QUERIES[:1])[0])):
+        capsys.readouterr()
+        assert cli.main(["search", "--index", str(tmp_path / "fused"), "--model", encoder, "--query", QUERIES[0], "--top-k", "3",
+                         "--json", *flags]) == 0
+        captured = capsys.readouterr()
+        assert [hit["id"] for hit in json.loads(captured.out)["hits"]] == want
+        assert ("the index's recorded search, BM25 + dense (interpolate, dense weight 0.6" in captured.err) == (not flags)
 
 
 def test_top_k_without_index_is_refused(exported, tmp_path, capsys):
