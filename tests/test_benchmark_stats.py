@@ -62,7 +62,6 @@ def test_quality_trains_on_every_pair_of_a_sample_of_training_queries(tmp_path):
 def test_each_recipe_file_is_the_benchmark_cell_it_was_chosen_as(name):
     import quality
 
-    from tf_dualenc.recipes import read_recipe
     from tf_dualenc.training import TrainConfig
 
     recipe, architecture, variant = quality.RECIPE_FILES[name]

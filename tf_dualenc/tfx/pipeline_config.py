@@ -256,7 +256,8 @@ class PipelineConfig:
             return [f"train: unknown key(s) {unknown}; valid keys: {[k for k in TrainConfig.field_names() if k not in OWNED_KEYS]}"]
         # Checked as the Trainer will run it, with stand-ins for what ingest writes: a folder for the BEIR copy of a
         # BEIR `data` (or `dataset`), an existing file for the TFRecord pairs.
-        beir = bool(self.dataset) or (self.data and (os.path.isdir(self.data) or not check_paths)) and self.data_format in ("auto", "beir")
+        beir = bool(self.dataset) or bool(self.data and (os.path.isdir(self.data) or not check_paths)
+                                          and self.data_format in ("auto", "beir"))
         here = os.path.abspath(__file__)
         errors = []
         try:

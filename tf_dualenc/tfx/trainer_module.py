@@ -23,7 +23,6 @@ only when `validation_every` > 0 asks it to choose the best step, and then expor
 """
 
 import dataclasses
-import json
 import os
 import shutil
 
@@ -129,5 +128,5 @@ def run_fn(fn_args):
             "train_pairs": summary.get("train_pairs"),
             "model_chosen": "best step on validation" if chosen != os.path.join(config.output_dir, "model.keras") else "last step",
             "validation": summary.get("validation"), "seconds": summary.get("seconds_this_run"),
-            "peak_rss_mb": summary.get("peak_rss_mb"), "data": config.data, "config": json.loads(json.dumps(config.to_dict())),
+            "peak_rss_mb": summary.get("peak_rss_mb"), "data": config.data, "config": config.to_dict(),
         })
