@@ -396,9 +396,9 @@ def test_kubeflow_v2_compile_writes_the_pipeline_json(tmp_path):
     assert any("blessed.number_value=1" in json.dumps(v) for v in executors.values())
 
 
-def _assert_served_search_is_the_evaluated_one(outputs, serving, capsys):
-    """`search --server` against the pushed deployment returns, for every test query, the ranking the evaluator
-    scored for the blessed search (its run file)."""
+def _assert_served_search_is_the_evaluated_one(outputs, serving, capsys, run_file=None):
+    """`search --server` against the pushed deployment returns, for every test query, the ranking the pipeline
+    evaluated for what it pushed: the blessed search's run file (`run_file`: another, e.g. the cascade's)."""
     from tf_dualenc import cli
     from tf_dualenc.data import read_queries
     from tf_dualenc.serving.local_server import LocalModelServer
@@ -406,11 +406,13 @@ def _assert_served_search_is_the_evaluated_one(outputs, serving, capsys):
     pushed = outputs["ServingPusher"]["pushed_model"]
     queries = read_queries(os.path.join(outputs["RetrievalExampleGen"]["eval_dataset"]["uri"], "queries.jsonl"))
     evaluated = {}
-    with open(os.path.join(outputs["RetrievalEvaluator"]["evaluation"]["uri"], "search", "run.test.trec"), encoding="utf-8") as f:
+    run_file = run_file or os.path.join(outputs["RetrievalEvaluator"]["evaluation"]["uri"], "search", "run.test.trec")
+    with open(run_file, encoding="utf-8") as f:
         for line in f:
             query_id, _, doc_id, rank, _, _ = line.split()
             evaluated.setdefault(query_id, []).append((int(rank), doc_id))
-    server = LocalModelServer({"dual_encoder": str(serving / "dual_encoder")}, grpc_port=0, rest_port=0).start()
+    served = {name: str(serving / name) for name in os.listdir(serving) if name not in ("indexes", "models.config")}
+    server = LocalModelServer(served, grpc_port=0, rest_port=0).start()
     try:
         query_ids = sorted(evaluated)
         queries_file = serving.parent / "test_queries.txt"
@@ -418,11 +420,53 @@ def _assert_served_search_is_the_evaluated_one(outputs, serving, capsys):
         capsys.readouterr()
         assert cli.main(["search", "--index", pushed["index_destination"], "--server", f"127.0.0.1:{server.grpc_port}",
                          "--queries-file", str(queries_file), "--top-k", "10", "--json"]) == 0
-        served = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     finally:
         server.stop()
-    for query_id, answer in zip(query_ids, served):
+    assert len(answers) == len(query_ids)
+    for query_id, answer in zip(query_ids, answers):
         assert [hit["id"] for hit in answer["hits"]] == [d for _, d in sorted(evaluated[query_id])[:10]], query_id
+
+
+@pytest.mark.slow
+def test_pipeline_pushes_a_kept_reranker_and_serves_the_cascade_it_checked(tmp_path, t5_vocabulary, capsys, monkeypatch):
+    from tf_dualenc import cli
+    from tf_dualenc.tfx.components import reranker_trainer
+    from tf_dualenc.tfx.run_pipeline import answer_query, run_pipeline
+
+    # A tiny cross-encoder trained for a few steps cannot be relied on to raise validation, so the decision is forced
+    # to keep it at weight 0.5 (the decision itself: tests/test_cascade.py). Tested here: the pipeline trains, checks,
+    # pushes and serves the cascade, and the served ranking is the one the check evaluated.
+    decisions = []
+
+    def keep(qrels, run, cross_scores, metric, weight):
+        decisions.append((len(run), weight))
+        return True, {"metric": metric, "retrieval": 0.0, "reranked": 1.0, "weight": 0.5, "reason": "kept by the test"}
+
+    monkeypatch.setattr(reranker_trainer, "cascade_decision", keep)
+    reranker = {"tower": "t5", "size": "tiny", "vocabulary": t5_vocabulary, "pair_length": 48, "steps": 3, "batch_size": 4,
+                "depth": 10, "rerank_k": 5}
+    config = tiny_pipeline_config(tmp_path / "root", write_tiny_beir(tmp_path / "data"), t5_vocabulary, reranker=reranker)
+    outputs = run_pipeline(config, print_fn=lambda *a: None)
+    assert len(decisions) == 1 and decisions[0][0] > 0 and decisions[0][1] == "auto"  # once, on the validation queries
+    trained = outputs["RerankerTrainer"]["reranker"]
+    assert trained["kept"] == 1 and trained["served_name"] == "dual_encoder_reranker" and trained["rerank_k"] == 5
+    record = json.loads(open(os.path.join(trained["uri"], "reranker.json")).read())
+    assert record["lists"]["lists"] >= 4 and len(record["training"]["loss"]) == 3
+    assert set(record["splits"]) == {"validation", "test"} and "cascade" in record["splits"]["test"]
+    pushed = outputs["ServingPusher"]["pushed_model"]
+    serving = tmp_path / "root" / "serving"
+    assert pushed["reranker_destination"] == str(serving / "dual_encoder_reranker" / "1")
+    assert 'name: "dual_encoder_reranker"' in (serving / "models.config").read_text()
+    search = json.loads((serving / "indexes" / "dual_encoder" / "1" / "manifest.json").read_text())["search"]
+    assert search["rerank"]["model_name"] == "dual_encoder_reranker" and search["rerank"]["weight"] == 0.5
+    _assert_served_search_is_the_evaluated_one(outputs, serving, capsys, os.path.join(trained["uri"], "run.test.reranked.trec"))
+    # The query the pipeline answers at the end goes through the cascade too; --first-stage leaves the re-ranker out.
+    hits = answer_query(outputs, "What is the capital of France?", k=4)
+    assert len(hits) == 4 and all("retrieval_score" in hit for hit in hits)
+    capsys.readouterr()
+    assert cli.main(["search", "--index", pushed["index_destination"], "--query", "capital of France", "--first-stage", "--json"]) == 0
+    assert all("rerank_score" not in hit for hit in json.loads(capsys.readouterr().out)["hits"])
 
 
 def _tree(folder):
@@ -430,9 +474,9 @@ def _tree(folder):
 
 
 def _states(outputs):
-    from tf_dualenc.tfx.run_pipeline import COMPONENT_ORDER
+    from tf_dualenc.tfx.run_pipeline import components_run
 
-    return {name: outputs[name]["state"] for name in COMPONENT_ORDER}
+    return {name: outputs[name]["state"] for name in components_run(outputs)}
 
 
 @pytest.mark.slow

@@ -46,6 +46,12 @@ def _export_index(args, model, index):
 
     top_k, index_type = args.top_k or 10, args.index_type or "brute_force"
     search = index.recorded_search or {}
+    if search.get("rerank") and not args.dense_only:
+        raise ValueError(f"--index {args.index} records its search as a cascade: {search.get('fusion', 'dense')} retrieval, then the "
+                         f"cross-encoder {search['rerank']['model_name']} on the top {search['rerank']['k']} (chosen on validation); "
+                         "a retrieval export ranks by the dense score alone, so it would not serve that ranking. Serve the encoder "
+                         "and the re-ranker exports with the index instead (`tf-dualenc search --index DIR --server ...` answers "
+                         "the recorded search; docs/serving.md), or pass --dense-only.")
     if search.get("fusion", "dense") != "dense" and not args.dense_only:
         raise ValueError(f"--index {args.index} records its search as BM25 fused with dense ({search['fusion']}, dense weight "
                          f"{search.get('weight')}, chosen on validation); a retrieval export ranks by the dense score alone, so it "

@@ -97,11 +97,11 @@ def run(args):
 
 def _print_outputs(outputs, config):
     """Each component's state, where its artifacts are, and the model's metrics beside the starting model's and BM25's."""
-    from tf_dualenc.tfx.run_pipeline import COMPONENT_ORDER
+    from tf_dualenc.tfx.run_pipeline import components_run
 
     evaluation = outputs["RetrievalEvaluator"]["evaluation"]
     pushed = outputs["ServingPusher"]["pushed_model"]
-    print("\ncomponents: " + ", ".join(f"{name} {outputs[name]['state']}" for name in COMPONENT_ORDER))
+    print("\ncomponents: " + ", ".join(f"{name} {outputs[name]['state']}" for name in components_run(outputs)))
     print(f"model:    {outputs['Trainer']['model']['uri']}  (Format-Serving: SavedModel; Format-Keras: model.keras)")
     print(f"metrics:  {evaluation['uri']}/evaluation.json")
     metric = config.metric
@@ -116,7 +116,15 @@ def _print_outputs(outputs, config):
             test = evaluation.get(f"test_{key}")
             print(f"  {label:<22} {evaluation[key]:>20.4f} {test if test is None else format(test, '.4f'):>20}")
     print(f"blessing: {blessing.get('reason', '')}")
+    reranker = outputs.get("RerankerTrainer", {}).get("reranker")
+    if reranker:
+        for label, key in (("blessed search", f"search_{metric}"), ("+ re-ranker (cascade)", f"cascade_{metric}")):
+            if key in reranker:
+                test = reranker.get(f"test_{key}")
+                print(f"  {label:<22} {reranker[key]:>20.4f} {test if test is None else format(test, '.4f'):>20}")
+        print(f"re-ranker: {'kept' if reranker.get('kept') else 'not kept'}: {reranker.get('reason', '')}  ({reranker['uri']})")
     index = outputs["RetrievalIndexer"]["index"]
     print(f"index:    {index['uri']}/index" + (f"  (document embeddings {index['embeddings']})" if index.get("embeddings") else ""))
-    print(f"pushed:   {pushed['pushed_destination']} (version {pushed['pushed_version']}); index {pushed['index_destination']}")
+    print(f"pushed:   {pushed['pushed_destination']} (version {pushed['pushed_version']}); index {pushed['index_destination']}"
+          + (f"; re-ranker {pushed['reranker_destination']}" if pushed.get("reranker_destination") else ""))
     print(f"serving:  {os.path.join(config.serving_dir, 'models.config')}")

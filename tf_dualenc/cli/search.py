@@ -33,6 +33,8 @@ def add_parser(subparsers):
     p.add_argument("--dense", action="store_true",
                    help="dense retrieval alone, although the index records a fusion with BM25 chosen on validation (by default "
                         "an index answers the search recorded in it: the pipeline's blessed search)")
+    p.add_argument("--first-stage", action="store_true",
+                   help="the index's recorded search without the re-ranker the pipeline pushed with it (its cascade)")
     p.set_defaults(func=run)
 
 
@@ -104,6 +106,8 @@ def run(args):
         raise ValueError("--hybrid and re-ranking are separate modes of search; use one.")
     if args.dense and args.hybrid:
         raise ValueError("--dense and --hybrid ask for different rankings; use one.")
+    if args.first_stage and (args.dense or args.hybrid or args.rerank or args.rerank_model_name):
+        raise ValueError("--first-stage is the index's recorded search without its re-ranker; it takes no --dense, --hybrid or re-ranking flags.")
     if args.rerank_model_name and (args.rerank or not args.server):
         raise ValueError("--rerank-model-name re-ranks through --server; give --server and leave out --rerank (a local re-ranker).")
     if not args.index and not args.server:
@@ -137,12 +141,30 @@ def run(args):
     elif args.dense:
         results = index.search(texts, encoder, k=args.top_k, exact=args.exact)
     else:
-        recorded = index.recorded_search
-        if recorded and recorded.get("fusion") != "dense":
-            print(f"search: the index's recorded search, BM25 + dense ({recorded['fusion']}, dense weight {recorded.get('weight')}, "
-                  f"chosen on {recorded.get('chosen_on', 'validation')}); --dense for dense alone", file=sys.stderr)
-        results = index.search_recorded(texts, encoder, k=args.top_k, exact=args.exact)
+        results = _recorded(args, index, encoder, texts)
     return _print_hits(args, texts, results)
+
+
+def _recorded(args, index, encoder, texts):
+    """The search recorded in the index (the pipeline's blessed search, and its cascade when a re-ranker was kept)."""
+    from tf_dualenc.reranking import recorded_reranker, rerank_recorded_search
+
+    recorded = index.recorded_search or {}
+    if recorded.get("fusion") not in (None, "dense"):
+        print(f"search: the index's recorded search, BM25 + dense ({recorded['fusion']}, dense weight {recorded.get('weight')}, "
+              f"chosen on {recorded.get('chosen_on', 'validation')}); --dense for dense alone", file=sys.stderr)
+    rerank = recorded_reranker(index)
+    if rerank is None or args.first_stage:
+        return index.search_recorded(texts, encoder, k=args.top_k, exact=args.exact)
+    if args.server:
+        from tf_dualenc.reranking import serving_reranker
+
+        scorer = serving_reranker(args.server, rerank["model_name"], version=rerank.get("version"))
+    else:
+        scorer = load_reranker(rerank["export"])
+    print(f"search: re-ranking the top {rerank['k']} with {rerank['model_name']} (cross-encoder weight {rerank['weight']}, "
+          f"chosen on {rerank.get('chosen_on', 'validation')}); --first-stage without it", file=sys.stderr)
+    return rerank_recorded_search(index, texts, encoder, scorer, k=args.top_k, exact=args.exact)
 
 
 def _print_hits(args, texts, results):

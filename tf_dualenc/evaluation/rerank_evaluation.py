@@ -8,14 +8,14 @@ import numpy as np
 
 from tf_dualenc.atomic_write import write_json_atomic
 from tf_dualenc.evaluation.evaluate import dense_run
-from tf_dualenc.evaluation.trec_metrics import DEFAULT_MEASURES, evaluate_run, write_trec_run
+from tf_dualenc.evaluation.trec_metrics import DEFAULT_MEASURES, evaluate_run, rank, write_trec_run
 
 
 def cross_encoder_scores(run, queries, document_text, scorer, rerank_k):
     """The cross-encoder's score of each query's top `rerank_k` documents of `run`: {qid: {doc: score}}."""
     scores = {}
     for qid, docs in run.items():
-        head = sorted(docs, key=lambda d: -docs[d])[:rerank_k]
+        head = rank(docs)[:rerank_k]
         if head:
             values = np.asarray(scorer([queries[qid]] * len(head), [document_text(d) for d in head]), np.float32)
             scores[qid] = dict(zip(head, values.tolist()))
@@ -32,20 +32,36 @@ def combine_reranking(run, cross_scores, weight=1.0):
     """Orders each query's re-ranked head by w · minmax(cross-encoder) + (1 − w) · minmax(first stage) (w = 1: the
     cross-encoder alone; w = 0: the first stage's order), then the rest of the run in its order. Scores in the
     returned run are rank-based (higher is better), so trec_eval sees exactly that order."""
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
-        raise ValueError(f"weight={weight!r} must be in [0, 1] (the cross-encoder's share).")
+    _check_share(weight)
     reranked = {}
     for qid, docs in run.items():
-        ranked = sorted(docs, key=lambda d: -docs[d])
-        scored = cross_scores.get(qid, {})
-        head, tail = [d for d in ranked if d in scored], [d for d in ranked if d not in scored]
-        if head:
-            mixed = (weight * _min_max([scored[d] for d in head]) if weight > 0 else 0.0) + (
-                (1.0 - weight) * _min_max([docs[d] for d in head]) if weight < 1 else 0.0)
-            head = [head[i] for i in np.argsort(-np.asarray(mixed), kind="stable")]
-        order = head + tail
+        order = [doc for doc, _ in reranked_order(docs, cross_scores.get(qid, {}), weight)]
         reranked[qid] = {doc: float(len(order) - rank) for rank, doc in enumerate(order)}
     return reranked
+
+
+def _check_share(weight, auto=False):
+    if auto and weight == "auto":
+        return
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
+        allowed = "'auto' or in [0, 1]" if auto else "in [0, 1]"
+        raise ValueError(f"weight={weight!r} must be {allowed} (the cross-encoder's share).")
+
+
+def reranked_order(first_stage, cross_scores, weight):
+    """One query's documents in the cascade's order: [(doc, mixed score or None)]. `first_stage` is {doc: score};
+    the documents `cross_scores` ({doc: score}) holds come first, by w · minmax(cross) + (1 − w) · minmax(first stage),
+    ties in first-stage order, then the rest (mixed score None) in first-stage order. The one formula that evaluation
+    (`combine_reranking`) and a served cascade (`tf_dualenc.reranking.two_stage.rerank_recorded_search`) apply."""
+    ranked = rank(first_stage)
+    head, tail = [d for d in ranked if d in cross_scores], [d for d in ranked if d not in cross_scores]
+    if not head:
+        return [(d, None) for d in tail]
+    mixed = (weight * _min_max([cross_scores[d] for d in head]) if weight > 0 else 0.0) + (
+        (1.0 - weight) * _min_max([first_stage[d] for d in head]) if weight < 1 else 0.0)
+    mixed = np.broadcast_to(np.asarray(mixed, np.float64), (len(head),))
+    order = np.argsort(-mixed, kind="stable")
+    return [(head[i], float(mixed[i])) for i in order] + [(d, None) for d in tail]
 
 
 def rerank_run(run, queries, document_text, scorer, rerank_k, batch_size=32, weight=1.0):
@@ -145,24 +161,35 @@ def check_reranker(validation, *, model, scorer, k=100, rerank_k=100, metric="ND
     """
     import dataclasses
 
-    if weight != "auto" and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0):
-        raise ValueError(f"weight={weight!r} must be 'auto' or in [0, 1] (the cross-encoder's share).")
+    _check_share(weight, auto=True)
     kept = list(validation.queries)[:max_queries]
     validation = dataclasses.replace(validation, queries={q: validation.queries[q] for q in kept},
                                      qrels={q: validation.qrels[q] for q in kept if q in validation.qrels})
     run, _ = dense_run(model, validation, k=k, batch_size=batch_size, title_separator=title_separator, progress=progress)
     cross = cross_encoder_scores(run, validation.queries, lambda d: validation.document_text(d, title_separator), scorer, rerank_k)
-    result = {"metric": metric, "queries": len(validation.queries), "split": validation.split,
-              "retrieval": evaluate_run(validation.qrels, run, measures=(metric,))["aggregate"][metric]}
+    return check_reranked_run(validation.qrels, run, cross, metric=metric, weight=weight, split=validation.split)
+
+
+def check_reranked_run(qrels, run, cross_scores, *, metric="NDCG@10", weight="auto", split="validation"):
+    """The decision of `check_reranker` for any first-stage `run` (dense, or a fused search) of validation queries
+    and the cross-encoder's scores of its heads (`cross_encoder_scores`): the re-ranked run must not lower `metric`
+    on `qrels`, and with `weight` "auto" the chosen cross-encoder share must be above 0.
+
+    Returns {"metric", "retrieval", "reranked", "weight", "queries", "split"[, "weight_curve"]}; raises
+    `RerankerRegression` otherwise.
+    """
+    _check_share(weight, auto=True)
+    result = {"metric": metric, "queries": len(run), "split": split,
+              "retrieval": evaluate_run(qrels, run, measures=(metric,))["aggregate"][metric]}
     if weight == "auto":
-        weight, result["weight_curve"] = choose_rerank_weight(validation.qrels, run, cross, metric)
+        weight, result["weight_curve"] = choose_rerank_weight(qrels, run, cross_scores, metric)
     result["weight"] = weight
-    result["reranked"] = evaluate_run(validation.qrels, combine_reranking(run, cross, weight), measures=(metric,))["aggregate"][metric]
+    result["reranked"] = evaluate_run(qrels, combine_reranking(run, cross_scores, weight), measures=(metric,))["aggregate"][metric]
     if result["reranked"] < result["retrieval"] or weight == 0:
         raise RerankerRegression(
             f"re-ranking lowers validation {metric} from {result['retrieval']:.4f} to {result['reranked']:.4f} "
-            f"({result['queries']} queries of {validation.split}, cross-encoder weight {weight}); this re-ranker would make "
+            f"({result['queries']} queries of {split}, cross-encoder weight {weight}); this re-ranker would make "
             "retrieval worse" if weight != 0 else
-            f"the best cross-encoder weight on validation is 0 ({result['queries']} queries of {validation.split}): the "
+            f"the best cross-encoder weight on validation is 0 ({result['queries']} queries of {split}): the "
             "re-ranker does not help; leave it out")
     return result

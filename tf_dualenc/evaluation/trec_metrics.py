@@ -111,3 +111,21 @@ def write_trec_run(path, run, tag="tf_dualenc"):
             for r, doc in enumerate(rank(run[qid]), 1):
                 f.write(f"{qid} Q0 {doc} {r} {run[qid][doc]:.6f} {tag}\n")
     return path
+
+
+def read_trec_run(path):
+    """A run written by `write_trec_run` (any `qid Q0 docid rank score tag` file): {qid: {doc id: score}}; a line of
+    another shape is an error naming the file and line."""
+    run = {}
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            try:
+                if len(fields) != 6:
+                    raise ValueError
+                run.setdefault(fields[0], {})[fields[2]] = float(fields[4])
+            except ValueError:
+                raise ValueError(f"{path}:{number}: not a TREC run line (qid Q0 docid rank score tag): {line.strip()[:80]!r}") from None
+    return run

@@ -62,3 +62,41 @@ class TwoStageRetriever:
         results = [rerank_hits(text, hits, self.scorer, self.top_n) for text, hits in zip(texts, first)]
         self.last_timings = {"retrieval_seconds": retrieval_seconds, "rerank_seconds": time.perf_counter() - start, "queries": len(texts)}
         return results
+
+
+def recorded_reranker(index):
+    """The cascade recorded in an index's search (the pipeline pushes it when its re-ranker was kept on validation):
+    {"model_name", "version", "export", "k", "weight", ...}, or None."""
+    return (index.recorded_search or {}).get("rerank")
+
+
+def rerank_recorded_search(index, texts, query_encoder, scorer, k=10, *, exact=False):
+    """The index's recorded cascade: its recorded first stage (`RetrievalIndex.search_recorded`: dense, or BM25 + dense
+    fused) to depth max(k, the recorded `k`), the top recorded-`k` re-scored by `scorer` and mixed with the first-stage
+    score at the recorded `weight` (`reranked_order`, the formula the pipeline's check evaluated). Returns hits
+    {"id", "score" (the mixed score; the first stage's for hits below the re-ranked head), "retrieval_score", "text"
+    [, "rerank_score"]}, best first."""
+    from tf_dualenc.evaluation.rerank_evaluation import reranked_order
+    from tf_dualenc.evaluation.trec_metrics import rank
+
+    rerank = recorded_reranker(index)
+    if rerank is None:
+        raise ValueError(f"{index.folder} records no re-ranker in its search; use RetrievalIndex.search_recorded.")
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    head_size = int(rerank["k"])
+    results = []
+    for text, hits in zip(texts, index.search_recorded(texts, query_encoder, k=max(k, head_size), exact=exact)):
+        by_id = {hit["id"]: hit for hit in hits}
+        first_stage = {hit["id"]: hit["score"] for hit in hits}
+        # The head as evaluation takes it (`cross_encoder_scores`): the first `head_size` in trec_eval order.
+        head = [by_id[d] for d in rank(first_stage)[:head_size]]
+        scores = np.asarray(scorer([text] * len(head), [hit["text"] for hit in head]), np.float32) if head else []
+        cross = {hit["id"]: float(score) for hit, score in zip(head, scores)}
+        ranked = []
+        for doc, mixed in reranked_order(first_stage, cross, float(rerank["weight"]))[:k]:
+            hit = dict(by_id[doc], retrieval_score=by_id[doc]["score"])
+            if mixed is not None:
+                hit.update(score=mixed, rerank_score=cross[doc])
+            ranked.append(hit)
+        results.append(ranked)
+    return results

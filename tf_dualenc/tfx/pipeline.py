@@ -3,12 +3,14 @@
     RetrievalExampleGen ─ examples ─▶ Trainer (run_fn=tf_dualenc.tfx.trainer_module.run_fn) ─ model ─┐
             └─ validation_dataset (decides), eval_dataset (test: reported, indexed) ──────────┤
     latest_blessed_model_resolver ─ baseline_model ──▶ RetrievalEvaluator ─ blessing ─▶ RetrievalIndexer ─ index ─▶ ServingPusher
-                                                          └─ corpus_embeddings (test corpus, blessed model) ─▲
+                                                          └─ corpus_embeddings (test corpus, blessed model) ─▲          ▲
+    with a `reranker` section:  examples, model, blessing, evaluation ─▶ RerankerTrainer ─ reranker (kept or not) ──────┘
 """
 
 from tfx import v1 as tfx
 
 from tf_dualenc.tfx.components.baseline_model_strategy import LastBlessedBaselineStrategy
+from tf_dualenc.tfx.components.reranker_trainer import RerankerTrainer
 from tf_dualenc.tfx.components.retrieval_evaluator import RetrievalEvaluator
 from tf_dualenc.tfx.components.retrieval_example_gen import RetrievalExampleGen
 from tf_dualenc.tfx.components.retrieval_indexer import RetrievalIndexer
@@ -66,14 +68,25 @@ def create_pipeline(config, *, metadata_connection_config=None, beam_pipeline_ar
         corpus_embeddings=evaluator.outputs["corpus_embeddings"], corpus=config.index_corpus, method=config.index_method,
         brute_force_below=config.brute_force_below, batch_size=config.eval_batch_size, title_separator=config.title_separator,
     )
+    cascade = []
+    if config.reranker:
+        from tf_dualenc.tfx.reranker_section import RerankerSection
+
+        cascade = [RerankerTrainer(
+            examples=example_gen.outputs["examples"], model=trainer.outputs["model"], blessing=evaluator.outputs["blessing"],
+            evaluation=evaluator.outputs["evaluation"], validation_dataset=example_gen.outputs["validation_dataset"],
+            eval_dataset=example_gen.outputs["eval_dataset"], reranker=config.reranker,
+            served_name=RerankerSection.from_dict(config.reranker).served_name(config.model_name), metric=config.metric,
+            title_separator=config.title_separator,
+        )]
     pusher = ServingPusher(
         model=trainer.outputs["model"], blessing=evaluator.outputs["blessing"], index=indexer.outputs["index"],
-        serving_dir=config.serving_dir, model_name=config.model_name,
+        reranker=cascade[0].outputs["reranker"] if cascade else None, serving_dir=config.serving_dir, model_name=config.model_name,
     )
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[example_gen, trainer, baseline, evaluator, indexer, pusher],
+        components=[example_gen, trainer, baseline, evaluator, indexer, *cascade, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args),

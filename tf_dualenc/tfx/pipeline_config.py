@@ -42,7 +42,9 @@ class PipelineConfig:
     Blessing: `metric` on validation must reach `threshold`; the first blessing must beat each of `bless_against`
     ("starting_model": the model before fine-tuning; "bm25") on validation, later ones must not fall below the last
     blessed model's. Search: `search_fusion` — "auto" pushes BM25 interpolated with the dense model when that beats
-    dense alone on validation (the weight chosen there too), else dense; "dense" or "interpolate" force one. Index: `index_corpus`
+    dense alone on validation (the weight chosen there too), else dense; "dense" or "interpolate" force one. Cascade:
+    `reranker` (optional; `tf_dualenc.tfx.reranker_section.RerankerSection` keys): a cross-encoder trained on lists mined
+    from the training queries, kept and pushed only when re-ranking the blessed search raises validation. Index: `index_corpus`
     (files/globs; default the evaluation corpus), `index_method`. Push: `serving_dir`, `model_name`.
     Orchestration: `pipeline_name`, `pipeline_root`, `metadata_path`, `enable_cache`, `runner`, `direct_num_workers`
     (Beam workers for the indexer and the Beam runner), `beam_pipeline_args`, `image` (container image for Kubeflow V2 /
@@ -72,6 +74,7 @@ class PipelineConfig:
     eval_batch_size: int = 64
     index_corpus: typing.List[str] = dataclasses.field(default_factory=list)
     search_fusion: str = "auto"
+    reranker: dict = dataclasses.field(default_factory=dict)
     index_method: str = "auto"
     brute_force_below: int = 20000
     serving_dir: str = ""
@@ -123,10 +126,12 @@ class PipelineConfig:
                 types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
                 value = _parse_train_value(name, raw, types[name]) if name in types else value
                 values["train"] = dict(values["train"], **{name: value})
+            elif key.startswith("reranker."):
+                values["reranker"] = dict(values["reranker"], **{key[len("reranker."):]: value})
             elif key in values:
                 values[key] = raw if isinstance(values[key], str) else value
             else:
-                raise ValueError(f"--set {key}: unknown key; valid keys: {self.field_names()} (and train.<TrainConfig key>).")
+                raise ValueError(f"--set {key}: unknown key; valid keys: {self.field_names()} (and train.<TrainConfig key>, reranker.<key>).")
         return PipelineConfig(**values)
 
     def resolved(self, print_fn=print):
@@ -151,6 +156,8 @@ class PipelineConfig:
         for name in ("pipeline_root", "metadata_path", "serving_dir", "data", "eval_data", "validation_data"):
             values[name] = _absolute(values[name])
         values["index_corpus"] = [_absolute(p) for p in values["index_corpus"]]
+        if isinstance(values["reranker"], dict) and values["reranker"].get("vocabulary"):
+            values["reranker"] = dict(values["reranker"], vocabulary=_absolute(values["reranker"]["vocabulary"]))
         return PipelineConfig(**values)
 
     def validate(self, *, check_paths=True):
@@ -207,6 +214,7 @@ class PipelineConfig:
             errors.append(f"train={self.train!r} (must be a mapping of TrainConfig keys)")
         else:
             errors.extend(self._train_errors(check_paths))
+        errors.extend(self._reranker_errors(check_paths))
         from tf_dualenc.export.layout import ExportError, check_model_name
 
         try:
@@ -244,6 +252,30 @@ class PipelineConfig:
                 errors.append(f"eval_split={self.eval_split!r} is the split the validation queries come from; evaluate on another split")
         return errors
 
+    def _reranker_errors(self, check_paths):
+        from tf_dualenc.tfx.reranker_section import RerankerSection
+
+        if self.reranker in (None, {}):
+            return []
+        try:
+            section = RerankerSection.from_dict(self.reranker)
+        except (ValueError, TypeError) as error:
+            return [str(error)]
+        errors = section.errors()
+        if not self._beir_data(check_paths):
+            errors.append("reranker: its lists are mined from the training queries over their corpus, so `data` must be a BEIR "
+                          "folder (or `dataset`)")
+        if check_paths and section.vocabulary and "://" not in section.vocabulary and not os.path.isfile(section.vocabulary):
+            errors.append(f"reranker.vocabulary={section.vocabulary!r} does not exist")
+        if section.served_name(self.model_name) == self.model_name:
+            errors.append(f"reranker.model_name={section.model_name!r} is the encoder's model_name; the two are served side by side")
+        return errors
+
+    def _beir_data(self, check_paths):
+        """Whether ingest will write the training data as a BEIR folder (what mining needs)."""
+        return bool(self.dataset) or bool(self.data and (os.path.isdir(self.data) or not check_paths)
+                                          and self.data_format in ("auto", "beir"))
+
     def _train_errors(self, check_paths):
         from tf_dualenc.tfx.trainer_module import OWNED_KEYS, pipeline_train_config
         from tf_dualenc.training.train_config import TrainConfig
@@ -256,8 +288,7 @@ class PipelineConfig:
             return [f"train: unknown key(s) {unknown}; valid keys: {[k for k in TrainConfig.field_names() if k not in OWNED_KEYS]}"]
         # Checked as the Trainer will run it, with stand-ins for what ingest writes: a folder for the BEIR copy of a
         # BEIR `data` (or `dataset`), an existing file for the TFRecord pairs.
-        beir = bool(self.dataset) or bool(self.data and (os.path.isdir(self.data) or not check_paths)
-                                          and self.data_format in ("auto", "beir"))
+        beir = self._beir_data(check_paths)
         here = os.path.abspath(__file__)
         errors = []
         try:

@@ -9,7 +9,13 @@ from tf_dualenc.tfx.components.component_error import ComponentError
 from tf_dualenc.tfx.pipeline_config import PipelineConfig
 from tf_dualenc.data.fingerprint import fingerprint_inputs
 
-COMPONENT_ORDER = ("RetrievalExampleGen", "Trainer", "RetrievalEvaluator", "RetrievalIndexer", "ServingPusher")
+# RerankerTrainer runs only with a `reranker` section: read outputs with `components_run`.
+COMPONENT_ORDER = ("RetrievalExampleGen", "Trainer", "RetrievalEvaluator", "RetrievalIndexer", "RerankerTrainer", "ServingPusher")
+
+
+def components_run(outputs):
+    """The names of COMPONENT_ORDER that this run's `outputs` hold, in order."""
+    return [name for name in COMPONENT_ORDER if name in outputs]
 
 
 class PipelineError(RuntimeError):
@@ -204,10 +210,17 @@ def _value(value):
 
 def answer_query(outputs, query, k=5):
     """Searches the pushed index with the pushed model's query encoder, as the blessed search ranks (the fusion the
-    evaluator chose on validation, recorded in the index); returns the hits of `query`."""
+    evaluator chose on validation, recorded in the index, then the pushed re-ranker when the run kept one); returns the
+    hits of `query`."""
     from tf_dualenc.indexing import RetrievalIndex
     from tf_dualenc.indexing.query_encoders import local_query_encoder
+    from tf_dualenc.loading import load_reranker
+    from tf_dualenc.reranking import recorded_reranker, rerank_recorded_search
 
     pushed = outputs["ServingPusher"]["pushed_model"]
     index = RetrievalIndex.load(pushed["index_destination"])
-    return index.search_recorded([query], local_query_encoder(pushed["pushed_destination"]), k=k)[0]
+    encoder = local_query_encoder(pushed["pushed_destination"])
+    rerank = recorded_reranker(index)
+    if rerank is not None:
+        return rerank_recorded_search(index, [query], encoder, load_reranker(rerank["export"]), k=k)[0]
+    return index.search_recorded([query], encoder, k=k)[0]

@@ -4,10 +4,12 @@
     <serving_dir>/<model_name>/<version>/       the SavedModel (serving_default, encode_query, encode_document)
     <serving_dir>/indexes/<model_name>/<version>/   its index folder (manifest points at the pushed model, and records
                                                     the search chosen on validation: dense, or BM25 + dense fused)
+    <serving_dir>/<reranker name>/<version>/    with a kept cascade (`RerankerTrainer`): the cross-encoder's SavedModel,
+                                                    recorded in the index's search as `rerank` (name, version, depth, weight)
 
-Both use the same version: one more than the largest version of either. Each is copied to a temporary folder and
-renamed into place, index first (a model never appears without its index); if the model copy fails, the index
-version just pushed is removed. An unblessed model pushes nothing and leaves the serving folder untouched. A model
+All use the same version: one more than the largest version of any. Each is copied to a temporary folder and
+renamed into place, index first, model last (a model never appears without its index and re-ranker); if a later copy
+fails, the versions just pushed are removed. An unblessed model pushes nothing and leaves the serving folder untouched. A model
 already pushed (same Model artifact) is not pushed again: its existing version is reported.
 """
 
@@ -68,23 +70,35 @@ def _copy_into_place(source, final, edit=None):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def push(model_uri, export_dir, index_dir, serving_dir_path, model_name):
-    """Pushes one model version (and its index); returns {"version", "model_dir", "index_dir", "new"}."""
+def push(model_uri, export_dir, index_dir, serving_dir_path, model_name, reranker=None):
+    """Pushes one model version (and its index, and a kept re-ranker); returns {"version", "model_dir", "index_dir",
+    "new", "search"[, "reranker_dir"]}.
+
+    reranker: None, or {"export": the cross-encoder's SavedModel, "model_name": its served name, "k": candidates
+    re-ranked, "weight": the cross-encoder's share, ...: what the check on validation chose}.
+    """
     from tf_dualenc.export.saved_model_export import MANIFEST_PATH
     from tf_dualenc.indexing.retrieval_index import MANIFEST as INDEX_MANIFEST
 
     check_model_name(model_name)
     model_root = os.path.join(serving_dir_path, model_name)
     index_root = os.path.join(serving_dir_path, "indexes", model_name)
+    reranker_root = None
+    if reranker is not None:
+        check_model_name(reranker["model_name"])
+        reranker_root = os.path.join(serving_dir_path, reranker["model_name"])
     existing = _already_pushed(model_root, model_uri)
     if existing is not None:
-        return {"version": existing, "model_dir": os.path.join(model_root, str(existing)),
-                "index_dir": os.path.join(index_root, str(existing)), "new": False,
-                "search": _recorded_search(os.path.join(index_root, str(existing)))}
-    os.makedirs(model_root, exist_ok=True)
-    os.makedirs(index_root, exist_ok=True)
-    version = max(model_versions(model_root) + model_versions(index_root), default=0) + 1
+        search = _recorded_search(os.path.join(index_root, str(existing)))
+        return dict({"version": existing, "model_dir": os.path.join(model_root, str(existing)),
+                     "index_dir": os.path.join(index_root, str(existing)), "new": False, "search": search},
+                    **({"reranker_dir": search["rerank"]["export"]} if (search or {}).get("rerank") else {}))
+    roots = [model_root, index_root] + ([reranker_root] if reranker_root else [])
+    for root in roots:
+        os.makedirs(root, exist_ok=True)
+    version = max((v for root in roots for v in model_versions(root)), default=0) + 1
     final_model, final_index = os.path.join(model_root, str(version)), os.path.join(index_root, str(version))
+    final_reranker = os.path.join(reranker_root, str(version)) if reranker_root else None
 
     def relink_index(folder):
         # The index's query encoder is the pushed model, not the pipeline's artifact (which may be cleaned up).
@@ -92,6 +106,8 @@ def push(model_uri, export_dir, index_dir, serving_dir_path, model_name):
         with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
         manifest["model"] = dict(manifest.get("model", {}), export=os.path.abspath(final_model), model_name=model_name, version=version)
+        if reranker is not None:
+            manifest["search"] = search
         write_json_atomic(path, manifest)
 
     def stamp_model(folder):
@@ -104,22 +120,48 @@ def push(model_uri, export_dir, index_dir, serving_dir_path, model_name):
                           {"model_artifact_uri": model_uri, "index": os.path.abspath(final_index), "search": search})
 
     search = _recorded_search(index_dir)
-    _copy_into_place(index_dir, final_index, relink_index)
+    if reranker is not None:
+        # The cascade the index answers: its recorded first stage, then the served cross-encoder on the top k.
+        search = dict(search or {"fusion": "dense"}, rerank={
+            "model_name": reranker["model_name"], "version": version, "export": os.path.abspath(final_reranker),
+            **{key: value for key, value in reranker.items() if key not in ("export", "model_name")}})
+    pushed = []
     try:
+        _copy_into_place(index_dir, final_index, relink_index)
+        pushed.append(final_index)
+        if reranker is not None:
+            _copy_into_place(reranker["export"], final_reranker)
+            pushed.append(final_reranker)
         _copy_into_place(export_dir, final_model, stamp_model)
     except BaseException:
-        shutil.rmtree(final_index, ignore_errors=True)
+        for folder in pushed:
+            shutil.rmtree(folder, ignore_errors=True)
         raise
     config_path = os.path.join(serving_dir_path, "models.config")
-    names = [model_name]
+    names = [model_name] + ([reranker["model_name"]] if reranker is not None else [])
     if os.path.isfile(config_path):
         import re
 
         with open(config_path, encoding="utf-8") as f:
             listed = re.findall(r'name:\s*"([^"]+)"', f.read())
-        names = listed + ([model_name] if model_name not in listed else [])
+        names = listed + [name for name in names if name not in listed]
     write_text_atomic(config_path, models_config_text(names, serving_dir_path))
-    return {"version": version, "model_dir": final_model, "index_dir": final_index, "new": True, "search": search}
+    result = {"version": version, "model_dir": final_model, "index_dir": final_index, "new": True, "search": search}
+    if final_reranker:
+        result["reranker_dir"] = final_reranker
+    return result
+
+
+def _kept_reranker(artifact):
+    """What `push` needs of a RerankerTrainer output whose cross-encoder was kept; None when it was not."""
+    if artifact.get_int_custom_property("kept") != 1:
+        return None
+    with open(os.path.join(artifact.uri, "reranker.json"), encoding="utf-8") as f:
+        record = json.load(f)
+    check = record.get("check", {})
+    return {"export": serving_dir(artifact), "model_name": artifact.get_string_custom_property("served_name"),
+            "k": int(record["rerank_k"]), "weight": float(record["weight"]), "chosen_on": "validation",
+            "metric": check.get("metric"), "validation": {"search": check.get("retrieval"), "cascade": check.get("reranked")}}
 
 
 class Executor(base_executor.BaseExecutor):
@@ -131,9 +173,11 @@ class Executor(base_executor.BaseExecutor):
         if not is_blessed(blessing):
             record_unblessed(blessing, pushed, "pushed", 0)
             return
+        rerankers = input_dict.get("reranker") or []
+        reranker = _kept_reranker(rerankers[0]) if rerankers else None
         with reported_as(COMPONENT):
             result = push(model.uri, serving_dir(model), os.path.join(index.uri, INDEX_FOLDER), exec_properties["serving_dir"],
-                          exec_properties["model_name"])
+                          exec_properties["model_name"], reranker=reranker)
         pushed.set_int_custom_property("pushed", 1)
         pushed.set_string_custom_property("pushed_destination", result["model_dir"])
         pushed.set_int_custom_property("pushed_version", result["version"])
@@ -141,6 +185,8 @@ class Executor(base_executor.BaseExecutor):
         pushed.set_int_custom_property("new_version", int(result["new"]))
         if result.get("search"):
             pushed.set_string_custom_property("search", json.dumps(result["search"]))
+        if result.get("reranker_dir"):
+            pushed.set_string_custom_property("reranker_destination", result["reranker_dir"])
         write_json_atomic(os.path.join(pushed.uri, "push.json"), result)
 
 
@@ -153,18 +199,20 @@ class ServingPusherSpec(ComponentSpec):
         "model": ChannelParameter(type=standard_artifacts.Model),
         "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
         "index": ChannelParameter(type=RetrievalIndexArtifact),
+        "reranker": ChannelParameter(type=standard_artifacts.Model, optional=True),
     }
     OUTPUTS = {"pushed_model": ChannelParameter(type=standard_artifacts.PushedModel)}
 
 
 class ServingPusher(base_component.BaseComponent):
-    """Pushes a blessed model and its index to `serving_dir` (see the module docstring)."""
+    """Pushes a blessed model and its index to `serving_dir`, and the RerankerTrainer's cross-encoder when it was kept
+    (see the module docstring)."""
 
     SPEC_CLASS = ServingPusherSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, model, blessing, index, *, serving_dir, model_name="dual_encoder"):
+    def __init__(self, model, blessing, index, reranker=None, *, serving_dir, model_name="dual_encoder"):
         super().__init__(spec=ServingPusherSpec(
-            model=model, blessing=blessing, index=index, serving_dir=serving_dir, model_name=model_name,
+            model=model, blessing=blessing, index=index, reranker=reranker, serving_dir=serving_dir, model_name=model_name,
             pushed_model=Channel(type=standard_artifacts.PushedModel),
         ))

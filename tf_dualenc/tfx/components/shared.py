@@ -11,11 +11,13 @@ import os
 from tf_dualenc.tfx.components.component_error import ComponentError
 
 INDEX_FOLDER = "index"  # the index folder inside a RetrievalIndexArtifact
+SERVING_FOLDER = "Format-Serving"  # the SavedModel inside a Model artifact (TFX's name)
 
 
 def serving_dir(model_artifact):
-    """The encoder export of a TFX Model artifact (`<uri>/Format-Serving`)."""
-    return os.path.join(model_artifact.uri, "Format-Serving")
+    """The SavedModel of a TFX Model artifact (`<uri>/Format-Serving`): the Trainer's encoder export, or the
+    RerankerTrainer's cross-encoder export."""
+    return os.path.join(model_artifact.uri, SERVING_FOLDER)
 
 
 def is_blessed(blessing):
