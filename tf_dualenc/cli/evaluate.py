@@ -18,10 +18,14 @@ def add_parser(subparsers):
     p.add_argument("--batch-size", type=int, default=64, help="texts per forward pass when encoding (default: %(default)s)")
     p.add_argument("--query-length", type=int, default=None, help="query token budget (default: the model's)")
     p.add_argument("--document-length", type=int, default=None, help="document token budget (default: the model's)")
-    p.add_argument("--ignore-identical-ids", action="store_true", help="BEIR's option: drop hits whose id equals the query id")
+    p.add_argument("--ignore-identical-ids", action="store_true", default=None,
+                   help="BEIR's rule: drop hits whose id equals the query id, in every run scored (test, validation, BM25, hybrid, "
+                        "re-ranked) (default: the data folder's beir.json, else off)")
     p.add_argument("--search", choices=["exact", "brute_force"], default="exact",
                    help="exact: chunked matmul, any corpus size; brute_force: tfrs BruteForce, corpus in memory (default: %(default)s)")
-    p.add_argument("--lenient", action="store_true", help="skip and count bad records instead of failing")
+    p.add_argument("--lenient", action="store_true", default=None,
+                   help="skip and count bad records instead of failing, in the evaluated split and the validation split "
+                        "(default: the data folder's beir.json, else off)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="what the dense model computes in: bfloat16 runs its layers in bfloat16 (variables, embeddings and "
                         "scores stay float32); recorded in report.json (default: %(default)s)")
@@ -46,6 +50,13 @@ def add_parser(subparsers):
     p.set_defaults(func=run)
 
 
+def data_rules(args, folder):
+    """The evaluation rules for `folder` (`tf_dualenc.data.evaluation_rules`): its beir.json, under the flags given."""
+    from tf_dualenc.data.evaluation_rules import resolve_rules
+
+    return resolve_rules(folder, ignore_identical_ids=args.ignore_identical_ids, lenient=args.lenient)
+
+
 def run(args):
     from tf_dualenc.data import load_beir
     from tf_dualenc.evaluation import evaluate_retrieval, parse_measure
@@ -53,6 +64,8 @@ def run(args):
     measures = tuple(m.strip() for m in args.measures.split(","))
     for m in measures:
         parse_measure(m)  # fail on a typo before loading anything heavy
+    rules = data_rules(args, args.data)
+    args.ignore_identical_ids, args.lenient = rules.ignore_identical_ids, rules.lenient
     dataset = load_beir(args.data, args.split, lenient=args.lenient)
     if dataset.skipped:
         print(f"lenient mode skipped {sum(dataset.skipped.values())} records: {dict(dataset.skipped)}")
@@ -83,8 +96,10 @@ def run(args):
         search=args.search,
         model_description=args.model,
         progress=not args.quiet,
+        rules=rules.to_dict(),
     )
-    print(f"{args.model} on {args.data} ({args.split}: {report['dataset']['queries']} queries, {report['dataset']['documents']} documents)")
+    print(f"{args.model} on {args.data} ({args.split}: {report['dataset']['queries']} queries, {report['dataset']['documents']} documents)"
+          + (", identical ids ignored" if rules.ignore_identical_ids else ""))
     for name, value in report["metrics"].items():
         print(f"  {name:<12} {value:.4f}")
     if "documents_per_second" in report["timings"]:

@@ -27,9 +27,17 @@ def skip_check(weight):
 
 
 def validation_split(args):
+    """The validation split, read under the same evaluation rules as the evaluated split (`--lenient`: its bad qrels
+    rows are skipped and counted too); its folder's beir.json may add rules of its own."""
+    from tf_dualenc.cli.evaluate import data_rules
     from tf_dualenc.data.validation_split import load_validation
 
-    return load_validation(args.validation_data or args.data, fraction=args.validation_fraction, split=args.validation_split)
+    folder = args.validation_data or args.data
+    validation = load_validation(folder, fraction=args.validation_fraction, split=args.validation_split,
+                                 lenient=data_rules(args, folder).lenient)
+    if validation.skipped:
+        print(f"lenient mode skipped {sum(validation.skipped.values())} records of the validation split: {dict(validation.skipped)}")
+    return validation
 
 
 def run(args, dataset, model, measures):
@@ -48,12 +56,14 @@ def run(args, dataset, model, measures):
         validation = validation_split(args)
         check_disjoint(validation, dataset)
         check = check_reranker(validation, model=model, scorer=scorer, k=args.depth, rerank_k=args.rerank_k,
-                               metric=measures[0], weight=weight, batch_size=args.batch_size, progress=not args.quiet)
+                               metric=measures[0], weight=weight, batch_size=args.batch_size, progress=not args.quiet,
+                               ignore_identical_ids=args.ignore_identical_ids)
         weight = check["weight"]
         print(f"re-ranker check on {check['split']} ({check['queries']} queries): {check['metric']} "
               f"{check['retrieval']:.4f} -> {check['reranked']:.4f} (cross-encoder weight {weight})")
     report = evaluate_reranking(dataset, model=model, scorer=scorer, k=args.depth, rerank_k=args.rerank_k, weight=weight,
                                 measures=measures, batch_size=args.batch_size, output_dir=args.output_dir, progress=not args.quiet,
+                                ignore_identical_ids=args.ignore_identical_ids,
                                 description={"retriever": args.model, "retriever_precision": args.precision, "reranker": args.rerank})
     print(f"{args.model} + re-ranking by {args.rerank} on {args.data} ({args.split}: {report['config']['queries']} queries)")
     print(f"  {'measure':<12} {'retrieval':>10} {'re-ranked':>10}")

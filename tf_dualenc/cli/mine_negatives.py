@@ -25,6 +25,10 @@ def add_parser(subparsers):
     p.add_argument("--query-length", type=int, default=None, help="query token budget (default: the model's)")
     p.add_argument("--document-length", type=int, default=None, help="document token budget (default: the model's)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    p.add_argument("--ignore-identical-ids", action="store_true", default=None,
+                   help="BEIR's rule: a query's own id is never a negative (default: the data folder's beir.json, else off)")
+    p.add_argument("--lenient", action="store_true", default=None,
+                   help="skip and count bad qrels rows instead of failing (default: the data folder's beir.json, else off)")
     add_json(p, "what was mined and written")
     p.set_defaults(func=run)
 
@@ -41,7 +45,10 @@ def run(args):
         raise ValueError("--hybrid mixes denoised and undenoised negatives; give --denoise RERANKER too.")
     if os.path.exists(args.output) and not args.overwrite:
         raise FileExistsError(f"{args.output} exists; pass --overwrite to replace it.")
-    dataset = load_beir(args.data, args.split)
+    from tf_dualenc.data.evaluation_rules import resolve_rules
+
+    rules = resolve_rules(args.data, ignore_identical_ids=args.ignore_identical_ids, lenient=args.lenient)
+    dataset = load_beir(args.data, args.split, lenient=rules.lenient)
     queries = None
     if args.max_queries:
         import numpy as np
@@ -53,7 +60,8 @@ def run(args):
     scorer = load_reranker(args.denoise) if args.denoise else None
     lists, stats = mine_candidate_lists(dataset, retriever=args.retriever, model=model, depth=args.depth, skip_top=args.skip_top,
                                         negatives_per_query=args.negatives, scorer=scorer, threshold=args.threshold,
-                                        hybrid=args.hybrid, queries=queries, progress=not args.quiet)
+                                        hybrid=args.hybrid, queries=queries, progress=not args.quiet,
+                                        ignore_identical_ids=rules.ignore_identical_ids)
     if not lists:
         raise ValueError(f"no training lists: none of the {stats['queries']} queries of {args.data} ({args.split}) kept a negative.")
     write_candidate_lists(lists, args.output)

@@ -11,8 +11,16 @@ from tf_dualenc.precision import model_precision
 from tf_dualenc.threads import available_cpus, tensorflow_threads
 
 
-def _drop_identical(run):
-    return {qid: {d: s for d, s in docs.items() if d != qid} for qid, docs in run.items()}
+def drop_identical(run, k=None):
+    """BEIR's `ignore_identical_ids`: each query's run without the hit whose document id is the query id, cut to its
+    best `k` (runs are fetched one deeper so that k remain). The one place every run under that rule goes through."""
+    from tf_dualenc.evaluation.trec_metrics import rank
+
+    kept = {}
+    for qid, docs in run.items():
+        order = [d for d in rank(docs) if d != qid]
+        kept[qid] = {d: docs[d] for d in (order if k is None else order[:k])}
+    return kept
 
 
 def dense_run(model, dataset, *, k=100, batch_size=64, ignore_identical_ids=False, title_separator=" ", search="exact",
@@ -51,7 +59,7 @@ def dense_run(model, dataset, *, k=100, batch_size=64, ignore_identical_ids=Fals
         for qid, row_idx, row_scores in zip(query_ids, indices, scores)
     }
     if ignore_identical_ids:
-        run = _drop_identical(run)
+        run = drop_identical(run, k)
     return run, timings
 
 
@@ -69,6 +77,7 @@ def evaluate_retrieval(
     title_separator=" ",
     search="exact",
     progress=False,
+    rules=None,
 ):
     """Runs one retriever on a `BeirDataset` split and scores it.
 
@@ -83,14 +92,15 @@ def evaluate_retrieval(
         model_description: what to record as the model in the report.
         search: "exact" or "brute_force" (see `dense_run`).
         progress: progress lines on stderr while a dense model encodes (see `dense_run`).
+        rules: the data set's evaluation rules (`EvaluationRules.to_dict()`), recorded in the report as "rules".
 
     Returns:
-        The report dict (metrics, dataset, model, config, timings, truncation, machine).
+        The report dict (metrics, dataset, model, config, timings, truncation, machine[, rules]).
     """
     _check_evaluation_request(method, model, k, measures, search)
     start = time.perf_counter()
     if method == "bm25":
-        run, timings = _bm25_run(dataset, k=k, ignore_identical_ids=ignore_identical_ids, title_separator=title_separator), {}
+        run, timings = bm25_dataset_run(dataset, k=k, ignore_identical_ids=ignore_identical_ids, title_separator=title_separator), {}
     else:
         run, timings = dense_run(
             model, dataset, k=k, batch_size=batch_size, ignore_identical_ids=ignore_identical_ids, title_separator=title_separator,
@@ -117,6 +127,8 @@ def evaluate_retrieval(
         "truncation": truncation,
         "machine": _machine_summary(),
     }
+    if rules is not None:
+        report["rules"] = dict(rules)
     if output_dir is not None:
         os.makedirs(output_dir, exist_ok=True)
         write_trec_run(os.path.join(output_dir, "run.trec"), run, tag=method)
@@ -137,7 +149,9 @@ def _check_evaluation_request(method, model, k, measures, search):
         raise ValueError("method='dense' needs a `model`.")
 
 
-def _bm25_run(dataset, *, k, ignore_identical_ids, title_separator):
+def bm25_dataset_run(dataset, *, k, ignore_identical_ids=False, title_separator=" "):
+    """BM25 over a `BeirDataset` split's corpus for its queries: {qid: {doc: score}} (`ignore_identical_ids` as
+    `dense_run`)."""
     from tf_dualenc.evaluation.bm25_baseline import bm25_run
 
     doc_ids = list(dataset.corpus)
@@ -149,7 +163,7 @@ def _bm25_run(dataset, *, k, ignore_identical_ids, title_separator):
         # One extra hit per query so dropping the query's own id still leaves k.
         k=k + int(ignore_identical_ids),
     )
-    return _drop_identical(run) if ignore_identical_ids else run
+    return drop_identical(run, k) if ignore_identical_ids else run
 
 
 def _dataset_summary(dataset):

@@ -90,11 +90,12 @@ def fuse_runs(dense, lexical, fusion, *, weight=None, depth=None):
     return interpolate_runs(dense, lexical, weight, depth=depth)
 
 
-def dense_runs(model, splits, *, k=100, batch_size=64, title_separator=" ", on_documents=None, progress=False):
+def dense_runs(model, splits, *, k=100, batch_size=64, title_separator=" ", on_documents=None, progress=False,
+               ignore_identical_ids=False):
     """Dense runs for several `BeirDataset` splits, encoding each distinct corpus once (a validation split carved
     from SciFact's training queries shares the test split's corpus). Query ids must be unique across splits that
     share a corpus. `on_documents(split names, documents, embeddings)` is called once per distinct corpus (see
-    `dense_run`; `progress` too). Returns ({split name: run}, timings)."""
+    `dense_run`; `progress` and `ignore_identical_ids` too). Returns ({split name: run}, timings)."""
     import dataclasses
 
     from tf_dualenc.evaluation.evaluate import dense_run
@@ -119,24 +120,24 @@ def dense_runs(model, splits, *, k=100, batch_size=64, title_separator=" ", on_d
         merged = dataclasses.replace(splits[names[0]], queries=queries, qrels={q: {} for q in queries})
         keep = None if on_documents is None else (lambda documents, embeddings, names=names: on_documents(names, documents, embeddings))
         run, timing = dense_run(model, merged, k=k, batch_size=batch_size, title_separator=title_separator, on_documents=keep,
-                                progress=progress)
+                                progress=progress, ignore_identical_ids=ignore_identical_ids)
         for name in names:
             runs[name] = {q: run[q] for q in splits[name].queries}
         timings[",".join(names)] = {key: round(value, 3) for key, value in timing.items()}
     return runs, timings
 
 
-def lexical_run(split, *, k=100, title_separator=" "):
-    """BM25 over `split`'s corpus for its queries (the lexical side of a hybrid)."""
-    from tf_dualenc.evaluation.bm25_baseline import bm25_run
+def lexical_run(split, *, k=100, title_separator=" ", ignore_identical_ids=False):
+    """BM25 over `split`'s corpus for its queries (the lexical side of a hybrid); `ignore_identical_ids` as
+    `dense_run`."""
+    from tf_dualenc.evaluation.evaluate import bm25_dataset_run
 
-    doc_ids = list(split.corpus)
-    return bm25_run(doc_ids, [split.document_text(d, title_separator) for d in doc_ids], list(split.queries),
-                    list(split.queries.values()), k=k)
+    return bm25_dataset_run(split, k=k, ignore_identical_ids=ignore_identical_ids, title_separator=title_separator)
 
 
 def evaluate_hybrid(dataset, *, model, fusion, validation=None, weight=None, k=100, measures=None, batch_size=64,
-                    title_separator=" ", scorer=None, rerank_k=20, rerank_weight=1.0, rerank_check=True, progress=False):
+                    title_separator=" ", scorer=None, rerank_k=20, rerank_weight=1.0, rerank_check=True, progress=False,
+                    ignore_identical_ids=False):
     """Scores dense, BM25 and their fusion on `dataset` — and, with a cross-encoder `scorer`, the full cascade: the
     fused run's top `rerank_k` re-ranked (`tf_dualenc.evaluation.rerank_evaluation.combine_reranking`).
 
@@ -144,6 +145,8 @@ def evaluate_hybrid(dataset, *, model, fusion, validation=None, weight=None, k=1
     the interpolation weight when `weight` is None, the re-ranker's share when `rerank_weight="auto"`, and, with
     `rerank_check`, the refusal (`RerankerRegression`) of a re-ranker that lowers the first measure on validation.
     `progress`: progress lines on stderr while corpora and queries are encoded (`tf_dualenc.progress`).
+    `ignore_identical_ids`: BEIR's rule, applied to the dense and BM25 runs of every split (so to the fusion, the
+    weights chosen on validation and the cascade too).
 
     Returns a report: {"metrics": of the final run, "components": {"dense", "bm25"[, "hybrid"]}, "hybrid": {fusion,
     weight, chosen_on, validation_curve}, ["rerank": {k, weight, validation}], "run": the final run, "timings"}.
@@ -164,8 +167,10 @@ def evaluate_hybrid(dataset, *, model, fusion, validation=None, weight=None, k=1
 
         check_disjoint(validation, dataset)
     splits = {"evaluated": dataset, **({"validation": validation} if needs_validation else {})}
-    dense, timings = dense_runs(model, splits, k=k, batch_size=batch_size, title_separator=title_separator, progress=progress)
-    lexical = {name: lexical_run(split, k=k, title_separator=title_separator) for name, split in splits.items()}
+    dense, timings = dense_runs(model, splits, k=k, batch_size=batch_size, title_separator=title_separator, progress=progress,
+                                ignore_identical_ids=ignore_identical_ids)
+    lexical = {name: lexical_run(split, k=k, title_separator=title_separator, ignore_identical_ids=ignore_identical_ids)
+               for name, split in splits.items()}
     hybrid = {"fusion": fusion, "weight": weight, "chosen_on": None, "validation_curve": None}
     if fusion == "interpolate" and weight is None:
         hybrid["weight"], hybrid["validation_curve"] = choose_interpolation_weight(validation.qrels, dense["validation"], lexical["validation"])

@@ -86,7 +86,7 @@ def choose_rerank_weight(qrels, run, cross_scores, metric="NDCG@10", weights=RER
 
 
 def evaluate_reranking(dataset, *, model, scorer, k=100, rerank_k=100, measures=DEFAULT_MEASURES, batch_size=64, title_separator=" ",
-                       output_dir=None, description=None, max_queries=None, weight=1.0, progress=False):
+                       output_dir=None, description=None, max_queries=None, weight=1.0, progress=False, ignore_identical_ids=False):
     """Dual-encoder retrieval then cross-encoder re-ranking on a `BeirDataset` split.
 
     Args:
@@ -96,6 +96,7 @@ def evaluate_reranking(dataset, *, model, scorer, k=100, rerank_k=100, measures=
         weight: the cross-encoder's share of the final score (`combine_reranking`; 1 = the cross-encoder alone).
         max_queries: evaluate the first N queries only (re-ranking costs one forward pass per pair).
         progress: progress lines on stderr while the corpus and queries are encoded (`tf_dualenc.progress`).
+        ignore_identical_ids: BEIR's rule (`dense_run`), so both runs are scored under it.
 
     Returns:
         {"retrieval": metrics, "reranked": metrics, "latency_ms_per_query": {"retrieval", "rerank"}, ...}; with
@@ -109,7 +110,8 @@ def evaluate_reranking(dataset, *, model, scorer, k=100, rerank_k=100, measures=
         kept = list(dataset.queries)[:max_queries]
         dataset = dataclasses.replace(dataset, queries={q: dataset.queries[q] for q in kept},
                                       qrels={q: dataset.qrels[q] for q in kept if q in dataset.qrels})
-    run, timings = dense_run(model, dataset, k=k, batch_size=batch_size, title_separator=title_separator, progress=progress)
+    run, timings = dense_run(model, dataset, k=k, batch_size=batch_size, title_separator=title_separator, progress=progress,
+                             ignore_identical_ids=ignore_identical_ids)
     queries = len(dataset.queries)
     start = time.perf_counter()
     reranked = rerank_run(run, dataset.queries, lambda d: dataset.document_text(d, title_separator), scorer, rerank_k, weight=weight)
@@ -122,7 +124,8 @@ def evaluate_reranking(dataset, *, model, scorer, k=100, rerank_k=100, measures=
             "retrieval": round(1000 * (timings["encode_queries_seconds"] + timings["search_seconds"]) / queries, 3),
             "rerank": round(1000 * rerank_seconds / queries, 3),
         },
-        "config": {"k": k, "rerank_k": rerank_k, "weight": weight, "queries": queries, "documents": len(dataset.corpus), "measures": list(measures)},
+        "config": {"k": k, "rerank_k": rerank_k, "weight": weight, "queries": queries, "documents": len(dataset.corpus), "measures": list(measures),
+                   "ignore_identical_ids": ignore_identical_ids},
         "model": description,
         "dataset": {"path": os.path.abspath(dataset.path), "split": dataset.split},
     }
@@ -139,7 +142,7 @@ class RerankerRegression(ValueError):
 
 
 def check_reranker(validation, *, model, scorer, k=100, rerank_k=100, metric="NDCG@10", weight=1.0, max_queries=200, batch_size=64,
-                   title_separator=" ", progress=False):
+                   title_separator=" ", progress=False, ignore_identical_ids=False):
     """Re-ranks `model`'s run on a validation split and refuses a re-ranker that makes it worse.
 
     Re-ranking can hurt: an under-trained cross-encoder lowered SciFact NDCG@10 from 0.67 to 0.46 here. This is the
@@ -165,7 +168,8 @@ def check_reranker(validation, *, model, scorer, k=100, rerank_k=100, metric="ND
     kept = list(validation.queries)[:max_queries]
     validation = dataclasses.replace(validation, queries={q: validation.queries[q] for q in kept},
                                      qrels={q: validation.qrels[q] for q in kept if q in validation.qrels})
-    run, _ = dense_run(model, validation, k=k, batch_size=batch_size, title_separator=title_separator, progress=progress)
+    run, _ = dense_run(model, validation, k=k, batch_size=batch_size, title_separator=title_separator, progress=progress,
+                       ignore_identical_ids=ignore_identical_ids)
     cross = cross_encoder_scores(run, validation.queries, lambda d: validation.document_text(d, title_separator), scorer, rerank_k)
     return check_reranked_run(validation.qrels, run, cross, metric=metric, weight=weight, split=validation.split)
 

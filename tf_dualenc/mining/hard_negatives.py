@@ -11,7 +11,7 @@ MINERS = ("bm25", "dense")
 
 
 def mine_hard_negatives(dataset, *, retriever="bm25", model=None, depth=100, skip_top=0, title_separator=" ", batch_size=64,
-                        queries=None, progress=False, on_documents=None):
+                        queries=None, progress=False, on_documents=None, ignore_identical_ids=False):
     """Top-ranked non-positive documents per query.
 
     Args:
@@ -23,6 +23,8 @@ def mine_hard_negatives(dataset, *, retriever="bm25", model=None, depth=100, ski
         progress: dense: progress lines on stderr while the queries and the corpus are encoded (`tf_dualenc.progress`).
         on_documents: dense: called with ([(id, text)], [N, D] embeddings) once the corpus is encoded, so a caller
             can keep the vectors (the pipeline's evaluator scores the starting model with them).
+        ignore_identical_ids: the data's BEIR rule (`tf_dualenc.data.evaluation_rules`): a query's own id is excluded
+            like a positive (on sets whose queries are also documents, it would be the hardest "negative").
 
     Returns:
         {query id: [(document id, text), ...]} in rank order.
@@ -32,6 +34,8 @@ def mine_hard_negatives(dataset, *, retriever="bm25", model=None, depth=100, ski
     if retriever == "dense" and model is None:
         raise ValueError("retriever='dense' needs a `model` (a DualEncoder or an ExportedDualEncoder).")
     positives = {q: {d for d, s in docs.items() if s > 0} for q, docs in dataset.qrels.items()}
+    # Excluded, not positive: a query with no positive still gets no list.
+    excluded = {q: found | ({q} if ignore_identical_ids else set()) for q, found in positives.items()}
     query_ids = [q for q in (queries if queries is not None else dataset.qrels) if positives.get(q)]
     doc_ids = list(dataset.corpus)
     texts = [dataset.document_text(d, title_separator) for d in doc_ids]
@@ -52,7 +56,7 @@ def mine_hard_negatives(dataset, *, retriever="bm25", model=None, depth=100, ski
                                  min(depth, len(doc_ids)))
         ranked = {q: [doc_ids[int(i)] for i in row] for q, row in zip(query_ids, indices)}
     text_of = dict(zip(doc_ids, texts))
-    return {q: [(d, text_of[d]) for d in [d for d in ranked[q] if d not in positives[q]][skip_top:]] for q in query_ids}
+    return {q: [(d, text_of[d]) for d in [d for d in ranked[q] if d not in excluded[q]][skip_top:]] for q in query_ids}
 
 
 def denoise_candidates(query, candidates, scorer, threshold=0.9):
@@ -113,7 +117,7 @@ def hybrid_negatives(denoised, undenoised, count, denoised_share=0.5):
 
 
 def mine_candidate_lists(dataset, *, retriever="bm25", model=None, depth=30, skip_top=0, negatives_per_query=8, scorer=None,
-                         threshold=0.9, hybrid=False, queries=None, batch_size=64, progress=False):
+                         threshold=0.9, hybrid=False, queries=None, batch_size=64, progress=False, ignore_identical_ids=False):
     """Training lists for every (query, positive) pair of `dataset`: the positive, then up to `negatives_per_query`
     mined negatives in rank order — RocketQA's recipe end to end.
 
@@ -123,7 +127,8 @@ def mine_candidate_lists(dataset, *, retriever="bm25", model=None, depth=30, ski
        `hybrid_negatives` fills each list from it (half denoised, half undenoised), RocketQAv2's augmentation; from a
        pool of exactly the list's size the mix would just be the undenoised list reordered.
 
-    `progress`: progress lines on stderr while a dense `model` encodes (`mine_hard_negatives`).
+    `progress`: progress lines on stderr while a dense `model` encodes (`mine_hard_negatives`); `ignore_identical_ids`
+    excludes each query's own id from its negatives (`mine_hard_negatives`).
 
     Returns:
         (lists, stats): `CandidateList`s (write them with `write_candidate_lists`) and counts — queries mined,
@@ -134,7 +139,7 @@ def mine_candidate_lists(dataset, *, retriever="bm25", model=None, depth=30, ski
     if hybrid and scorer is None:
         raise ValueError("hybrid=True mixes denoised and undenoised negatives; it needs a `scorer` to denoise with.")
     mined = mine_hard_negatives(dataset, retriever=retriever, model=model, depth=depth, skip_top=skip_top, batch_size=batch_size,
-                                queries=queries, progress=progress)
+                                queries=queries, progress=progress, ignore_identical_ids=ignore_identical_ids)
     stats = {"queries": len(mined), "negatives_mined": 0, "dropped_by_denoising": 0, "queries_without_negatives": 0}
     negatives = {}
     pool = 2 * negatives_per_query if hybrid else negatives_per_query

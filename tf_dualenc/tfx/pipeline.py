@@ -38,7 +38,7 @@ def create_pipeline(config, *, metadata_connection_config=None, beam_pipeline_ar
         data=config.data, eval_data=config.eval_data, data_format=config.data_format, split=config.split,
         eval_split=config.eval_split, validation_data=config.validation_data or config.data,
         validation_fraction=config.validation_fraction, title_separator=config.title_separator, lenient=config.lenient,
-        num_shards=config.num_shards, input_fingerprint=input_fingerprint,
+        num_shards=config.num_shards, input_fingerprint=input_fingerprint, ignore_identical_ids=config.ignore_identical_ids,
     )
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,

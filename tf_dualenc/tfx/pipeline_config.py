@@ -35,6 +35,9 @@ class PipelineConfig:
     checkout's `../shared/data` and in the download cache, else downloaded from BEIR's public address)
     or `data` (a BEIR folder or pair files); `split` is the training split, `eval_data` / `eval_split` the evaluation
     split (default: the same BEIR folder, split "test"): it is reported, never used to decide anything.
+    Evaluation rules (`tf_dualenc.data.evaluation_rules`; a data folder's beir.json can turn them on too):
+    `ignore_identical_ids` (BEIR's rule: runs drop the query's own id; mining never returns it), `lenient` (bad
+    records skipped and counted on every split), `title_separator`; ingest writes them into every split it writes.
     Validation (what blessing is decided on): `validation_data` (default: `data` when it is a BEIR folder) — its `dev`
     split when it has one, else `validation_fraction` of its `split` queries, held out of training.
     Training: `train` (TrainConfig keys; `recipe: NAME` puts a shipped recipe, `tf_dualenc.recipes`, beneath them),
@@ -65,6 +68,7 @@ class PipelineConfig:
     bless_against: typing.List[str] = dataclasses.field(default_factory=lambda: ["starting_model", "bm25"])
     title_separator: str = " "
     lenient: bool = False
+    ignore_identical_ids: bool = False
     num_shards: int = 1
     train: dict = dataclasses.field(default_factory=dict)
     train_steps: int = 0
@@ -207,7 +211,7 @@ class PipelineConfig:
                 errors.append(f"{name}={value!r} (must be an integer >= {low})")
         if not isinstance(self.threshold, (int, float)) or isinstance(self.threshold, bool) or not 0.0 <= self.threshold <= 1.0:
             errors.append(f"threshold={self.threshold!r} (must be a number in [0, 1])")
-        for name in ("lenient", "stock_compatible", "enable_cache"):
+        for name in ("lenient", "ignore_identical_ids", "stock_compatible", "enable_cache"):
             if not isinstance(getattr(self, name), bool):
                 errors.append(f"{name}={getattr(self, name)!r} (must be true or false)")
         if not isinstance(self.train, dict):

@@ -13,7 +13,7 @@ import os
 
 from tf_dualenc.mining import MINERS, build_candidate_lists, mine_hard_negatives, read_candidate_lists, write_candidate_lists
 
-_KEY_FIELDS = ("data", "split", "title_separator", "lenient", "validation_fraction", "hard_negatives", "hard_negatives_depth",
+_KEY_FIELDS = ("data", "split", "title_separator", "lenient", "ignore_identical_ids", "validation_fraction", "hard_negatives", "hard_negatives_depth",
                "hard_negatives_skip_top", "num_negatives", "model", "preset", "size", "vocabulary", "architecture",
                "embedding_dim", "query_length", "document_length")
 
@@ -80,7 +80,7 @@ def _mine(config, model, load_training_split, progress=False, on_documents=None)
     mined = mine_hard_negatives(dataset, retriever=config.hard_negatives, model=model, title_separator=config.title_separator,
                                 depth=config.hard_negatives_skip_top + config.hard_negatives_depth + positives,
                                 skip_top=config.hard_negatives_skip_top, progress=progress, on_documents=on_documents,
-                                batch_size=config.encode_batch_size)
+                                batch_size=config.encode_batch_size, ignore_identical_ids=config.ignore_identical_ids)
     mined = {q: candidates[: config.hard_negatives_depth] for q, candidates in mined.items()}
     pairs = list(dataset.training_pairs(config.title_separator))
     # Seed 0, not the run's seed: the mined set is one per configuration, shared by every seed of an experiment.

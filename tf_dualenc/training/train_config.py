@@ -39,7 +39,10 @@ class TrainConfig:
         num_negatives: hard negatives per pair taken from pair files (each record needs at least this many).
         split: BEIR qrels split to train on.
         title_separator: joins a BEIR document's title and text.
-        lenient: skip and count bad records instead of failing.
+        lenient: skip and count bad records instead of failing (the validation split's too).
+        ignore_identical_ids: BEIR's rule for sets whose queries are also documents: the validation runs drop the
+            hit whose id is the query id, and mining never returns it as a negative. A BEIR folder's `beir.json` can
+            turn this and `lenient` on (`tf_dualenc.data.evaluation_rules`); summary.json records the rules used.
         validation_fraction: share of the BEIR split's queries held out as the validation split (a seeded hash of
             the query id, see `tf_dualenc.data.validation_split`; a folder's `dev` split is used instead when it has
             one). Their pairs are not trained on; checkpoints are chosen on them. 0 = no validation split.
@@ -110,6 +113,7 @@ class TrainConfig:
     split: str = "train"
     title_separator: str = " "
     lenient: bool = False
+    ignore_identical_ids: bool = False
     validation_fraction: float = 0.0
     validation_every: int = 0
     validation_metric: str = "NDCG@10"

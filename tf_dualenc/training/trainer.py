@@ -263,8 +263,19 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True, on_mi
         raise
 
 
+def with_data_rules(config):
+    """`config` under its data's evaluation rules: a BEIR folder's `beir.json` can turn `ignore_identical_ids` and
+    `lenient` on (`tf_dualenc.data.evaluation_rules`); a rule the config turns on stays on."""
+    if not os.path.isdir(config.data or ""):
+        return config
+    from tf_dualenc.data.evaluation_rules import resolve_rules
+
+    rules = resolve_rules(config.data, ignore_identical_ids=config.ignore_identical_ids or None, lenient=config.lenient or None)
+    return dataclasses.replace(config, ignore_identical_ids=rules.ignore_identical_ids, lenient=rules.lenient)
+
+
 def _train(config, *, stop_after_steps, print_fn, progress, steps_run, on_mined_documents=None):
-    config.validate()
+    config = with_data_rules(config.validate())
     import keras
     import numpy as np
     import tensorflow as tf
@@ -457,6 +468,8 @@ def _summary(config, pairs, done, start_step, losses, accuracies, seconds, first
         "checkpoint": checkpoint,
         "strategy": config.strategy,
         "replicas": replicas,
+        "rules": {"ignore_identical_ids": config.ignore_identical_ids, "lenient": config.lenient,
+                  "title_separator": config.title_separator},
     }
     if validation is not None:
         summary["validation"] = validation.summary()
@@ -513,5 +526,5 @@ def _validation_tracker(config, previous_summary):
 
     dataset = load_validation(config.data, fraction=config.validation_fraction, split=config.split, lenient=config.lenient)
     return ValidationTracker(dataset, config.output_dir, metric=config.validation_metric, title_separator=config.title_separator,
-                             batch_size=config.encode_batch_size,
+                             batch_size=config.encode_batch_size, ignore_identical_ids=config.ignore_identical_ids,
                              previous=(previous_summary or {}).get("validation"))

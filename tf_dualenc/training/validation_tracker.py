@@ -15,11 +15,14 @@ class ValidationTracker:
         metric: the measure that decides "best" (higher is better), e.g. "NDCG@10".
         measures: everything recorded at each evaluation (must include `metric`).
         title_separator: joins a document's title and text, as in training.
+        ignore_identical_ids: BEIR's rule (`tf_dualenc.data.evaluation_rules`): runs drop the query's own id, as
+            `evaluate` does under the same rule.
     """
 
     def __init__(self, dataset, output_dir, metric="NDCG@10", measures=("NDCG@10", "MRR@10", "P@1", "Recall@100"),
-                 title_separator=" ", previous=None, batch_size=64):
+                 title_separator=" ", previous=None, batch_size=64, ignore_identical_ids=False):
         self.dataset = dataset
+        self.ignore_identical_ids = ignore_identical_ids
         self.batch_size = batch_size
         self.output_dir = output_dir
         self.metric = metric
@@ -49,7 +52,7 @@ class ValidationTracker:
         from tf_dualenc.evaluation import evaluate_retrieval
 
         report = evaluate_retrieval(self.dataset, model=model, measures=self.measures, title_separator=self.title_separator,
-                                    batch_size=self.batch_size)
+                                    batch_size=self.batch_size, ignore_identical_ids=self.ignore_identical_ids)
         metrics = report["metrics"]
         self.history.append({"step": int(step), **metrics})
         if self.best_value is None or metrics[self.metric] > self.best_value:

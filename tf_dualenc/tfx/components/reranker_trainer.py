@@ -36,14 +36,15 @@ def is_kept(reranker_artifact):
     return reranker_artifact.get_int_custom_property("kept") == 1
 
 
-def mine_lists(dataset, section, model=None, progress=False):
-    """Fixed-size candidate lists for `dataset`'s training pairs: each query's negatives mined as `section` says, then
-    `list_size` − 1 of them drawn with `section.seed` (`build_candidate_lists`). Returns (lists, stats)."""
+def mine_lists(dataset, section, model=None, progress=False, ignore_identical_ids=False):
+    """Fixed-size candidate lists for `dataset`'s training pairs: each query's negatives mined as `section` says (a
+    query's own id excluded under `ignore_identical_ids`), then `list_size` − 1 of them drawn with `section.seed`
+    (`build_candidate_lists`). Returns (lists, stats)."""
     from tf_dualenc.mining.candidate_lists import build_candidate_lists
     from tf_dualenc.mining.hard_negatives import mine_hard_negatives
 
     negatives = mine_hard_negatives(dataset, retriever=section.negatives, model=model, depth=section.depth,
-                                    skip_top=section.skip_top, progress=progress)
+                                    skip_top=section.skip_top, progress=progress, ignore_identical_ids=ignore_identical_ids)
     lists = build_candidate_lists(dataset.training_pairs(), negatives, section.list_size, seed=section.seed)
     if len(lists) < section.batch_size:
         raise ValueError(f"reranker: {len(lists)} candidate lists of {section.list_size} were mined from the training queries, "
@@ -99,13 +100,16 @@ class Executor(base_executor.BaseExecutor):
             problems = section.errors()
             if problems:
                 raise ValueError("; ".join(problems))
-            training = load_beir(os.path.join(examples.uri, TRAINING_FOLDER), "train")
+            from tf_dualenc.data.evaluation_rules import resolve_rules
+
+            folder = os.path.join(examples.uri, TRAINING_FOLDER)
+            training = load_beir(folder, "train")
             first_stage = None
             if section.negatives == "dense":
                 from tf_dualenc.export import ExportedDualEncoder
 
                 first_stage = ExportedDualEncoder(serving_dir(model))
-            lists, list_stats = mine_lists(training, section, first_stage, progress)
+            lists, list_stats = mine_lists(training, section, first_stage, progress, resolve_rules(folder).ignore_identical_ids)
             import keras
 
             from tf_dualenc.reranking.listwise_training import train_cross_encoder

@@ -131,15 +131,17 @@ def search_run(search, dense, lexical):
     return interpolate_runs(dense, lexical, search["weight"], depth=search["depth"])
 
 
-def _score(model, splits, folder, measures, k, batch_size, title_separator, on_documents=None, runs_out=None):
+def _score(model, splits, folder, measures, k, batch_size, title_separator, on_documents=None, runs_out=None,
+           ignore_identical_ids=False):
     """Each split's metrics with `model`, its run files written to `folder` (and the runs into `runs_out`); the
-    encodings show progress on stderr (`tf_dualenc.progress.components_show_progress`)."""
+    encodings show progress on stderr (`tf_dualenc.progress.components_show_progress`); `ignore_identical_ids`: the
+    data's rule, on every run."""
     from tf_dualenc.evaluation import evaluate_run, write_trec_run
     from tf_dualenc.evaluation.hybrid import dense_runs
     from tf_dualenc.progress import components_show_progress
 
     runs, _ = dense_runs(model, splits, k=k, batch_size=batch_size, title_separator=title_separator, on_documents=on_documents,
-                         progress=components_show_progress())
+                         progress=components_show_progress(), ignore_identical_ids=ignore_identical_ids)
     os.makedirs(folder, exist_ok=True)
     metrics = {}
     for name, run in runs.items():
@@ -191,18 +193,23 @@ class Executor(base_executor.BaseExecutor):
             unknown = sorted(set(bless_against) - set(REFERENCES))
             if unknown:
                 raise ValueError(f"bless_against {unknown} (valid: {list(REFERENCES)})")
+            from tf_dualenc.data.evaluation_rules import resolve_rules
+
+            # The data's rules, as ingest wrote them beside the split (the test split is written under the same ones).
+            rules = resolve_rules(validation_artifact.uri)
+            ignore = rules.ignore_identical_ids
             splits = {"validation": load_beir(validation_artifact.uri, validation_artifact.get_string_custom_property("split"))}
             if test_artifacts:
                 splits["test"] = load_beir(test_artifacts[0].uri, test_artifacts[0].get_string_custom_property("split"))
             encoded, dense = {}, {}
             scores = _score(ExportedDualEncoder(serving_dir(model)), splits, os.path.join(evaluation.uri, "model"), measures, k,
                             batch_size, title_separator, lambda names, *vectors: encoded.update(dict.fromkeys(names, vectors)),
-                            runs_out=dense)
+                            runs_out=dense, ignore_identical_ids=ignore)
             validation = {"validation": splits["validation"]}
             baseline_metrics = None
             if baseline is not None:
                 baseline_metrics = _score(ExportedDualEncoder(serving_dir(baseline)), validation, os.path.join(evaluation.uri, "baseline"),
-                                          measures, k, batch_size, title_separator)["validation"]
+                                          measures, k, batch_size, title_separator, ignore_identical_ids=ignore)["validation"]
             # References, on every split: decided on validation, shown beside the model on test. The starting model
             # is scored for a first blessing only (later ones compare with the last blessed model); BM25 costs little.
             reference_metrics = {}
@@ -211,8 +218,9 @@ class Executor(base_executor.BaseExecutor):
                 starting = _starting_model(json.loads(exec_properties["starting_model"]), model.uri,
                                            [(d, corpus.document_text(d, title_separator)) for d in corpus.corpus])
                 reference_metrics["starting_model"] = _score(starting, splits, os.path.join(evaluation.uri, "starting_model"),
-                                                             measures, k, batch_size, title_separator)
-            lexical = {name: lexical_run(split, k=k, title_separator=title_separator) for name, split in splits.items()}
+                                                             measures, k, batch_size, title_separator, ignore_identical_ids=ignore)
+            lexical = {name: lexical_run(split, k=k, title_separator=title_separator, ignore_identical_ids=ignore)
+                       for name, split in splits.items()}
             reference_metrics["bm25"] = {name: evaluate_run(split.qrels, lexical[name], measures=measures)["aggregate"]
                                          for name, split in splits.items()}
             search = choose_search(splits["validation"].qrels, dense["validation"], lexical["validation"], metric, k,
@@ -230,7 +238,7 @@ class Executor(base_executor.BaseExecutor):
         blessed, reason = blessing_decision(value, threshold, baseline_value, metric, references)
         summary = {
             "metric": metric, "value": value, "threshold": threshold, "blessed": blessed, "reason": reason,
-            "search": search, "searches": searches,
+            "search": search, "searches": searches, "rules": rules.to_dict(),
             "decided_on": {"split": validation_artifact.get_string_custom_property("description") or "validation",
                            "queries": len(splits["validation"].queries)},
             "metrics": scores["validation"], "test_metrics": scores.get("test"),

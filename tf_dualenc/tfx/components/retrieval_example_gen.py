@@ -83,6 +83,16 @@ def _training_records(exec_properties, held_out):
     return pairs, (record for record in records if record.query_id not in held_out)
 
 
+def _rules(exec_properties):
+    """The data's evaluation rules: the config's, and what the data folder's beir.json turns on
+    (`tf_dualenc.data.evaluation_rules`)."""
+    from tf_dualenc.data.evaluation_rules import resolve_rules
+
+    folder = exec_properties["validation_data"] or exec_properties["data"]
+    return resolve_rules(folder, ignore_identical_ids=bool(exec_properties.get("ignore_identical_ids")) or None,
+                         lenient=bool(exec_properties["lenient"]) or None, title_separator=exec_properties["title_separator"])
+
+
 class Executor(base_executor.BaseExecutor):
     """Writes the train split of pairs and the evaluation split; see the module docstring."""
 
@@ -96,6 +106,8 @@ class Executor(base_executor.BaseExecutor):
         eval_dataset = artifact_utils.get_single_instance(output_dict["eval_dataset"])
         validation_artifact = artifact_utils.get_single_instance(output_dict["validation_dataset"])
         with reported_as(COMPONENT):
+            rules = _rules(exec_properties)
+            exec_properties = dict(exec_properties, lenient=int(rules.lenient))
             validation = load_validation(exec_properties["validation_data"], fraction=float(exec_properties["validation_fraction"]),
                                          split=exec_properties["split"], lenient=bool(exec_properties["lenient"]))
             pairs, records = _training_records(exec_properties, set(validation.qrels))
@@ -127,10 +139,18 @@ class Executor(base_executor.BaseExecutor):
         examples.set_string_custom_property("skipped_records", json.dumps(dict(pairs.skipped)))
         examples.set_string_custom_property("training_folder", TRAINING_FOLDER if beir_data else "")
         examples.set_int_custom_property("training_folder_has_validation", int(bool(with_dev)))
+        from tf_dualenc.data.evaluation_rules import write_rules
+
+        if beir_data:
+            write_rules(os.path.join(examples.uri, TRAINING_FOLDER), rules)
         for artifact, split, role in ((eval_dataset, dataset, "test"), (validation_artifact, validation, "validation")):
             # The carved split's name ("train[validation 0.2]") describes it; its qrels file is plainly "validation".
             written = split if role == "test" else dataclasses.replace(split, split="validation")
             write_beir_split(written, artifact.uri)
+            # Every later reader of the split (the Trainer's validation and mining, the evaluator, the re-ranker's
+            # check) takes the data's evaluation rules from the folder itself.
+            write_rules(artifact.uri, rules)
+            artifact.set_int_custom_property("ignore_identical_ids", int(rules.ignore_identical_ids))
             artifact.set_string_custom_property("split", written.split)
             artifact.set_string_custom_property("role", role)
             artifact.set_string_custom_property("description", split.split)
@@ -150,6 +170,7 @@ class RetrievalExampleGenSpec(ComponentSpec):
         "validation_fraction": ExecutionParameter(type=float),
         "title_separator": ExecutionParameter(type=str),
         "lenient": ExecutionParameter(type=int),
+        "ignore_identical_ids": ExecutionParameter(type=int, optional=True),
         "num_shards": ExecutionParameter(type=int),
         # File names, sizes and modification times of the inputs: a changed file re-runs ingest (and what follows)
         # although its path is the same.
@@ -176,17 +197,21 @@ class RetrievalExampleGen(base_component.BaseComponent):
             `validation_fraction` of its `split` queries (`tf_dualenc.data.validation_split`). Every training pair of
             a validation query (matched by query id) is left out of training.
         input_fingerprint: see `tf_dualenc.tfx.pipeline_config.fingerprint_inputs`.
+        lenient, ignore_identical_ids, title_separator: the data's evaluation rules (`tf_dualenc.data.evaluation_rules`;
+            the data folder's beir.json can turn the first two on). They are written as beir.json into every split
+            folder this writes, where the Trainer, the evaluator and the re-ranker's check read them.
     """
 
     SPEC_CLASS = RetrievalExampleGenSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, data, eval_data, *, validation_data=None, validation_fraction=0.2, data_format="auto", split="train",
-                 eval_split="test", title_separator=" ", lenient=False, num_shards=1, input_fingerprint=""):
+                 eval_split="test", title_separator=" ", lenient=False, num_shards=1, input_fingerprint="", ignore_identical_ids=False):
         super().__init__(spec=RetrievalExampleGenSpec(
             data=data, data_format=data_format, split=split, eval_data=eval_data, eval_split=eval_split,
             validation_data=validation_data or data, validation_fraction=float(validation_fraction),
             title_separator=title_separator, lenient=int(lenient), num_shards=num_shards, input_fingerprint=input_fingerprint,
+            ignore_identical_ids=int(ignore_identical_ids),
             examples=Channel(type=standard_artifacts.Examples),
             eval_dataset=Channel(type=RetrievalDataset),
             validation_dataset=Channel(type=RetrievalDataset),
