@@ -377,7 +377,8 @@ def test_two_stage_retriever_reranks_the_first_stage_hits(tmp_path, t5_vocabular
     assert set(report["retrieval"]) == set(report["reranked"]) >= {"NDCG@10", "MRR@10", "P@1"}
     assert report["latency_ms_per_query"]["rerank"] > 0
     saved = json.loads((tmp_path / "eval" / "report.json").read_text())
-    assert saved["config"] == {"k": 20, "rerank_k": 10, "weight": 1.0, "queries": 16, "documents": 64, "measures": saved["config"]["measures"]}
+    assert saved["config"] == {"k": 20, "rerank_k": 10, "weight": 1.0, "queries": 16, "documents": 64, "measures": saved["config"]["measures"],
+                               "ignore_identical_ids": False}
 
     # The same through the command line, with both models exported.
     reranker_export = export_cross_encoder(tiny_cross_encoder, str(tmp_path / "exports"), "reranker").path

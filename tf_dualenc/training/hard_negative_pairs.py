@@ -13,7 +13,7 @@ import os
 
 from tf_dualenc.mining import MINERS, build_candidate_lists, mine_hard_negatives, read_candidate_lists, write_candidate_lists
 
-_KEY_FIELDS = ("data", "split", "title_separator", "lenient", "ignore_identical_ids", "validation_fraction", "hard_negatives", "hard_negatives_depth",
+_KEY_FIELDS = ("data", "split", "title_separator", "lenient", "validation_fraction", "hard_negatives", "hard_negatives_depth",
                "hard_negatives_skip_top", "num_negatives", "model", "preset", "size", "vocabulary", "architecture",
                "embedding_dim", "query_length", "document_length")
 
@@ -26,6 +26,8 @@ def cache_path(config, precision="float32"):
     key = {name: getattr(config, name) for name in _KEY_FIELDS}
     if config.hard_negatives == "dense" and precision != "float32":
         key["precision"] = precision  # float32 keys stay as they were, so existing caches stay valid
+    if config.ignore_identical_ids:
+        key["ignore_identical_ids"] = True  # likewise: keys without the rule stay as they were
     # The data's files as they are now: an edited corpus or qrels file at the same path is mined again.
     key["data_files"] = fingerprint_inputs(config.data)
     if config.hard_negatives == "dense" and not config.preset:
