@@ -86,7 +86,7 @@ def test_hybrid_rows_equal_plain_evaluate_under_the_same_rules(arguments, tmp_pa
         bm25 = _evaluate(capsys, "--model", "bm25", "--output-dir", str(tmp_path / "b"), *common)
         assert hybrid["components"]["dense"] == pytest.approx(dense["metrics"], abs=1e-9)
         assert hybrid["components"]["bm25"] == pytest.approx(bm25["metrics"], abs=1e-9)
-        assert hybrid["rules"] == {"ignore_identical_ids": True, "lenient": True}
+        assert hybrid["rules"] == {"ignore_identical_ids": True, "lenient": True, "title_separator": " "}
         assert dense["rules"]["ignore_identical_ids"] is True
         # The query's own document no longer takes the first place: BM25 ranks the counter-argument first.
         assert bm25["metrics"]["P@1"] > 0.5

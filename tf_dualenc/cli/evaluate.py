@@ -65,7 +65,7 @@ def run(args):
     for m in measures:
         parse_measure(m)  # fail on a typo before loading anything heavy
     rules = data_rules(args, args.data)
-    args.ignore_identical_ids, args.lenient = rules.ignore_identical_ids, rules.lenient
+    args.ignore_identical_ids, args.lenient, args.title_separator = rules.ignore_identical_ids, rules.lenient, rules.title_separator
     dataset = load_beir(args.data, args.split, lenient=args.lenient)
     if dataset.skipped:
         print(f"lenient mode skipped {sum(dataset.skipped.values())} records: {dict(dataset.skipped)}")
@@ -97,6 +97,7 @@ def run(args):
         model_description=args.model,
         progress=not args.quiet,
         rules=rules.to_dict(),
+        title_separator=rules.title_separator,
     )
     print(f"{args.model} on {args.data} ({args.split}: {report['dataset']['queries']} queries, {report['dataset']['documents']} documents)"
           + (", identical ids ignored" if rules.ignore_identical_ids else ""))

@@ -26,10 +26,10 @@ def run(args, dataset, model, measures):
     report = evaluate_hybrid(dataset, model=model, fusion=args.hybrid, validation=validation, weight=args.hybrid_weight, k=args.depth,
                              measures=measures, batch_size=args.batch_size, scorer=scorer, rerank_k=args.rerank_k,
                              rerank_weight=weight, rerank_check=not args.skip_rerank_check, progress=not args.quiet,
-                             ignore_identical_ids=args.ignore_identical_ids)
+                             ignore_identical_ids=args.ignore_identical_ids, title_separator=args.title_separator)
     run = report.pop("run")
     report.update(model=args.model, precision=args.precision, dataset={"path": os.path.abspath(args.data), "split": args.split, "queries": len(dataset.queries)},
-                  rules={"ignore_identical_ids": args.ignore_identical_ids, "lenient": args.lenient})
+                  rules={"ignore_identical_ids": args.ignore_identical_ids, "lenient": args.lenient, "title_separator": args.title_separator})
     os.makedirs(args.output_dir, exist_ok=True)
     write_trec_run(os.path.join(args.output_dir, "run.trec"), run, tag=f"hybrid_{args.hybrid}")
     write_json_atomic(os.path.join(args.output_dir, "report.json"), report)

@@ -57,13 +57,13 @@ def run(args, dataset, model, measures):
         check_disjoint(validation, dataset)
         check = check_reranker(validation, model=model, scorer=scorer, k=args.depth, rerank_k=args.rerank_k,
                                metric=measures[0], weight=weight, batch_size=args.batch_size, progress=not args.quiet,
-                               ignore_identical_ids=args.ignore_identical_ids)
+                               ignore_identical_ids=args.ignore_identical_ids, title_separator=args.title_separator)
         weight = check["weight"]
         print(f"re-ranker check on {check['split']} ({check['queries']} queries): {check['metric']} "
               f"{check['retrieval']:.4f} -> {check['reranked']:.4f} (cross-encoder weight {weight})")
     report = evaluate_reranking(dataset, model=model, scorer=scorer, k=args.depth, rerank_k=args.rerank_k, weight=weight,
                                 measures=measures, batch_size=args.batch_size, output_dir=args.output_dir, progress=not args.quiet,
-                                ignore_identical_ids=args.ignore_identical_ids,
+                                ignore_identical_ids=args.ignore_identical_ids, title_separator=args.title_separator,
                                 description={"retriever": args.model, "retriever_precision": args.precision, "reranker": args.rerank})
     print(f"{args.model} + re-ranking by {args.rerank} on {args.data} ({args.split}: {report['config']['queries']} queries)")
     print(f"  {'measure':<12} {'retrieval':>10} {'re-ranked':>10}")

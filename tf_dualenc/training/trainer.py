@@ -265,13 +265,17 @@ def train(config, *, stop_after_steps=None, print_fn=print, progress=True, on_mi
 
 def with_data_rules(config):
     """`config` under its data's evaluation rules: a BEIR folder's `beir.json` can turn `ignore_identical_ids` and
-    `lenient` on (`tf_dualenc.data.evaluation_rules`); a rule the config turns on stays on."""
+    `lenient` on and set the title separator (`tf_dualenc.data.evaluation_rules`); a rule the config turns on, and a
+    separator other than the default, stay."""
     if not os.path.isdir(config.data or ""):
         return config
     from tf_dualenc.data.evaluation_rules import resolve_rules
 
-    rules = resolve_rules(config.data, ignore_identical_ids=config.ignore_identical_ids or None, lenient=config.lenient or None)
-    return dataclasses.replace(config, ignore_identical_ids=rules.ignore_identical_ids, lenient=rules.lenient)
+    default_separator = TrainConfig().title_separator
+    rules = resolve_rules(config.data, ignore_identical_ids=config.ignore_identical_ids or None, lenient=config.lenient or None,
+                          title_separator=None if config.title_separator == default_separator else config.title_separator)
+    return dataclasses.replace(config, ignore_identical_ids=rules.ignore_identical_ids, lenient=rules.lenient,
+                               title_separator=rules.title_separator)
 
 
 def _train(config, *, stop_after_steps, print_fn, progress, steps_run, on_mined_documents=None):
