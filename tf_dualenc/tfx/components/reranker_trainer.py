@@ -18,6 +18,7 @@ reranker.keras`, `reranker.json` (lists, training, the check, test) and the cust
 import json
 import os
 import shutil
+import sys
 
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import Channel, artifact_utils, standard_artifacts
@@ -127,6 +128,9 @@ class Executor(base_executor.BaseExecutor):
             for name, split in splits.items():
                 run = read_trec_run(os.path.join(evaluation.uri, SEARCH_RUNS, f"run.{name}.trec"))
                 runs[name] = _head_queries(run, section.check_queries) if name == "validation" else run
+                if progress:  # minutes on a real corpus: one cross-encoder pass per (query, candidate) pair
+                    print(f"{COMPONENT}: scoring the top {section.rerank_k} of {len(runs[name])} {name} queries with the "
+                          "cross-encoder", file=sys.stderr, flush=True)
                 cross[name] = cross_encoder_scores(runs[name], split.queries, lambda d, s=split: s.document_text(d, title_separator),
                                                    cross_encoder.score_pairs, section.rerank_k)
             kept, check = cascade_decision(splits["validation"].qrels, runs["validation"], cross["validation"], metric, section.weight)
