@@ -25,12 +25,10 @@ from tfx.types import Channel, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from tf_dualenc.tfx.artifacts import RetrievalDataset, RetrievalEvaluation
-from tf_dualenc.tfx.components.shared import SERVING_FOLDER, is_blessed, record_unblessed, reported_as, serving_dir
+from tf_dualenc.tfx.components.shared import SERVING_FOLDER, is_blessed, record_unblessed, reported_as, search_run_file, serving_dir
 
 COMPONENT = "RerankerTrainer"
 RECORD = "reranker.json"
-# The evaluator's runs of the blessed search (`retrieval_evaluator`: search/run.<split>.trec).
-SEARCH_RUNS = "search"
 
 
 def is_kept(reranker_artifact):
@@ -126,7 +124,7 @@ class Executor(base_executor.BaseExecutor):
             report = {"lists": list_stats, "settings": section.to_dict(), "training": history, "metric": metric, "splits": {}}
             runs, cross = {}, {}
             for name, split in splits.items():
-                run = read_trec_run(os.path.join(evaluation.uri, SEARCH_RUNS, f"run.{name}.trec"))
+                run = read_trec_run(search_run_file(evaluation, name))
                 runs[name] = _head_queries(run, section.check_queries) if name == "validation" else run
                 if progress:  # minutes on a real corpus: one cross-encoder pass per (query, candidate) pair
                     print(f"{COMPONENT}: scoring the top {section.rerank_k} of {len(runs[name])} {name} queries with the "

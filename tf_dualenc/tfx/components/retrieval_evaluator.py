@@ -35,7 +35,7 @@ from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionP
 
 from tf_dualenc.atomic_write import write_json_atomic
 from tf_dualenc.tfx.artifacts import CorpusEmbeddings, RetrievalDataset, RetrievalEvaluation
-from tf_dualenc.tfx.components.shared import reported_as, serving_dir
+from tf_dualenc.tfx.components.shared import reported_as, search_run_file, serving_dir
 
 COMPONENT = "RetrievalEvaluator"
 REFERENCES = ("starting_model", "bm25")
@@ -228,7 +228,7 @@ class Executor(base_executor.BaseExecutor):
             searches = {}
             for name, split in splits.items():
                 run = search_run(search, dense[name], lexical[name])
-                write_trec_run(os.path.join(evaluation.uri, "search", f"run.{name}.trec"), run, tag=f"search-{name}")
+                write_trec_run(search_run_file(evaluation, name), run, tag=f"search-{name}")
                 searches[name] = {"dense": scores[name], "bm25": reference_metrics["bm25"][name],
                                   "search": evaluate_run(split.qrels, run, measures=measures)["aggregate"]}
         value = float(scores["validation"][metric])

@@ -14,6 +14,11 @@ INDEX_FOLDER = "index"  # the index folder inside a RetrievalIndexArtifact
 SERVING_FOLDER = "Format-Serving"  # the SavedModel inside a Model artifact (TFX's name)
 
 
+def search_run_file(evaluation_artifact, split):
+    """The evaluator's run of the blessed search on `split` (TREC format), which the re-ranker's check re-ranks."""
+    return os.path.join(evaluation_artifact.uri, "search", f"run.{split}.trec")
+
+
 def serving_dir(model_artifact):
     """The SavedModel of a TFX Model artifact (`<uri>/Format-Serving`): the Trainer's encoder export, or the
     RerankerTrainer's cross-encoder export."""
